@@ -1,0 +1,1 @@
+"""The gateway: aiohttp app, routes, websocket, pages, middlewares, command line and wiring."""

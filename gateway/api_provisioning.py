@@ -1,0 +1,265 @@
+"""Provisioning (API.md §3): practice settings, team members, clients, contacts, access grants, sign-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import require_participant, require_principal, require_provisioner
+from gateway.keys import CONFIG, CTX
+from gateway.validation import path_int, present, read_json, take
+from inbox import accounts, messaging
+from inbox.errors import Forbidden
+from inbox.models import CLIENT, TEAM, Participant, Practice
+
+routes = web.RouteTableDef()
+
+
+def team_member_json(p: Participant) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "email": p.email,
+        "kind": p.kind,
+        "roles": sorted(p.role_set),
+        "messaging_enabled": p.messaging_enabled,
+        "can_export": p.can_export,
+        "totp_enabled": p.totp_enabled,
+        "away": p.away_enabled,
+    }
+
+
+def client_json(p: Participant) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "email": p.email,
+        "kind": p.kind,
+        "primary_clinician_id": p.primary_clinician_id,
+        "portal_access": p.portal_access,
+        "messaging_enabled": p.messaging_enabled,
+    }
+
+
+def contact_json(p: Participant) -> dict[str, Any]:
+    return {"id": p.id, "name": p.name, "email": p.email, "kind": p.kind, "client_id": p.client_id}
+
+
+# --- sign-in -----------------------------------------------------------------------------------------
+
+
+@routes.post("/api/v1/auth/login")
+async def login(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    data = await read_json(request, {"email", "password", "otp"})
+    email = take(data, "email", str, required=True)
+    password = take(data, "password", str, required=True)
+    otp = take(data, "otp", str, nullable=True)
+    member = await accounts.authenticate(ctx, email, password, otp)
+    token, _ = await accounts.issue_token(ctx, member, "app")
+    return web.json_response({"token": token, "participant": messaging.me_json(member)})
+
+
+@routes.post("/api/v1/auth/logout")
+async def logout(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    if principal.is_api_key:
+        raise Forbidden("participant_required", "The practice API key cannot sign out.")
+    await accounts.revoke_token(request.app[CTX], principal)
+    return web.json_response({"ok": True})
+
+
+# --- practice settings -------------------------------------------------------------------------------
+
+
+_SETTINGS = {
+    "client_messaging_enabled": (bool, False),
+    "team_messaging_enabled": (bool, False),
+    "auto_enable_new_clients": (bool, False),
+    "unread_email_delay_s": (int, False),
+    "name": (str, False),
+}
+
+
+@routes.get("/api/v1/practice/settings")
+async def get_settings(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    practice = await Practice.get(id=principal.practice_id)
+    return web.json_response(accounts.settings_json(practice, request.app[CTX]))
+
+
+@routes.patch("/api/v1/practice/settings")
+async def patch_settings(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(request, set(_SETTINGS))
+    changes = present(data, _SETTINGS)
+    practice = await Practice.get(id=principal.practice_id)
+    ctx = request.app[CTX]
+    await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
+    return web.json_response(accounts.settings_json(practice, ctx))
+
+
+# --- team members ------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/team-members")
+async def list_team(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    if principal.participant is not None and principal.participant.kind != TEAM:
+        raise Forbidden("team_only", "Only team members can list the team.")
+    members = await Participant.filter(practice_id=principal.practice_id, kind=TEAM).order_by("name")
+    return web.json_response({"items": [team_member_json(m) for m in members]})
+
+
+@routes.post("/api/v1/team-members")
+async def create_team_member(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(request, {"name", "email", "roles", "password", "can_export", "messaging_enabled"})
+    member = await accounts.create_team_member(
+        request.app[CTX],
+        principal.practice_id,
+        name=take(data, "name", str, required=True),
+        email=take(data, "email", str, required=True),
+        roles=take(data, "roles", list, required=True, item=str, max_items=6),
+        password=take(data, "password", str, nullable=True),
+        can_export=bool(take(data, "can_export", bool)),
+        messaging_enabled=take(data, "messaging_enabled", bool) is not False,
+    )
+    return web.json_response(team_member_json(member), status=201)
+
+
+_MEMBER_PATCH = {
+    "messaging_enabled": (bool, False),
+    "roles": (list, False),
+    "can_export": (bool, False),
+    "name": (str, False),
+    "password": (str, False),
+}
+
+
+@routes.patch("/api/v1/team-members/{id}")
+async def patch_team_member(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(request, set(_MEMBER_PATCH))
+    changes = present(data, _MEMBER_PATCH)
+    if "roles" in changes:
+        take(data, "roles", list, item=str, max_items=6)
+    member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
+    await accounts.update_team_member(request.app[CTX], member, changes)
+    return web.json_response(team_member_json(member))
+
+
+@routes.post("/api/v1/team-members/{id}/totp")
+async def enrol_totp(request: web.Request) -> web.Response:
+    me = await require_participant(request)
+    member_id = path_int(request, "id")
+    if me.id != member_id or me.kind != TEAM:
+        # Only the person themselves may set up their second factor.
+        await accounts.get_participant(me.practice_id, member_id, kind=TEAM)
+        raise Forbidden("own_account_only", "Only team members themselves can set up their second factor.")
+    practice = await Practice.get(id=me.practice_id)
+    uri = await accounts.start_totp_enrolment(me, issuer=f"securemsg ({practice.name})")
+    return web.json_response({"provisioning_uri": uri})
+
+
+# --- clients, contacts, access -----------------------------------------------------------------------
+
+
+@routes.get("/api/v1/clients")
+async def list_clients(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    if principal.participant is not None and principal.participant.kind != TEAM:
+        raise Forbidden("team_only", "Only team members can list clients.")
+    clients = (
+        await Participant.filter(practice_id=principal.practice_id, kind=CLIENT).order_by("name").limit(1000)
+    )
+    return web.json_response({"items": [client_json(c) for c in clients]})
+
+
+@routes.post("/api/v1/clients")
+async def create_client(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(
+        request, {"name", "email", "primary_clinician_id", "portal_access", "messaging_enabled"}
+    )
+    practice = await Practice.get(id=principal.practice_id)
+    portal = take(data, "portal_access", bool)
+    client = await accounts.create_client(
+        request.app[CTX],
+        practice,
+        name=take(data, "name", str, required=True),
+        email=take(data, "email", str, required=True),
+        primary_clinician_id=take(data, "primary_clinician_id", int, nullable=True),
+        portal_access=True if portal is None else portal,
+        messaging_enabled=take(data, "messaging_enabled", bool),
+    )
+    return web.json_response(client_json(client), status=201)
+
+
+_CLIENT_PATCH = {
+    "messaging_enabled": (bool, False),
+    "primary_clinician_id": (int, True),
+    "portal_access": (bool, False),
+    "name": (str, False),
+    "email": (str, False),
+}
+
+
+@routes.get("/api/v1/clients/{id}")
+async def get_client(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    return web.json_response(client_json(client))
+
+
+@routes.patch("/api/v1/clients/{id}")
+async def patch_client(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(request, set(_CLIENT_PATCH))
+    changes = present(data, _CLIENT_PATCH)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    await accounts.update_client(request.app[CTX], client, changes)
+    return web.json_response(client_json(client))
+
+
+@routes.post("/api/v1/clients/{id}/contacts")
+async def add_contact(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    data = await read_json(request, {"name", "email"})
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    contact = await accounts.add_contact(
+        request.app[CTX],
+        client,
+        name=take(data, "name", str, required=True),
+        email=take(data, "email", str, required=True),
+    )
+    return web.json_response(contact_json(contact), status=201)
+
+
+@routes.get("/api/v1/clients/{id}/contacts")
+async def list_contacts(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    contacts = await Participant.filter(client_id=client.id, kind="contact").order_by("id")
+    return web.json_response({"items": [contact_json(c) for c in contacts]})
+
+
+@routes.put("/api/v1/clients/{id}/access/{member_id}")
+async def grant_access(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
+    created = await accounts.grant_access(request.app[CTX], client, member)
+    return web.json_response(
+        {"client_id": client.id, "team_member_id": member.id, "access": True}, status=201 if created else 200
+    )
+
+
+@routes.delete("/api/v1/clients/{id}/access/{member_id}")
+async def withdraw_access(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
+    await accounts.withdraw_access(client, member)
+    return web.json_response({"client_id": client.id, "team_member_id": member.id, "access": False})

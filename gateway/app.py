@@ -1,0 +1,69 @@
+"""The app factory: every pool and client is created inside `cleanup_ctx` and closed there."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway import api_messaging, api_provisioning, ops, ws
+from gateway.config import Config
+from gateway.keys import CONFIG, CTX, HUB, SERVICES
+from gateway.middleware import errors, security_headers
+from gateway.realtime import Hub, RedisHub
+from gateway.validation import MAX_BODY_BYTES
+from inbox import db
+from inbox.clock import Clock, SystemClock
+from inbox.context import InboxContext
+from inbox.crypto import DataKeyring
+
+log = logging.getLogger(__name__)
+
+
+def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
+    return InboxContext(
+        keyring=DataKeyring(config.data_keys),
+        secret=config.secret_key,
+        clock=clock or SystemClock(),
+        default_unread_delay_s=config.unread_email_delay_s,
+        session_ttl_s=config.session_ttl_s,
+        link_ttl_s=config.link_ttl_s,
+        signin_link_ttl_s=config.signin_link_ttl_s,
+        public_url=config.public_url,
+        app_link_scheme=config.app_link_scheme,
+    )
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    await db.connect(app[CONFIG].database_url)
+    yield
+    await db.disconnect()
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    url = app[CONFIG].redis_url
+    hub: Hub
+    if url:
+        redis_hub = RedisHub(url)
+        await redis_hub.start()
+        hub = redis_hub
+    else:
+        hub = Hub()
+    app[HUB] = hub
+    yield
+    await hub.close()
+
+
+def create_app(
+    config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
+) -> web.Application:
+    app = web.Application(middlewares=[security_headers, errors], client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = config
+    app[CTX] = make_context(config, clock)
+    app[SERVICES] = {}
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_hub)
+    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
+        app.add_routes(table)
+    return app

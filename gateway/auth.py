@@ -1,0 +1,82 @@
+"""Who is calling: a bearer token (API), or the session cookie (pages and the websocket)."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from gateway.keys import CTX
+from inbox.accounts import Principal, require_manager, resolve_token
+from inbox.errors import Forbidden, Unauthenticated
+from inbox.models import Participant
+
+SESSION_COOKIE = "securemsg_session"
+PORTAL_COOKIE = "securemsg_portal"
+_PRINCIPAL = web.RequestKey("principal", Principal | None)
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def principal_or_none(request: web.Request) -> Principal | None:
+    if _PRINCIPAL in request:
+        return request[_PRINCIPAL]
+    ctx = request.app[CTX]
+    principal = None
+    token = bearer_token(request)
+    if token is not None:
+        principal = await resolve_token(ctx, token)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE) or request.cookies.get(PORTAL_COOKIE)
+        if cookie:
+            principal = await resolve_token(ctx, cookie)
+            if principal is not None and request.method in _UNSAFE and request.path.startswith("/api/"):
+                # Cookie-authenticated API writes (from our own pages) must carry the session's CSRF token.
+                sent = request.headers.get("X-CSRF-Token", "")
+                if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
+                    raise Forbidden("csrf_failed", "The request is missing its CSRF token; reload the page.")
+    request[_PRINCIPAL] = principal
+    return principal
+
+
+async def require_principal(request: web.Request) -> Principal:
+    principal = await principal_or_none(request)
+    if principal is None:
+        if bearer_token(request) is not None:
+            raise Unauthenticated("invalid_token", "The token is not valid or has expired.")
+        raise Unauthenticated("unauthenticated", "Sign in first: send Authorization: Bearer <token>.")
+    return principal
+
+
+async def require_participant(request: web.Request) -> Participant:
+    principal = await require_principal(request)
+    if principal.participant is None:
+        raise Forbidden("participant_required", "This call needs a person's token, not the practice API key.")
+    return principal.participant
+
+
+async def require_team_member(request: web.Request) -> Participant:
+    participant = await require_participant(request)
+    if participant.kind != "team":
+        raise Forbidden("team_only", "Only team members can do this.")
+    return participant
+
+
+async def require_provisioner(request: web.Request) -> Principal:
+    principal = await require_principal(request)
+    require_manager(principal)
+    return principal
+
+
+async def require_api_key(request: web.Request) -> Principal:
+    principal = await require_principal(request)
+    if not principal.is_api_key:
+        raise Forbidden("api_key_required", "This call needs the practice API key.")
+    return principal

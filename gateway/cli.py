@@ -1,0 +1,138 @@
+"""The command line (API.md §1): `securemsg serve | worker | migrate | create-practice | demo | ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aiohttp import web
+
+from gateway.config import Config, ConfigError, load_config
+
+log = logging.getLogger("securemsg")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one clear line and exit status 2
+        print(f"securemsg: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="securemsg", description="Secure messaging and mobile push for health practices.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the gateway (HTTP + websocket) and, by default, the dispatcher")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--worker", dest="worker", action="store_true", default=True, help=argparse.SUPPRESS)
+    serve.add_argument(
+        "--no-worker", dest="worker", action="store_false", help="do not run the dispatcher here"
+    )
+    serve.add_argument(
+        "--dev-mail", action="store_true", help="also run the built-in SMTP sink and /dev/mail"
+    )
+
+    sub.add_parser("worker", help="run only the notification dispatcher")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+
+    cp = sub.add_parser("create-practice", help="create a practice and its owner; prints JSON")
+    cp.add_argument("--name", required=True)
+    cp.add_argument("--owner-name", required=True)
+    cp.add_argument("--owner-email", required=True)
+    cp.add_argument("--owner-password", required=True)
+
+    demo = sub.add_parser("demo", help="migrate, seed a demo practice and serve it with the dev mail sink")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def _migrate(config: Config) -> None:
+    from inbox import db
+
+    await db.migrate(config.database_url)
+
+
+async def _create_practice(config: Config, args: argparse.Namespace) -> dict[str, Any]:
+    from gateway.app import make_context
+    from inbox import accounts, db
+
+    await db.migrate(config.database_url)
+    await db.connect(config.database_url)
+    try:
+        made = await accounts.create_practice(
+            make_context(config),
+            name=args.name,
+            owner_name=args.owner_name,
+            owner_email=args.owner_email,
+            owner_password=args.owner_password,
+        )
+    finally:
+        await db.disconnect()
+    return {"practice_id": made.practice.id, "owner_id": made.owner.id, "api_key": made.api_key}
+
+
+def serve(
+    config: Config, host: str, port: int, *, worker: bool, dev_mail: bool, banner: str | None = None
+) -> None:
+    from gateway.app import create_app
+
+    asyncio.run(_migrate(config))
+    app = create_app(config, worker=worker, dev_mail=dev_mail)
+    if banner:
+        print(banner, flush=True)
+    web.run_app(app, host=host, port=port, print=lambda s: log.info("%s", s.strip()), access_log=None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging()
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(config))
+            print("schema is up to date")
+        elif args.command == "create-practice":
+            print(json.dumps(asyncio.run(_create_practice(config, args))))
+        elif args.command == "serve":
+            serve(config, args.host, args.port, worker=args.worker, dev_mail=args.dev_mail)
+        elif args.command == "worker":
+            from gateway.worker import run_worker
+
+            asyncio.run(_migrate(config))
+            asyncio.run(run_worker(config))
+        elif args.command == "demo":
+            from gateway.demo import seed_demo
+
+            asyncio.run(_migrate(config))
+            text = asyncio.run(seed_demo(config, Path(config.var_dir), args.host, args.port))
+            serve(config, args.host, args.port, worker=True, dev_mail=True, banner=text)
+    except ConfigError as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:
+        from inbox.errors import DomainError
+
+        if isinstance(exc, DomainError):
+            print(f"securemsg: {exc.message}", file=sys.stderr)
+            return 2
+        raise
+    return 0

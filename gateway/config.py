@@ -1,0 +1,219 @@
+"""One typed configuration object, read once at start (API.md §2).
+
+Nothing here runs at import time: `load_config(environ)` is called by the command line, and tests build a
+`Config` directly. A bad value raises `ConfigError` with one sentence; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = "sqlite://var/securemsg.sqlite3"
+    redis_url: str | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    secret_key: bytes = b""
+    data_keys: tuple[tuple[str, bytes], ...] = ()  # (key id, 32-byte key); the first one encrypts
+    var_dir: Path = Path("var")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_from: str = "no-reply@localhost"
+    dev_mail_dir: Path = Path("var/mail")
+    unread_email_delay_s: int = 600
+    link_ttl_s: int = 86400
+    signin_link_ttl_s: int = 900
+    session_ttl_s: int = 12 * 3600
+    apns_key_file: str | None = None
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None
+    apns_endpoint: str = "https://api.push.apple.com"
+    fcm_credentials_file: str | None = None
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    app_link_scheme: str = "securemsg"
+    testing: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def with_overrides(self, **changes: object) -> Config:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(name: str, raw: str, lo: int, hi: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return raw.strip().rstrip("/")
+
+
+def _read_or_create_secret(path: Path, make: bytes) -> bytes:
+    if path.exists():
+        return path.read_bytes().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(make + b"\n")
+    return make
+
+
+def parse_data_keys(name: str, raw: str) -> tuple[tuple[str, bytes], ...]:
+    """Lines of `keyid:base64key` (newest first), or one bare base64 key (id "k1")."""
+    keys: list[tuple[str, bytes]] = []
+    for line in raw.strip().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        key_id, _, b64 = line.rpartition(":")
+        key_id = key_id or "k1"
+        try:
+            key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        except ValueError:
+            raise ConfigError(f"{name} holds a key that is not base64") from None
+        if len(key) != 32 or not key_id.isalnum():
+            raise ConfigError(f"{name} must hold 32-byte keys as 'id:base64' lines")
+        keys.append((key_id, key))
+    if not keys:
+        raise ConfigError(f"{name} is empty")
+    return tuple(keys)
+
+
+def new_data_key_line(key_id: str) -> str:
+    return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
+
+
+def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    var = Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
+    testing = _bool("SECUREMSG_TESTING", env.get("SECUREMSG_TESTING", "false"))
+
+    db_url = env.get("SECUREMSG_DATABASE_URL", f"sqlite://{var}/securemsg.sqlite3").strip()
+    if not db_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+        raise ConfigError("SECUREMSG_DATABASE_URL must start with sqlite:// or postgres://")
+    if db_url.startswith("postgresql://"):
+        db_url = "postgres://" + db_url[len("postgresql://") :]
+
+    redis_url = env.get("SECUREMSG_REDIS_URL") or None
+    if redis_url:
+        redis_url = _url("SECUREMSG_REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+
+    if "SECUREMSG_SECRET_KEY" in env:
+        secret = env["SECUREMSG_SECRET_KEY"].encode()
+        if len(secret) < 16:
+            raise ConfigError("SECUREMSG_SECRET_KEY must be at least 16 characters")
+    else:
+        secret = _read_or_create_secret(var / "secret.key", secrets.token_urlsafe(48).encode())
+
+    if "SECUREMSG_DATA_KEY" in env:
+        data_keys = parse_data_keys("SECUREMSG_DATA_KEY", env["SECUREMSG_DATA_KEY"])
+    else:
+        raw = _read_or_create_secret(var / "data.key", new_data_key_line("k1").encode())
+        data_keys = parse_data_keys(str(var / "data.key"), raw.decode())
+
+    delay_lo = 1 if testing else 600
+    delay = _int(
+        "SECUREMSG_UNREAD_EMAIL_DELAY_S", env.get("SECUREMSG_UNREAD_EMAIL_DELAY_S", "600"), delay_lo, 1200
+    )
+    ttl_lo = 1 if testing else 60
+
+    apns_endpoint = _url(
+        "SECUREMSG_APNS_ENDPOINT",
+        env.get("SECUREMSG_APNS_ENDPOINT", "https://api.push.apple.com"),
+        ("https",),
+    )
+    fcm_endpoint = _url(
+        "SECUREMSG_FCM_ENDPOINT",
+        env.get("SECUREMSG_FCM_ENDPOINT", "https://fcm.googleapis.com"),
+        ("http", "https"),
+    )
+    apns_key_file = env.get("SECUREMSG_APNS_KEY_FILE") or None
+    if apns_key_file and not Path(apns_key_file).is_file():
+        raise ConfigError(f"SECUREMSG_APNS_KEY_FILE {apns_key_file} does not exist")
+    if apns_key_file and not all(env.get(f"SECUREMSG_APNS_{k}") for k in ("KEY_ID", "TEAM_ID", "TOPIC")):
+        raise ConfigError("SECUREMSG_APNS_KEY_FILE needs SECUREMSG_APNS_KEY_ID, _TEAM_ID and _TOPIC too")
+    fcm_file = env.get("SECUREMSG_FCM_CREDENTIALS_FILE") or None
+    if fcm_file and not Path(fcm_file).is_file():
+        raise ConfigError(f"SECUREMSG_FCM_CREDENTIALS_FILE {fcm_file} does not exist")
+
+    scheme = env.get("SECUREMSG_APP_LINK_SCHEME", "securemsg").strip()
+    if not scheme or not scheme.replace("-", "").replace(".", "").isalnum():
+        raise ConfigError("SECUREMSG_APP_LINK_SCHEME must be a URL scheme such as securemsg")
+
+    return Config(
+        database_url=db_url,
+        redis_url=redis_url,
+        public_url=_url(
+            "SECUREMSG_PUBLIC_URL",
+            env.get("SECUREMSG_PUBLIC_URL", "http://127.0.0.1:8080"),
+            ("http", "https"),
+        ),
+        secret_key=secret,
+        data_keys=data_keys,
+        var_dir=var,
+        smtp_host=env.get("SECUREMSG_SMTP_HOST", "127.0.0.1"),
+        smtp_port=_int("SECUREMSG_SMTP_PORT", env.get("SECUREMSG_SMTP_PORT", "1025"), 1, 65535),
+        smtp_username=env.get("SECUREMSG_SMTP_USERNAME") or None,
+        smtp_password=env.get("SECUREMSG_SMTP_PASSWORD") or None,
+        smtp_starttls=_bool("SECUREMSG_SMTP_STARTTLS", env.get("SECUREMSG_SMTP_STARTTLS", "false")),
+        smtp_use_tls=_bool("SECUREMSG_SMTP_TLS", env.get("SECUREMSG_SMTP_TLS", "false")),
+        smtp_from=env.get("SECUREMSG_SMTP_FROM", "no-reply@localhost"),
+        dev_mail_dir=Path(env.get("SECUREMSG_DEV_MAIL_DIR", str(var / "mail"))),
+        unread_email_delay_s=delay,
+        link_ttl_s=_int("SECUREMSG_LINK_TTL_S", env.get("SECUREMSG_LINK_TTL_S", "86400"), ttl_lo, 30 * 86400),
+        signin_link_ttl_s=_int(
+            "SECUREMSG_SIGNIN_LINK_TTL_S", env.get("SECUREMSG_SIGNIN_LINK_TTL_S", "900"), ttl_lo, 86400
+        ),
+        session_ttl_s=_int(
+            "SECUREMSG_SESSION_TTL_S", env.get("SECUREMSG_SESSION_TTL_S", "43200"), ttl_lo, 30 * 86400
+        ),
+        apns_key_file=apns_key_file,
+        apns_key_id=env.get("SECUREMSG_APNS_KEY_ID") or None,
+        apns_team_id=env.get("SECUREMSG_APNS_TEAM_ID") or None,
+        apns_topic=env.get("SECUREMSG_APNS_TOPIC") or None,
+        apns_endpoint=apns_endpoint,
+        fcm_credentials_file=fcm_file,
+        fcm_endpoint=fcm_endpoint,
+        app_link_scheme=scheme,
+        testing=testing,
+    )

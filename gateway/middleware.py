@@ -1,0 +1,83 @@
+"""Middlewares: domain errors and HTTP errors into API.md's JSON shape; security headers on every answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from inbox.errors import DomainError, SlowDown
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def _error(status: int, code: str, message: str, **extra: object) -> web.Response:
+    body: dict[str, object] = {"code": code, "message": message}
+    body.update(extra)
+    return web.json_response({"error": body}, status=status)
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        resp = web.json_response(exc.to_json(), status=exc.status)
+        if isinstance(exc, SlowDown):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400 or not _wants_json(request):
+            raise
+        message = exc.reason if exc.status != 404 else "No such endpoint."
+        resp = _error(exc.status, _HTTP_CODES.get(exc.status, "error"), message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except (DBConnectionError, OperationalError, ConnectionError, OSError) as exc:
+        log.warning(
+            "storage unavailable while serving %s %s: %s", request.method, request.path, type(exc).__name__
+        )
+        resp = _error(503, "unavailable", "The service is briefly unavailable; try again shortly.")
+        resp.headers["Retry-After"] = "2"
+        return resp
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal_error", "Something went wrong on our side.")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await handler(request)
+    h = resp.headers
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    h.setdefault("Referrer-Policy", "no-referrer")
+    h.setdefault("Cache-Control", "no-store")
+    h.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )
+    return resp

@@ -1,0 +1,149 @@
+"""Realtime fan-out to websockets (API.md §4).
+
+Publishing never awaits a socket: each socket has a bounded queue drained by its own writer task, so one
+slow or dead socket cannot stall the request that published, or the other sockets. A socket whose queue
+fills up (a client that stopped reading) is closed instead of letting memory grow without bound.
+
+Without Redis, events are delivered in this process. With `SECUREMSG_REDIS_URL`, every event goes through
+one Redis pub/sub channel and each process delivers to the sockets it holds, so a socket on gateway A sees
+what was sent through gateway B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import WSCloseCode, web
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 256
+CHANNEL = "securemsg:events"
+
+
+class Subscriber:
+    __slots__ = ("participant_id", "ws", "queue", "task")
+
+    def __init__(self, participant_id: int, ws: web.WebSocketResponse) -> None:
+        self.participant_id = participant_id
+        self.ws = ws
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self.task: asyncio.Task[None] | None = None
+
+    async def run_writer(self) -> None:
+        try:
+            while True:
+                frame = await self.queue.get()
+                await asyncio.wait_for(self.ws.send_str(frame), timeout=10)
+        except (ConnectionError, RuntimeError, TimeoutError, asyncio.CancelledError):
+            pass
+        finally:
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=WSCloseCode.GOING_AWAY)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._subs: dict[int, set[Subscriber]] = {}
+        self.dropped_slow = 0
+
+    def subscribe(self, participant_id: int, ws: web.WebSocketResponse) -> Subscriber:
+        sub = Subscriber(participant_id, ws)
+        sub.task = asyncio.create_task(sub.run_writer())
+        self._subs.setdefault(participant_id, set()).add(sub)
+        return sub
+
+    async def unsubscribe(self, sub: Subscriber) -> None:
+        subs = self._subs.get(sub.participant_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.participant_id]
+        if sub.task is not None:
+            sub.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sub.task
+
+    def connected(self) -> int:
+        return sum(len(s) for s in self._subs.values())
+
+    def deliver_local(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        frame = json.dumps(payload, separators=(",", ":"))
+        for pid in recipients:
+            for sub in list(self._subs.get(pid, ())):
+                try:
+                    sub.queue.put_nowait(frame)
+                except asyncio.QueueFull:
+                    # A client that stopped reading: cut it off rather than buffer without bound.
+                    self.dropped_slow += 1
+                    if sub.task is not None:
+                        sub.task.cancel()
+
+    async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        self.deliver_local(recipients, payload)
+
+    async def close(self) -> None:
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                await self.unsubscribe(sub)
+
+
+class RedisHub(Hub):
+    """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url, health_check_interval=10)
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for msg in pubsub.listen():
+                        if msg.get("type") != "message":
+                            continue
+                        data = json.loads(msg["data"])
+                        self.deliver_local(data["r"], data["p"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down or restarting: try again shortly, keep the process
+                log.warning(
+                    "redis pub/sub listener lost its connection (%s); reconnecting", type(exc).__name__
+                )
+                await asyncio.sleep(0.5)
+
+    async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        message = json.dumps({"r": list(recipients), "p": payload}, separators=(",", ":"))
+        try:
+            await self._redis.publish(CHANNEL, message)
+        except Exception as exc:
+            # The message itself is stored; live delivery is best effort. Deliver here at least.
+            log.warning("redis publish failed (%s); delivering to local sockets only", type(exc).__name__)
+            self.deliver_local(json.loads(message)["r"], payload)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await super().close()
+        await self._redis.aclose()

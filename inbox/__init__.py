@@ -1,0 +1,2 @@
+"""The messaging domain: participants, conversations, messages, read state, away, permissions, outbox,
+audit."""

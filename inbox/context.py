@@ -1,0 +1,21 @@
+"""What the domain functions need from outside, passed in rather than read from globals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inbox.clock import Clock, SystemClock
+from inbox.crypto import DataKeyring
+
+
+@dataclass
+class InboxContext:
+    keyring: DataKeyring
+    secret: bytes
+    clock: Clock = field(default_factory=SystemClock)
+    default_unread_delay_s: int = 600
+    session_ttl_s: int = 12 * 3600
+    link_ttl_s: int = 86400
+    signin_link_ttl_s: int = 900
+    public_url: str = "http://127.0.0.1:8080"
+    app_link_scheme: str = "securemsg"

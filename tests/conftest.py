@@ -1,0 +1,311 @@
+"""Shared fixtures: a fresh, migrated database per test on SQLite and on PostgreSQL, the app, a client.
+
+PostgreSQL and Redis tests run when `SECUREMSG_TEST_POSTGRES_URL` / `SECUREMSG_TEST_REDIS_URL` are set, or
+when a server answers on the default local address. With `SECUREMSG_TEST_REQUIRE_SERVICES=1` (CI) a
+missing server fails those tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import Config, new_data_key_line, parse_data_keys
+from inbox.clock import FakeClock
+
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _required() -> bool:
+    return os.environ.get("SECUREMSG_TEST_REQUIRE_SERVICES", "") in ("1", "true", "yes")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("SECUREMSG_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if _port_open("127.0.0.1", 5432):
+        return DEFAULT_PG
+    return None
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("SECUREMSG_TEST_REDIS_URL")
+    if url:
+        return url
+    if _port_open("127.0.0.1", 6379):
+        return DEFAULT_REDIS
+    return None
+
+
+def need(what: str, value: str | None) -> str:
+    if value:
+        return value
+    if _required():
+        pytest.fail(f"{what} is required here (SECUREMSG_TEST_REQUIRE_SERVICES=1) but is not reachable")
+    pytest.skip(f"{what} not available: set SECUREMSG_TEST_{what.upper()}_URL to run this test")
+
+
+# --- databases -----------------------------------------------------------------------------------------
+
+
+def _with_db(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _pg_exec(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from inbox.db import migrate
+
+    path = tmp_path_factory.mktemp("tmpl") / "template.sqlite3"
+    asyncio.run(migrate(f"sqlite://{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str | None]:
+    url = postgres_url()
+    if url is None:
+        yield None
+        return
+    from inbox.db import migrate
+
+    name = f"securemsg_tmpl_{os.getpid()}"
+    try:
+        asyncio.run(_pg_exec(url, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"'))
+    except OSError:
+        yield None
+        return
+    asyncio.run(migrate(_with_db(url, name)))
+    yield name
+    asyncio.run(_pg_exec(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A fresh database with the current schema, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "securemsg.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite://{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    base = need("postgres", postgres_url() if template else None)
+    name = f"securemsg_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_exec(base, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield _with_db(base, name)
+    asyncio.run(_pg_exec(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "securemsg.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite://{path}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tortoise_caches() -> None:
+    """Tortoise caches prepared SQL per table, not per dialect; tests switch between SQLite and PostgreSQL."""
+    from tortoise.backends.base import executor
+
+    executor.EXECUTOR_CACHE.clear()
+
+
+# --- the app -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_config(db: str, var_dir: Path, **overrides: Any) -> Config:
+    base = Config(
+        database_url=db,
+        secret_key=b"test-secret-key-0123456789abcdef",
+        data_keys=parse_data_keys("test", new_data_key_line("k1")),
+        var_dir=var_dir,
+        dev_mail_dir=var_dir / "mail",
+        testing=True,
+    )
+    return base.with_overrides(**overrides) if overrides else base
+
+
+@pytest.fixture
+def config(db_url: str, tmp_path: Path) -> Config:
+    return make_config(db_url, tmp_path / "var")
+
+
+class Api:
+    """A thin JSON client over aiohttp's test client: `await api.post(path, body, token=...)`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None, **kw: Any
+    ) -> tuple[int, Any]:
+        headers = dict(kw.pop("headers", {}) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        raw = kw.pop("raw", False)
+        url = path if raw or path.startswith("/api/") or path in ("/healthz", "/readyz") else "/api/v1" + path
+        resp = await self.client.request(method, url, json=body, headers=headers, **kw)
+        try:
+            data = await resp.json(content_type=None)
+        except ValueError:
+            data = await resp.text()
+        return resp.status, data
+
+    async def get(self, path: str, token: str | None = None, **kw: Any) -> tuple[int, Any]:
+        return await self.call("GET", path, None, token, **kw)
+
+    async def post(self, path: str, body: Any = None, token: str | None = None, **kw: Any) -> tuple[int, Any]:
+        return await self.call("POST", path, body, token, **kw)
+
+    async def patch(
+        self, path: str, body: Any = None, token: str | None = None, **kw: Any
+    ) -> tuple[int, Any]:
+        return await self.call("PATCH", path, body, token, **kw)
+
+    async def put(self, path: str, body: Any = None, token: str | None = None, **kw: Any) -> tuple[int, Any]:
+        return await self.call("PUT", path, body, token, **kw)
+
+    async def delete(self, path: str, token: str | None = None, **kw: Any) -> tuple[int, Any]:
+        return await self.call("DELETE", path, None, token, **kw)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config, clock: FakeClock) -> Any:
+    from gateway.app import create_app
+
+    return await aiohttp_client(create_app(config, clock=clock))
+
+
+@pytest.fixture
+def api(client: Any) -> Api:
+    return Api(client)
+
+
+class Cast:
+    """A practice with one person of every kind, made through the API as an integrator would."""
+
+    api_key: str
+    ids: dict[str, int]
+    tokens: dict[str, str]
+
+    def __init__(self) -> None:
+        self.ids = {}
+        self.tokens = {}
+
+    def id(self, who: str) -> int:
+        return self.ids[who]
+
+    def tok(self, who: str) -> str:
+        return self.tokens[who]
+
+
+PASSWORD = "correct horse battery"
+
+
+async def build_cast(
+    api: Api, config: Config, clock: FakeClock, *, name: str = "Riverbend Counseling"
+) -> Cast:
+    from gateway.app import make_context
+    from inbox import accounts
+
+    made = await accounts.create_practice(
+        make_context(config, clock),
+        name=name,
+        owner_name="Olive Owner",
+        owner_email=f"owner-{uuid.uuid4().hex[:6]}@example.org",
+        owner_password=PASSWORD,
+    )
+    cast = Cast()
+    cast.api_key = made.api_key
+    cast.ids["owner"] = made.owner.id
+    key = made.api_key
+    status, _ = await api.patch("/practice/settings", {"client_messaging_enabled": True}, token=key)
+    assert status == 200
+    team = {
+        "clinician": ["clinician"],
+        "clinician2": ["clinician"],
+        "supervisor": ["supervisor"],
+        "biller": ["biller"],
+        "scheduler": ["scheduler"],
+        "manager": ["practice_manager"],
+    }
+    suffix = uuid.uuid4().hex[:6]
+    for who, roles in team.items():
+        status, body = await api.post(
+            "/team-members",
+            {"name": who.title(), "email": f"{who}-{suffix}@example.org", "roles": roles}
+            | ({"password": PASSWORD} if who == "clinician" else {}),
+            token=key,
+        )
+        assert status == 201, body
+        cast.ids[who] = body["id"]
+    for who in ("client", "client2"):
+        status, body = await api.post(
+            "/clients",
+            {
+                "name": f"{who.title()} Person",
+                "email": f"{who}-{suffix}@example.net",
+                "primary_clinician_id": cast.ids["clinician"],
+                "portal_access": True,
+                "messaging_enabled": True,
+            },
+            token=key,
+        )
+        assert status == 201, body
+        cast.ids[who] = body["id"]
+    status, body = await api.post(
+        f"/clients/{cast.ids['client']}/contacts",
+        {"name": "Guardian", "email": f"guardian-{suffix}@example.net"},
+        token=key,
+    )
+    assert status == 201, body
+    cast.ids["contact"] = body["id"]
+    ctx = make_context(config, clock)
+    from inbox.models import Participant
+
+    for who, pid in cast.ids.items():
+        participant = await Participant.get(id=pid)
+        token, _ = await accounts.issue_token(ctx, participant, "app")
+        cast.tokens[who] = token
+    return cast
+
+
+@pytest.fixture
+async def cast(api: Api, config: Config, clock: FakeClock) -> AsyncIterator[Cast]:
+    yield await build_cast(api, config, clock)
