@@ -141,7 +141,7 @@ async def test_r8_client_starts_with_primary_only_and_answers_others(api, cast):
     assert status == 403
     assert body["error"]["code"] == "client_may_not_start_with_this_clinician"
     assert body["error"]["rule"] == "R8"
-    # Once the other clinician writes first, the client answers in that same exchange, and may reach out there later.
+    # Once the other clinician writes first, the client answers in that same exchange (and may return to it).
     status, conv = await open_conv(api, cast, "clinician2", "client", body="I'm covering for Dr. Clinician")
     assert status == 201
     status, _ = await send(api, cast, "client", conv["id"], "Thanks!")
