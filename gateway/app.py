@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
 from gateway import api_messaging, api_provisioning, ops, ws
 from gateway.config import Config
-from gateway.keys import CONFIG, CTX, HUB, SERVICES
+from gateway.dispatcher import Dispatcher
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.middleware import errors, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.validation import MAX_BODY_BYTES
@@ -55,15 +56,33 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await hub.close()
 
 
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    """Runs last: every part has registered its handlers by now. Without the worker, nothing loops here
+    (tests drive `app[DISPATCHER].drain()` themselves; `securemsg worker` processes do the sending)."""
+    dispatcher = app[DISPATCHER]
+    if app[SERVICES].get("run_worker"):
+        dispatcher.start()
+    yield
+    await dispatcher.stop()
+
+
+# The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
+PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = []
+
+
 def create_app(
     config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
 ) -> web.Application:
     app = web.Application(middlewares=[security_headers, errors], client_max_size=MAX_BODY_BYTES)
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
-    app[SERVICES] = {}
+    app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
+    app[DISPATCHER] = Dispatcher(app[CTX])
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
+    for part in PARTS:
+        app.cleanup_ctx.append(part)
+    app.cleanup_ctx.append(_dispatcher)
     for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
         app.add_routes(table)
     return app

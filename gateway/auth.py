@@ -13,7 +13,7 @@ from inbox.models import Participant
 
 SESSION_COOKIE = "securemsg_session"
 PORTAL_COOKIE = "securemsg_portal"
-_PRINCIPAL = web.RequestKey("principal", Principal | None)
+_PRINCIPAL = web.RequestKey("principal", Principal)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -42,7 +42,8 @@ async def principal_or_none(request: web.Request) -> Principal | None:
                 sent = request.headers.get("X-CSRF-Token", "")
                 if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
                     raise Forbidden("csrf_failed", "The request is missing its CSRF token; reload the page.")
-    request[_PRINCIPAL] = principal
+    if principal is not None:
+        request[_PRINCIPAL] = principal
     return principal
 
 

@@ -62,3 +62,83 @@ async def cancel_for_message(ctx: InboxContext, message_id: int) -> int:
     return await OutboxJob.filter(message_id=message_id, status="pending", kind__in=MESSAGE_KINDS).update(
         status="skipped", last_error="message removed", finished_at=ctx.clock.now()
     )
+
+
+# --- claiming and finishing (the dispatcher's storage side) -------------------------------------------
+
+LEASE_S = 120  # a claim a dead worker left behind expires after this long and the row is taken again
+BACKOFF_START_S = 1.0
+BACKOFF_CAP_S = 3600.0
+GIVE_UP_AFTER_S = 24 * 3600.0
+
+
+def backoff_s(attempts: int) -> float:
+    """About a second, doubling, capped at an hour (attempts counts failures so far, from 1)."""
+    return min(BACKOFF_START_S * 2 ** max(0, attempts - 1), BACKOFF_CAP_S)
+
+
+async def claim_due_jobs(
+    ctx: InboxContext, worker_id: str, *, limit: int = 100, kinds: Sequence[str] | None = None
+) -> list[OutboxJob]:
+    """Claim up to `limit` due rows for this worker.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several workers never take the same row. SQLite has one writer
+    at a time, so the same UPDATE … RETURNING is already a single claimant.
+    """
+    from tortoise import Tortoise
+
+    conn = Tortoise.get_connection("default")
+    now = ctx.clock.now()
+    until = now + timedelta(seconds=LEASE_S)
+    pg = conn.capabilities.dialect == "postgres"
+    ph = (lambda i: f"${i}") if pg else (lambda i: "?")
+    kind_sql = ""
+    params: list[Any] = [worker_id, until, now, now]
+    if kinds:
+        marks = ",".join(ph(5 + i) for i in range(len(kinds)))
+        kind_sql = f" AND kind IN ({marks})"
+        params += list(kinds)
+    params.append(limit)
+    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    sql = (
+        f"UPDATE outbox_job SET claimed_by={ph(1)}, claimed_until={ph(2)} WHERE id IN ("  # noqa: S608
+        f"SELECT id FROM outbox_job WHERE status='pending' AND due_at <= {ph(3)} "
+        f"AND (claimed_until IS NULL OR claimed_until < {ph(4)}){kind_sql} "
+        f"ORDER BY due_at, id LIMIT {ph(len(params))}{lock}) RETURNING id"
+    )
+    rows = await conn.execute_query_dict(sql, params)
+    ids = [int(r["id"]) for r in rows]
+    if not ids:
+        return []
+    return list(await OutboxJob.filter(id__in=ids, claimed_by=worker_id).order_by("due_at", "id"))
+
+
+async def finish(ctx: InboxContext, job: OutboxJob, status: str, note: str | None = None) -> None:
+    """done / skipped / failed: the row leaves the queue (guarded by the claim, so a stale worker cannot)."""
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+        status=status, last_error=note, finished_at=ctx.clock.now(), claimed_until=None
+    )
+
+
+async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after: float | None = None) -> str:
+    """Back off and try again, or give up after a day and record why. Returns the new status."""
+    now = ctx.clock.now()
+    attempts = job.attempts + 1
+    if (now - job.created_at).total_seconds() >= GIVE_UP_AFTER_S:
+        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+            status="failed",
+            attempts=attempts,
+            last_error=f"gave up after {attempts} attempts over a day: {error}"[:2000],
+            finished_at=now,
+            claimed_until=None,
+        )
+        return "failed"
+    delay = max(backoff_s(attempts), retry_after or 0.0)
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+        attempts=attempts,
+        last_error=error[:2000],
+        due_at=now + timedelta(seconds=delay),
+        claimed_until=None,
+        claimed_by=None,
+    )
+    return "pending"

@@ -33,8 +33,12 @@ async def nothing_more(ws, wait=0.3):
 async def test_message_created_reaches_participants_only(client, api, cast):
     colleague = await connect(client, cast.tok("clinician2"))
     outsider = await connect(client, cast.tok("biller"))
-    _, conv = await api.post("/conversations", {"participant_ids": [cast.id("clinician2")]}, token=cast.tok("clinician"))
-    status, sent = await api.post(f"/conversations/{conv['id']}/messages", {"body": "Lunch at noon?"}, token=cast.tok("clinician"))
+    _, conv = await api.post(
+        "/conversations", {"participant_ids": [cast.id("clinician2")]}, token=cast.tok("clinician")
+    )
+    status, sent = await api.post(
+        f"/conversations/{conv['id']}/messages", {"body": "Lunch at noon?"}, token=cast.tok("clinician")
+    )
     assert status == 201
     event = await next_of(colleague, "message.created")
     assert event["conversation_id"] == conv["id"]
@@ -43,7 +47,11 @@ async def test_message_created_reaches_participants_only(client, api, cast):
     assert unread["unread_total"] == 1
     assert await nothing_more(outsider)
 
-    await api.post(f"/conversations/{conv['id']}/read", {"up_to_message_id": sent["message"]["id"]}, token=cast.tok("clinician2"))
+    await api.post(
+        f"/conversations/{conv['id']}/read",
+        {"up_to_message_id": sent["message"]["id"]},
+        token=cast.tok("clinician2"),
+    )
     read = await next_of(colleague, "conversation.read")
     assert read == {
         "type": "conversation.read",
@@ -61,11 +69,18 @@ async def test_message_created_reaches_participants_only(client, api, cast):
 
 
 async def test_away_event_reaches_the_client(client, api, cast):
-    await api.post("/conversations", {"participant_ids": [cast.id("client")], "body": "hi"}, token=cast.tok("clinician"))
+    await api.post(
+        "/conversations", {"participant_ids": [cast.id("client")], "body": "hi"}, token=cast.tok("clinician")
+    )
     ws = await connect(client, cast.tok("client"))
     await api.put("/me/away", {"enabled": True, "message": "Back Monday"}, token=cast.tok("clinician"))
     event = await next_of(ws, "away")
-    assert event == {"type": "away", "participant_id": cast.id("clinician"), "enabled": True, "text": "Back Monday"}
+    assert event == {
+        "type": "away",
+        "participant_id": cast.id("clinician"),
+        "enabled": True,
+        "text": "Back Monday",
+    }
     await ws.close()
 
 

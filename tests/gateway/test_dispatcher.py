@@ -1,0 +1,92 @@
+"""The dispatcher's mechanics on SQLite and PostgreSQL: claims, backoff, giving up, expired claims."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.dispatcher import Dispatcher, JobOutcome
+from gateway.keys import CTX
+from inbox import outbox
+from inbox.models import OutboxJob
+
+
+async def add_jobs(ctx, n, kind="test"):
+    return [await outbox.enqueue(ctx, kind, payload={"n": i}) for i in range(n)]
+
+
+async def test_two_workers_never_claim_the_same_row(client):
+    ctx = client.server.app[CTX]
+    await add_jobs(ctx, 60)
+    a, b = Dispatcher(ctx), Dispatcher(ctx)
+    first, second = await asyncio.gather(
+        outbox.claim_due_jobs(ctx, a.worker_id, limit=40), outbox.claim_due_jobs(ctx, b.worker_id, limit=40)
+    )
+    ids_a, ids_b = {j.id for j in first}, {j.id for j in second}
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) == 60
+
+
+async def test_failures_back_off_and_give_up_after_a_day(client, clock):
+    ctx = client.server.app[CTX]
+    (job,) = await add_jobs(ctx, 1)
+    calls = []
+
+    async def flaky(batch):
+        calls.append(clock.now())
+        return {j.id: JobOutcome.retry("SMTP 421 try later") for j in batch}
+
+    d = Dispatcher(ctx)
+    d.register("test", flaky)
+    assert await d.run_once() == 1
+    row = await OutboxJob.get(id=job.id)
+    assert row.status == "pending" and row.attempts == 1 and row.last_error == "SMTP 421 try later"
+    assert (row.due_at - clock.now()).total_seconds() == 1
+    assert await d.run_once() == 0  # not due yet
+    clock.advance(1)
+    await d.run_once()
+    row = await OutboxJob.get(id=job.id)
+    assert (row.due_at - clock.now()).total_seconds() == 2  # doubled
+    for _ in range(40):
+        clock.advance(3600)
+        await d.run_once()
+    row = await OutboxJob.get(id=job.id)
+    assert row.status == "failed"
+    assert row.last_error.startswith("gave up after")
+    assert len(calls) <= 40
+
+
+async def test_a_dead_workers_claim_expires_and_the_row_is_taken_again(client, clock):
+    ctx = client.server.app[CTX]
+    (job,) = await add_jobs(ctx, 1)
+    dead = Dispatcher(ctx)
+    assert [j.id for j in await outbox.claim_due_jobs(ctx, dead.worker_id)] == [job.id]
+    done = []
+
+    async def handle(batch):
+        done.extend(j.id for j in batch)
+        return {j.id: JobOutcome.done() for j in batch}
+
+    alive = Dispatcher(ctx)
+    alive.register("test", handle)
+    assert await alive.run_once() == 0  # still claimed
+    clock.advance(outbox.LEASE_S + 1)
+    assert await alive.run_once() == 1
+    assert done == [job.id]
+    assert (await OutboxJob.get(id=job.id)).status == "done"
+    # The dead worker coming back cannot overwrite the outcome.
+    await outbox.finish(ctx, (await OutboxJob.get(id=job.id)), "failed", "late")
+    assert (await OutboxJob.get(id=job.id)).status == "done"
+
+
+async def test_a_handler_that_raises_leaves_rows_for_retry(client):
+    ctx = client.server.app[CTX]
+    await add_jobs(ctx, 3)
+
+    async def broken(batch):
+        raise RuntimeError("boom")
+
+    d = Dispatcher(ctx)
+    d.register("test", broken)
+    assert await d.run_once() == 3
+    rows = await OutboxJob.all()
+    assert all(r.status == "pending" and r.attempts == 1 and "boom" in r.last_error for r in rows)
