@@ -91,7 +91,7 @@ async def test_websocket_needs_a_valid_token(client):
 
 
 async def test_a_socket_that_stops_reading_does_not_stall_others(client, cast):
-    """One event after another to a reader and a non-reader: the reader gets all, the non-reader is cut off."""
+    """A steady stream to a reader and a non-reader: the reader gets all, the non-reader is cut off."""
     hub = client.server.app[HUB]
     stalled = await connect(client, cast.tok("clinician2"))  # never reads again
     reader = await connect(client, cast.tok("biller"))
