@@ -15,9 +15,9 @@ async def connect(client, token):
     return ws
 
 
-async def next_of(ws, kind, timeout=5.0):
+async def next_of(ws, kind, within=5.0):
     while True:
-        event = await ws.receive_json(timeout=timeout)
+        event = await ws.receive_json(timeout=within)
         if event["type"] == kind:
             return event
 
