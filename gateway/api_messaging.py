@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from gateway.auth import require_participant
-from gateway.keys import CTX, HUB
+from gateway.keys import CTX, DISPATCHER, HUB
 from gateway.validation import path_int, query_int, read_json, take
 from inbox import messaging
 from inbox.messaging import Event
@@ -19,6 +19,8 @@ async def publish(request: web.Request, events: Iterable[Event]) -> None:
     hub = request.app[HUB]
     for event in events:
         await hub.publish(event.recipients, event.payload)
+    # New outbox rows may be due now (a client's email, pushes): let this process's dispatcher look at once.
+    request.app[DISPATCHER].wake()
 
 
 @routes.get("/api/v1/me")
