@@ -245,6 +245,18 @@ async def list_contacts(request: web.Request) -> web.Response:
     return web.json_response({"items": [contact_json(c) for c in contacts]})
 
 
+@routes.get("/api/v1/clients/{id}/access")
+async def list_access(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    return web.json_response(
+        {
+            "primary_clinician_id": client.primary_clinician_id,
+            "team_member_ids": await accounts.access_list(client),
+        }
+    )
+
+
 @routes.put("/api/v1/clients/{id}/access/{member_id}")
 async def grant_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, ops, ws
+from gateway import api_messaging, api_provisioning, ops, team_inbox, team_signin, team_web, ws
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, PAGES, SERVICES
 from gateway.middleware import errors, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.validation import MAX_BODY_BYTES
@@ -85,4 +85,9 @@ def create_app(
     app.cleanup_ctx.append(_dispatcher)
     for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
         app.add_routes(table)
+    # The server-rendered pages and their static files (stylesheet, scripts).
+    app[PAGES] = team_web.page_environment()
+    for table in (team_signin.routes, team_inbox.routes):
+        app.add_routes(table)
+    app.router.add_static("/static/", team_web.STATIC_DIR)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jinja2
 from aiohttp import web
 
 from gateway.config import Config
@@ -15,5 +16,7 @@ CONFIG = web.AppKey("config", Config)
 CTX = web.AppKey("inbox_context", InboxContext)
 HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# The jinja2 environment of the server-rendered pages (templates/pages).
+PAGES = web.AppKey("pages", jinja2.Environment)
 # Optional services that other parts register (mailer, push providers, dispatcher, rate limiter, ...).
 SERVICES = web.AppKey("services", dict[str, Any])

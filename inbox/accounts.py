@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyotp
@@ -348,6 +348,16 @@ async def withdraw_access(client: Participant, member: Participant) -> bool:
     return bool(await ClientAccess.filter(client_id=client.id, team_member_id=member.id).delete())
 
 
+async def access_list(client: Participant) -> list[int]:
+    """The team members granted access to this client's profile (the primary clinician has it anyway)."""
+    rows: list[Any] = (
+        await ClientAccess.filter(client_id=client.id)
+        .order_by("team_member_id")
+        .values_list("team_member_id", flat=True)
+    )
+    return [int(r) for r in rows]
+
+
 # --- sign-in and tokens ------------------------------------------------------------------------------
 
 
@@ -417,22 +427,41 @@ async def authenticate(ctx: InboxContext, email: str, password: str, otp: str | 
     if member.locked_until is not None and member.locked_until > now:
         raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
     if not ok:
-        member.failed_logins += 1
-        if member.failed_logins >= LOCKOUT_AFTER:
-            member.locked_until = now + timedelta(seconds=LOCKOUT_S)
-            member.failed_logins = 0
-        await member.save(update_fields=["failed_logins", "locked_until"])
+        await _count_failure(member, now)
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
     if member.totp_enabled and member.totp_secret:
         if not otp:
             raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
-        if not totp_matches(member, otp, ctx):
-            raise Unauthenticated("invalid_otp", "That code is not right.")
+        await verify_otp(ctx, member, otp)
+    await _clear_failures(member)
+    return member
+
+
+async def verify_otp(ctx: InboxContext, member: Participant, code: str) -> None:
+    """The second factor (API sign-in and the web page's code step). A wrong code counts towards the same
+    lockout as a wrong password, so six digits cannot be guessed by trying them all."""
+    now = ctx.clock.now()
+    if member.locked_until is not None and member.locked_until > now:
+        raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
+    if not totp_matches(member, code, ctx):
+        await _count_failure(member, now)
+        raise Unauthenticated("invalid_otp", "That code is not right.")
+    await _clear_failures(member)
+
+
+async def _count_failure(member: Participant, now: datetime) -> None:
+    member.failed_logins += 1
+    if member.failed_logins >= LOCKOUT_AFTER:
+        member.locked_until = now + timedelta(seconds=LOCKOUT_S)
+        member.failed_logins = 0
+    await member.save(update_fields=["failed_logins", "locked_until"])
+
+
+async def _clear_failures(member: Participant) -> None:
     if member.failed_logins or member.locked_until:
         member.failed_logins = 0
         member.locked_until = None
         await member.save(update_fields=["failed_logins", "locked_until"])
-    return member
 
 
 async def start_totp_enrolment(member: Participant, issuer: str) -> str:
