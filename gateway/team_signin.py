@@ -49,6 +49,7 @@ def _form_page(
     *,
     status: int = 200,
     error: str | None = None,
+    next_path: str | None = None,
     **context: object,
 ) -> web.Response:
     nonce = request.cookies.get(FORM_COOKIE) or signin.new_form_nonce()
@@ -60,7 +61,7 @@ def _form_page(
         csrf=nonce,
         error=error,
         notice=notice,
-        next=safe_next(request.query.get("next")),
+        next=next_path or safe_next(request.query.get("next")),
         **context,
     )
     resp.set_cookie(
@@ -103,11 +104,15 @@ async def sign_in(request: web.Request) -> web.Response:
     email = form_text(form, "email", 254).strip()
     if not csrf_ok(request.cookies.get(FORM_COOKIE), form):
         error = "The form had expired; please try again."
-        return _form_page(request, "inbox/sign_in.html", status=403, error=error, email=email)
+        return _form_page(
+            request, "inbox/sign_in.html", status=403, error=error, email=email, next_path=next_path
+        )
     try:
         step = await signin.check_password(request.app[CTX], email, form_text(form, "password", 256))
     except Unauthenticated as exc:
-        return _form_page(request, "inbox/sign_in.html", status=401, error=exc.message, email=email)
+        return _form_page(
+            request, "inbox/sign_in.html", status=401, error=exc.message, email=email, next_path=next_path
+        )
     if not step.needs_code:
         return await _signed_in(request, step.member, next_path)
     resp = redirect("/sign-in/code?" + urlencode({"next": next_path}))
@@ -146,20 +151,24 @@ async def sign_in_code(request: web.Request) -> web.Response:
     member_id = signin.read_pending_signin(ctx, request.cookies.get(PENDING_COOKIE))
     if member_id is None:
         return _restart(request)
+    next_path = safe_next(form_text(form, "next", 500))
     if not csrf_ok(request.cookies.get(FORM_COOKIE), form):
-        return _form_page(
-            request, "inbox/sign_in_code.html", status=403, error="The form had expired; please try again."
-        )
+        error = "The form had expired; please try again."
+        return _form_page(request, "inbox/sign_in_code.html", status=403, error=error, next_path=next_path)
     try:
         member = await signin.check_code(ctx, member_id, form_text(form, "code", 20))
     except Unauthenticated as exc:
         if exc.code == "invalid_otp":
             error = "That code is not right. Check your authenticator app and try again."
-            return _form_page(request, "inbox/sign_in_code.html", status=401, error=error)
-        resp = _form_page(request, "inbox/sign_in.html", status=401, error=exc.message, email="")
+            return _form_page(
+                request, "inbox/sign_in_code.html", status=401, error=error, next_path=next_path
+            )
+        resp = _form_page(
+            request, "inbox/sign_in.html", status=401, error=exc.message, email="", next_path=next_path
+        )
         resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
         return resp
-    return await _signed_in(request, member, safe_next(form_text(form, "next", 500)))
+    return await _signed_in(request, member, next_path)
 
 
 async def _expired(request: web.Request, session: TeamSession) -> web.Response:
