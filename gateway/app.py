@@ -66,6 +66,13 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.stop()
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown, before the graceful wait: an open websocket would otherwise hold the process for the
+    whole shutdown timeout (about a minute), since its handler only ends when the socket does."""
+    if HUB in app:
+        await app[HUB].close_sockets()
+
+
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = []
 
@@ -83,6 +90,7 @@ def create_app(
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
+    app.on_shutdown.append(_close_sockets)
     for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
         app.add_routes(table)
     # The server-rendered pages and their static files (stylesheet, scripts).

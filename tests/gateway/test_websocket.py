@@ -125,3 +125,17 @@ async def test_a_socket_that_stops_reading_does_not_stall_others(client, cast):
     assert closed
     await reader.close()
     await stalled.close()
+
+
+async def test_shutdown_closes_open_sockets_at_once(client, cast):
+    """An open socket must not hold a graceful shutdown (Ctrl+C, a deploy) for its whole timeout."""
+    import time
+
+    from aiohttp import WSMsgType
+
+    ws = await connect(client, cast.tok("clinician"))
+    started = time.monotonic()
+    await asyncio.wait_for(client.server.close(), timeout=10)
+    assert time.monotonic() - started < 5
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
