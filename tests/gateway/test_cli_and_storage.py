@@ -21,7 +21,12 @@ def run_cli(*args: str, env_extra: dict[str, str], timeout: float = 60) -> subpr
     env.update(env_extra)
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -78,7 +83,9 @@ def test_migrate_is_idempotent_and_create_practice_prints_json(tmp_path: Path) -
         ("SECUREMSG_APNS_KEY_FILE", "/nonexistent.p8", "does not exist"),
     ],
 )
-def test_bad_configuration_stops_with_one_line_and_exit_2(tmp_path: Path, var: str, value: str, needle: str) -> None:
+def test_bad_configuration_stops_with_one_line_and_exit_2(
+    tmp_path: Path, var: str, value: str, needle: str
+) -> None:
     done = run_cli("migrate", env_extra={"SECUREMSG_VAR_DIR": str(tmp_path), var: value})
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -91,7 +98,9 @@ def test_bad_argument_exit_2(tmp_path: Path) -> None:
 
 
 def test_config_is_read_from_the_given_environment_only(tmp_path: Path) -> None:
-    cfg = load_config({"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_PUBLIC_URL": "https://msg.example.org/"})
+    cfg = load_config(
+        {"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_PUBLIC_URL": "https://msg.example.org/"}
+    )
     assert cfg.public_url == "https://msg.example.org" and cfg.cookie_secure
     assert cfg.database_url == f"sqlite://{tmp_path}/securemsg.sqlite3"
     with pytest.raises(ConfigError):
@@ -100,8 +109,12 @@ def test_config_is_read_from_the_given_environment_only(tmp_path: Path) -> None:
 
 async def test_message_bodies_are_encrypted_at_rest(api, cast, config) -> None:
     canary = "CANARY-7f3e9a lithium dose changed to 600mg"
-    _, conv = await api.post("/conversations", {"participant_ids": [cast.id("client")]}, token=cast.tok("clinician"))
-    status, _ = await api.post(f"/conversations/{conv['id']}/messages", {"body": canary}, token=cast.tok("clinician"))
+    _, conv = await api.post(
+        "/conversations", {"participant_ids": [cast.id("client")]}, token=cast.tok("clinician")
+    )
+    status, _ = await api.post(
+        f"/conversations/{conv['id']}/messages", {"body": canary}, token=cast.tok("clinician")
+    )
     assert status == 201
     if config.database_url.startswith("sqlite://"):
         path = Path(config.database_url[len("sqlite://") :])
