@@ -229,7 +229,9 @@ async def test_fan_out_resumes_after_a_redis_restart(scale_env: dict[str, str], 
                 gw.url + "/api/v1/auth/login", json={"email": owner_email, "password": "redis restart pw"}
             ) as resp:
                 otoken = (await resp.json())["token"]
-            ws = await http.ws_connect(other.url + "/api/v1/ws", headers={"Authorization": f"Bearer {ctoken}"})
+            ws = await http.ws_connect(
+                other.url + "/api/v1/ws", headers={"Authorization": f"Bearer {ctoken}"}
+            )
             await ws.receive_json(timeout=5)
 
             redis_proc.kill()
