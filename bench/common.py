@@ -53,7 +53,9 @@ def base_env(var_dir: Path, database_url: str | None = None, **extra: str) -> di
             "SECUREMSG_VAR_DIR": str(var_dir),
             "SECUREMSG_SECRET_KEY": "bench-secret-0123456789abcdef",
             "SECUREMSG_DATA_KEY": new_data_key_line("k1"),
-            "SECUREMSG_SMTP_PORT": str(free_port()),  # nothing listens: emails stay queued, never block a send
+            "SECUREMSG_SMTP_PORT": str(
+                free_port()
+            ),  # nothing listens: emails stay queued, never block a send
         }
     )
     if database_url:
@@ -101,7 +103,9 @@ async def wait_ready(url: str, path: str = "/healthz") -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def start_process(argv: list[str], env: dict[str, str], port: int, ready_path: str = "/healthz") -> Server:
+async def start_process(
+    argv: list[str], env: dict[str, str], port: int, ready_path: str = "/healthz"
+) -> Server:
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
@@ -112,12 +116,16 @@ async def start_process(argv: list[str], env: dict[str, str], port: int, ready_p
 
 async def start_securemsg(env: dict[str, str], *extra: str) -> Server:
     port = free_port()
-    return await start_process([sys.executable, "-m", "gateway", "serve", "--port", str(port), *extra], env, port, "/readyz")
+    return await start_process(
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *extra], env, port, "/readyz"
+    )
 
 
 async def start_bare(kind: str = "json") -> Server:
     port = free_port()
-    return await start_process([sys.executable, "-m", "bench.bare", str(port)], base_env(Path(tempfile.gettempdir())), port)
+    return await start_process(
+        [sys.executable, "-m", "bench.bare", str(port)], base_env(Path(tempfile.gettempdir())), port
+    )
 
 
 @dataclass
@@ -148,7 +156,9 @@ async def make_practice(env: dict[str, str], url: str) -> Practice:
                 headers=key,
             ) as resp:
                 member = await resp.json()
-            async with http.post(url + "/api/v1/auth/login", json={"email": email, "password": "bench password 1"}) as resp:
+            async with http.post(
+                url + "/api/v1/auth/login", json={"email": email, "password": "bench password 1"}
+            ) as resp:
                 people.append((member["id"], (await resp.json())["token"]))
         async with http.post(
             url + "/api/v1/conversations",

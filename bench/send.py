@@ -75,7 +75,9 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
         for c in CONCURRENCY:
             ours_rates, bare_rates, ours_lat, bare_lat = [], [], [], []
             for _ in range(rounds):  # interleaved: ours, bare, ours, bare …
-                rate, lat = await blast(server.url, practice.sender_token, practice.conversation_id, messages, c)
+                rate, lat = await blast(
+                    server.url, practice.sender_token, practice.conversation_id, messages, c
+                )
                 ours_rates.append(rate)
                 ours_lat += lat
                 rate, lat = await blast(bare.url, "x", practice.conversation_id, messages, c)
@@ -88,10 +90,14 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
             )
             if c == 1:
                 p50 = percentile(ours_lat, 50) * 1000
-                lines.append(f"{name:8s} sequential send p50 {p50:.2f} ms (goal ≤ 2 ms: {'met' if p50 <= 2 else 'NOT met'})")
+                lines.append(
+                    f"{name:8s} sequential send p50 {p50:.2f} ms (goal ≤ 2 ms: {'met' if p50 <= 2 else 'NOT met'})"
+                )
             if c == 32 and name == "sqlite":
                 ok = ours / ceiling >= 0.5
-                lines.append(f"{name:8s} c=32 ratio {ours / ceiling:.2f} (goal ≥ 0.5: {'met' if ok else 'NOT met'})")
+                lines.append(
+                    f"{name:8s} c=32 ratio {ours / ceiling:.2f} (goal ≥ 0.5: {'met' if ok else 'NOT met'})"
+                )
     finally:
         await server.stop()
         await bare.stop()
