@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import socket
-import statistics
 import sys
 import tempfile
 import uuid
