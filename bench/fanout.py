@@ -41,7 +41,7 @@ async def end_to_end(url: str, practice, n: int) -> list[float]:
         await ws.receive()
         path = f"{url}/api/v1/conversations/{practice.conversation_id}/messages"
         headers = {"Authorization": f"Bearer {practice.sender_token}"}
-        for i in range(n):
+        for _ in range(n):
             marker = uuid.uuid4().hex
             t0 = time.perf_counter()
             async with http.post(path, json={"body": f"fanout {marker}"}, headers=headers) as resp:

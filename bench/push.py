@@ -140,7 +140,7 @@ async def ours_fcm(info: dict[str, str], n: int) -> float:
         elapsed = time.perf_counter() - t0
         if len(result.delivered) != n:
             print(
-                f"  apns: {n - len(result.delivered)} of {n} not delivered in one pass "
+                f"  fcm: {n - len(result.delivered)} of {n} not delivered in one pass "
                 f"(retry {len(result.retry_tokens)}, dead {len(result.dead_tokens)}, failed {len(result.failed)})"
             )
     finally:
