@@ -65,7 +65,7 @@ async def _batch(target: Target, after_id: int, limit: int) -> list[dict[str, An
         target.model.filter(id__gt=after_id)
         .order_by("id")
         .limit(limit)
-        .values("id", target.column, target.context_column)
+        .values(*dict.fromkeys(("id", target.column, target.context_column)))
     )
     return rows
 
