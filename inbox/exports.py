@@ -24,7 +24,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -245,8 +245,12 @@ class _ZipOut:
             self.zf = pyzipper.ZipFile(fh, "w", compression=pyzipper.ZIP_DEFLATED)
         self.member: IO[bytes] | None = None
 
-    async def open(self, name: str) -> None:
-        self.member = await asyncio.to_thread(self.zf.open, name, "w", force_zip64=True)
+    async def open(self, name: str, when: datetime) -> None:
+        # A conversation is a few MB of text at most; zip64 members would only trouble older unzip tools.
+        info = self.zf.zipinfo_cls(name, date_time=when.astimezone(UTC).timetuple()[:6])
+        info.compress_type = pyzipper.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        self.member = await asyncio.to_thread(self.zf.open, info, "w")
 
     async def write(self, text: str) -> None:
         assert self.member is not None
@@ -293,7 +297,7 @@ async def write_export(
         async for conv in _conversations(export):
             n_msgs += await _write_conversation(ctx, out, conv, used, heartbeat)
             n_convs += 1
-        await out.open("README.txt")
+        await out.open("README.txt", ctx.clock.now())
         await out.write(await _readme(ctx, export, practice_name, n_convs, n_msgs))
         await out.close()
         fh.close()
@@ -330,7 +334,7 @@ async def _write_conversation(
         n += 1
         name = f"{stem} ({n}).txt"
     used.add(name)
-    await out.open(f"secure-messages/{name}")
+    await out.open(f"secure-messages/{name}", conv.last_message_at or conv.created_at)
     await out.write(
         f"Participants: {'; '.join(_describe(p, client_names) for p in people)}\n"
         f"Conversation {conv.id}, started {stamp(conv.created_at)} UTC\n\n"

@@ -204,6 +204,8 @@ async def create_chart_note(
     it was removed because it should not have been sent here, so it does not go into the client's chart."""
     client = await client_for_records(actor, client_id)
     ids = sorted(set(message_ids))
+    if any(not 0 < i < 2**62 for i in ids):
+        raise Invalid("invalid_field", "message_ids must be message ids.", field="message_ids")
     if not ids:
         raise Invalid("no_messages", "message_ids must name at least one message.", field="message_ids")
     if len(ids) > MAX_NOTE_MESSAGES:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
 import pytest
+import pyzipper
 
 from gateway.keys import CTX, DISPATCHER
 from inbox.models import ChartNote, Export, Message
@@ -201,6 +203,10 @@ async def test_r23_owner_exports_everything_with_a_password(api, cast, clock, cl
     with pytest.raises(RuntimeError):
         open_zip(data, "not-the-password")
     files = open_zip(data, password)
+    with pyzipper.AESZipFile(io.BytesIO(data)) as zf:  # dated, private, plain zip (no zip64) members
+        info = zf.getinfo("secure-messages/Client Person, Clinician.txt")
+        assert info.date_time == (2026, 1, 5, 9, 2, 0) and info.external_attr >> 16 == 0o600
+        assert info.extract_version == 20
     assert "README.txt" in files and "Conversations: 5; messages: 7." in files["README.txt"]
     assert "removed by Name at" in files["README.txt"]
     convs = {n: t for n, t in files.items() if n.startswith("secure-messages/")}
