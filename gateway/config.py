@@ -26,9 +26,8 @@ class Config:
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
     data_keys: tuple[tuple[str, bytes], ...] = ()  # (key id, 32-byte key); the first one encrypts
-    data_key_file: Path | None = (
-        None  # where data_keys came from (None: SECUREMSG_DATA_KEY); re-read on rotation
-    )
+    # Where data_keys came from (None: SECUREMSG_DATA_KEY); a running server re-reads it after rotation.
+    data_key_file: Path | None = None
     var_dir: Path = Path("var")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
