@@ -6,8 +6,10 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX, DISPATCHER, HUB
+from gateway.limits import enforce
 from gateway.validation import path_int, query_int, read_json, take
 from inbox import messaging
 from inbox.messaging import Event
@@ -70,6 +72,8 @@ async def open_conversation(request: web.Request) -> web.Response:
     data = await read_json(request, {"participant_ids", "body"})
     ids = take(data, "participant_ids", list, required=True, item=int, max_items=messaging.MAX_PARTICIPANTS)
     body = take(data, "body", str, nullable=True)
+    if body is not None:
+        await enforce(request, "send", p.id)
     ctx = request.app[CTX]
     opened = await messaging.open_conversation(ctx, p, ids, body)
     assert opened.conversation is not None
@@ -101,6 +105,7 @@ async def send_message(request: web.Request) -> web.Response:
     data = await read_json(request, {"body", "client_msg_id"})
     body = take(data, "body", str, required=True)
     client_msg_id = take(data, "client_msg_id", str, nullable=True)
+    await enforce(request, "send", p.id)
     ctx = request.app[CTX]
     sent = await messaging.send_message(ctx, p, path_int(request, "id"), body, client_msg_id)
     assert sent.message is not None
@@ -127,4 +132,8 @@ async def remove_message(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id"))
     await publish(request, outcome.events)
+    if outcome.events:  # removed now, not a repeat of an earlier removal
+        await audit_request(
+            request, p, "message.remove", "message", msg.id, {"conversation_id": msg.conversation_id}
+        )
     return web.json_response({"message": messaging.message_json(ctx, msg)})

@@ -6,11 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal, require_provisioner
 from gateway.keys import CONFIG, CTX
+from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, present, read_json, take
-from inbox import accounts, messaging
-from inbox.errors import Forbidden
+from inbox import accounts, audit, messaging
+from inbox.errors import Forbidden, Unauthenticated
 from inbox.models import CLIENT, TEAM, Participant, Practice
 
 routes = web.RouteTableDef()
@@ -46,6 +48,16 @@ def contact_json(p: Participant) -> dict[str, Any]:
     return {"id": p.id, "name": p.name, "email": p.email, "kind": p.kind, "client_id": p.client_id}
 
 
+def _changed(changes: dict[str, Any]) -> dict[str, Any]:
+    """An audit detail for a change: which fields changed, and the new value of flags, ids and roles
+    (names, email addresses and passwords are named, never copied)."""
+    detail: dict[str, Any] = {"changed": sorted(changes)}
+    for key, value in changes.items():
+        if key not in ("name", "email", "password"):
+            detail[key] = value
+    return detail
+
+
 # --- sign-in -----------------------------------------------------------------------------------------
 
 
@@ -56,8 +68,14 @@ async def login(request: web.Request) -> web.Response:
     email = take(data, "email", str, required=True)
     password = take(data, "password", str, required=True)
     otp = take(data, "otp", str, nullable=True)
-    member = await accounts.authenticate(ctx, email, password, otp)
+    await enforce(request, "login", email)
+    try:
+        member = await accounts.authenticate(ctx, email, password, otp)
+    except Unauthenticated as exc:
+        await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
+        raise
     token, _ = await accounts.issue_token(ctx, member, "app")
+    await audit.record_sign_in(ctx, email, member, None, client_ip(request))
     return web.json_response({"token": token, "participant": messaging.me_json(member)})
 
 
@@ -67,6 +85,7 @@ async def logout(request: web.Request) -> web.Response:
     if principal.is_api_key:
         raise Forbidden("participant_required", "The practice API key cannot sign out.")
     await accounts.revoke_token(request.app[CTX], principal)
+    await audit_request(request, principal, "auth.logout")
     return web.json_response({"ok": True})
 
 
@@ -97,6 +116,7 @@ async def patch_settings(request: web.Request) -> web.Response:
     practice = await Practice.get(id=principal.practice_id)
     ctx = request.app[CTX]
     await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
+    await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
     return web.json_response(accounts.settings_json(practice, ctx))
 
 
@@ -126,6 +146,14 @@ async def create_team_member(request: web.Request) -> web.Response:
         can_export=bool(take(data, "can_export", bool)),
         messaging_enabled=take(data, "messaging_enabled", bool) is not False,
     )
+    await audit_request(
+        request,
+        principal,
+        "team_member.create",
+        "participant",
+        member.id,
+        {"roles": sorted(member.role_set), "can_export": member.can_export},
+    )
     return web.json_response(team_member_json(member), status=201)
 
 
@@ -147,6 +175,7 @@ async def patch_team_member(request: web.Request) -> web.Response:
         take(data, "roles", list, item=str, max_items=6)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     await accounts.update_team_member(request.app[CTX], member, changes)
+    await audit_request(request, principal, "team_member.update", "participant", member.id, _changed(changes))
     return web.json_response(team_member_json(member))
 
 
@@ -160,6 +189,7 @@ async def enrol_totp(request: web.Request) -> web.Response:
         raise Forbidden("own_account_only", "Only team members themselves can set up their second factor.")
     practice = await Practice.get(id=me.practice_id)
     uri = await accounts.start_totp_enrolment(me, issuer=f"securemsg ({practice.name})")
+    await audit_request(request, me, "totp.enrol", "participant", me.id)
     return web.json_response({"provisioning_uri": uri})
 
 
@@ -194,6 +224,14 @@ async def create_client(request: web.Request) -> web.Response:
         portal_access=True if portal is None else portal,
         messaging_enabled=take(data, "messaging_enabled", bool),
     )
+    await audit_request(
+        request,
+        principal,
+        "client.create",
+        "participant",
+        client.id,
+        {"primary_clinician_id": client.primary_clinician_id, "messaging_enabled": client.messaging_enabled},
+    )
     return web.json_response(client_json(client), status=201)
 
 
@@ -220,6 +258,7 @@ async def patch_client(request: web.Request) -> web.Response:
     changes = present(data, _CLIENT_PATCH)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     await accounts.update_client(request.app[CTX], client, changes)
+    await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     return web.json_response(client_json(client))
 
 
@@ -233,6 +272,9 @@ async def add_contact(request: web.Request) -> web.Response:
         client,
         name=take(data, "name", str, required=True),
         email=take(data, "email", str, required=True),
+    )
+    await audit_request(
+        request, principal, "contact.create", "participant", contact.id, {"client_id": client.id}
     )
     return web.json_response(contact_json(contact), status=201)
 
@@ -263,6 +305,9 @@ async def grant_access(request: web.Request) -> web.Response:
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
     created = await accounts.grant_access(request.app[CTX], client, member)
+    await audit_request(
+        request, principal, "access.grant", "participant", client.id, {"team_member_id": member.id}
+    )
     return web.json_response(
         {"client_id": client.id, "team_member_id": member.id, "access": True}, status=201 if created else 200
     )
@@ -274,4 +319,7 @@ async def withdraw_access(request: web.Request) -> web.Response:
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
     await accounts.withdraw_access(client, member)
+    await audit_request(
+        request, principal, "access.withdraw", "participant", client.id, {"team_member_id": member.id}
+    )
     return web.json_response({"client_id": client.id, "team_member_id": member.id, "access": False})

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, ops, team_inbox, team_signin, team_web, ws
-from gateway.config import Config
+from gateway import api_messaging, api_provisioning, api_records, ops, team_inbox, team_signin, team_web, ws
+from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
+from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, PAGES, SERVICES
+from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.validation import MAX_BODY_BYTES
@@ -24,7 +26,10 @@ log = logging.getLogger(__name__)
 
 def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
     return InboxContext(
-        keyring=DataKeyring(config.data_keys),
+        keyring=DataKeyring(
+            config.data_keys,
+            loader=data_key_loader(config.data_key_file) if config.data_key_file else None,
+        ),
         secret=config.secret_key,
         clock=clock or SystemClock(),
         default_unread_delay_s=config.unread_email_delay_s,
@@ -74,7 +79,10 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
-PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = []
+PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
+    limiter_part,
+    export_part,
+]
 
 
 def create_app(
@@ -91,7 +99,7 @@ def create_app(
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
     app.on_shutdown.append(_close_sockets)
-    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
+    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, api_records.routes, ws.routes):
         app.add_routes(table)
     # The server-rendered pages and their static files (stylesheet, scripts).
     app[PAGES] = team_web.page_environment()

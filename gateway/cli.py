@@ -51,6 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="migrate, seed a demo practice and serve it with the dev mail sink")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8080)
+
+    audit = sub.add_parser("audit", help="the audit log (R24)")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; name the first bad row")
+    verify.add_argument("--practice", type=int, default=None, help="only this practice's chain")
+
+    rotate = sub.add_parser(
+        "rotate-data-key", help="make a new data key and re-encrypt stored data under it, while serving"
+    )
+    rotate.add_argument(
+        "--resume",
+        action="store_true",
+        help="make no new key: finish re-encrypting under the current (first) key",
+    )
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction (default 500)")
+    rotate.add_argument(
+        "--settle-s",
+        type=float,
+        default=5.0,
+        help="seconds to let running servers pick up a new key before the last pass (default 5)",
+    )
     return parser
 
 
@@ -96,6 +117,78 @@ def serve(
     web.run_app(app, host=host, port=port, print=lambda s: log.info("%s", s.strip()), access_log=None)
 
 
+async def _audit_verify(config: Config, practice_id: int | None) -> int:
+    from inbox import audit, db
+
+    await db.connect(config.database_url)
+    try:
+        reports = await audit.verify(practice_id)
+    finally:
+        await db.disconnect()
+    bad = [r for r in reports if not r.ok]
+    for r in reports:
+        if r.ok:
+            print(f"practice {r.practice_id}: {r.rows} rows verified, head {r.head}")
+        else:
+            print(
+                f"practice {r.practice_id}: first bad row is id {r.bad_row_id} (seq {r.bad_seq}): "
+                f"{r.problem}; the {r.rows} rows before it verified"
+            )
+    total = sum(r.rows for r in reports)
+    if bad:
+        print(f"audit log BROKEN in {len(bad)} of {len(reports)} practice(s)")
+        return 1
+    print(f"audit log intact: {total} rows verified in {len(reports)} practice(s)")
+    return 0
+
+
+def _rotate_data_key(config: Config, args: argparse.Namespace) -> int:
+    from gateway import keyfile
+    from gateway.config import parse_data_keys
+    from inbox.crypto import DataKeyring
+
+    if args.batch_size < 1 or args.settle_s < 0:
+        raise ConfigError("--batch-size must be at least 1 and --settle-s at least 0")
+    keys = config.data_keys
+    settle_s = 0.0
+    if not args.resume:
+        if config.data_key_file is None:
+            _, line = keyfile.new_key_line(k for k, _ in config.data_keys)
+            print(line)
+            print(
+                "securemsg: SECUREMSG_DATA_KEY is set, so the new key cannot be written for you: put the "
+                "line above first in SECUREMSG_DATA_KEY, keep the old lines after it, restart every "
+                "securemsg process, then run `securemsg rotate-data-key --resume` to re-encrypt stored data.",
+                file=sys.stderr,
+            )
+            return 2
+        key_id = keyfile.prepend_new_key(config.data_key_file)
+        keys = parse_data_keys(str(config.data_key_file), config.data_key_file.read_text())
+        settle_s = args.settle_s
+        print(
+            f"new data key {key_id} is first in {config.data_key_file}; the older keys are kept", flush=True
+        )
+    keyring = DataKeyring(keys)
+    summary = asyncio.run(_reencrypt(config, keyring, args.batch_size, settle_s))
+    counts = ", ".join(f"{t.reencrypted} {label}" for label, t in summary.tallies.items())
+    print(f"re-encrypted under {summary.key_id}: {counts}; no stored row is under an older key now.")
+    print(
+        "The older keys stay in the key file: stored rows no longer need them, "
+        "but backups made before today may. Remove them once those backups have expired."
+    )
+    return 0
+
+
+async def _reencrypt(config: Config, keyring: Any, batch_size: int, settle_s: float) -> Any:
+    from inbox import db, rotation
+
+    await db.connect(config.database_url)
+    try:
+        return await rotation.rotate(keyring, batch_size=batch_size, settle_s=settle_s)
+    finally:
+        await db.disconnect()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -105,6 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging()
     try:
+        if args.command == "audit":
+            return asyncio.run(_audit_verify(config, args.practice))
+        if args.command == "rotate-data-key":
+            return _rotate_data_key(config, args)
         if args.command == "migrate":
             asyncio.run(_migrate(config))
             print("schema is up to date")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +26,8 @@ class Config:
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
     data_keys: tuple[tuple[str, bytes], ...] = ()  # (key id, 32-byte key); the first one encrypts
+    # Where data_keys came from (None: SECUREMSG_DATA_KEY); a running server re-reads it after rotation.
+    data_key_file: Path | None = None
     var_dir: Path = Path("var")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -123,6 +125,25 @@ def new_data_key_line(key_id: str) -> str:
     return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}"
 
 
+def data_key_loader(path: Path) -> Callable[[], tuple[tuple[str, bytes], ...] | None]:
+    """For a running server's keyring: the keys in `path` when the file changed since the last call (a key
+    was added by `rotate-data-key`), else None. A file that cannot be read or parsed keeps the old keys."""
+    seen: list[tuple[int, int]] = []
+
+    def load() -> tuple[tuple[str, bytes], ...] | None:
+        try:
+            st = path.stat()
+            if seen and seen[0] == (st.st_mtime_ns, st.st_size):
+                return None
+            keys = parse_data_keys(str(path), path.read_text())
+        except (OSError, ConfigError, UnicodeDecodeError):
+            return None
+        seen[:] = [(st.st_mtime_ns, st.st_size)]
+        return keys
+
+    return load
+
+
 def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
     env = dict(os.environ if environ is None else environ)
     var = Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
@@ -145,11 +166,13 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
     else:
         secret = _read_or_create_secret(var / "secret.key", secrets.token_urlsafe(48).encode())
 
+    data_key_file: Path | None = None
     if "SECUREMSG_DATA_KEY" in env:
         data_keys = parse_data_keys("SECUREMSG_DATA_KEY", env["SECUREMSG_DATA_KEY"])
     else:
-        raw = _read_or_create_secret(var / "data.key", new_data_key_line("k1").encode())
-        data_keys = parse_data_keys(str(var / "data.key"), raw.decode())
+        data_key_file = var / "data.key"
+        raw = _read_or_create_secret(data_key_file, new_data_key_line("k1").encode())
+        data_keys = parse_data_keys(str(data_key_file), raw.decode())
 
     delay_lo = 1 if testing else 600
     delay = _int(
@@ -190,6 +213,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         ),
         secret_key=secret,
         data_keys=data_keys,
+        data_key_file=data_key_file,
         var_dir=var,
         smtp_host=env.get("SECUREMSG_SMTP_HOST", "127.0.0.1"),
         smtp_port=_int("SECUREMSG_SMTP_PORT", env.get("SECUREMSG_SMTP_PORT", "1025"), 1, 65535),

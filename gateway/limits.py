@@ -1,0 +1,148 @@
+"""Rate limits (per participant and per IP) on sign-in attempts, message sends and export requests.
+
+Fixed windows: a counter per key per window of `window_s` seconds; over the limit → 429 with Retry-After
+until the window ends. In one process by default; shared by every gateway process through Redis (INCR +
+EXPIRE on one key per window) when `SECUREMSG_REDIS_URL` is set. If Redis is unreachable the limiter lets
+requests through and says so in the log (account lockout after failed sign-ins still holds): a Redis outage
+must not stop a practice from working.
+
+Time comes from the injected clock, so tests move the clock rather than sleep.
+
+The portal sign-in has its own in-process limiter (gateway/ratelimit.py, built in parallel with the same
+`check(key, limit, window_s)` shape); the two should become one.
+
+The send limit is a flood guard against a runaway script or a stolen token, not a cap on how many messages
+a person may send (R12): nobody types 60 messages a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from aiohttp import web
+
+from gateway.keys import CONFIG, CTX
+from inbox.clock import Clock
+from inbox.errors import SlowDown
+
+log = logging.getLogger(__name__)
+
+# action -> {"ip" | "who": (limit, window_s)}
+POLICIES: dict[str, dict[str, tuple[int, int]]] = {
+    "login": {"ip": (30, 300), "who": (10, 300)},
+    "send": {"ip": (300, 60), "who": (60, 60)},
+    "export": {"ip": (10, 3600), "who": (5, 3600)},
+}
+
+
+class Limiter(Protocol):
+    async def check(self, key: str, limit: int, window_s: int) -> None:
+        """Count one hit on `key`; raise SlowDown (429, Retry-After) when over `limit` in this window."""
+
+    async def close(self) -> None: ...
+
+
+def _window(clock: Clock, window_s: int) -> tuple[int, int]:
+    """(window number, seconds until it ends)."""
+    now = clock.now().timestamp()
+    number = int(now // window_s)
+    return number, max(1, math.ceil((number + 1) * window_s - now))
+
+
+class MemoryLimiter:
+    """One process's counters. Ended windows are swept now and then, so memory follows the active keys."""
+
+    SWEEP_AT = 10_000
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._counts: dict[str, tuple[int, int, float]] = {}  # key -> (window number, hits, window end)
+
+    async def check(self, key: str, limit: int, window_s: int) -> None:
+        number, left = _window(self.clock, window_s)
+        window, hits, _ = self._counts.get(key, (number, 0, 0.0))
+        hits = hits + 1 if window == number else 1
+        self._counts[key] = (number, hits, (number + 1) * window_s)
+        if len(self._counts) > self.SWEEP_AT:
+            now = self.clock.now().timestamp()
+            self._counts = {k: v for k, v in self._counts.items() if v[2] > now}
+        if hits > limit:
+            raise SlowDown(left)
+
+    async def close(self) -> None:
+        self._counts.clear()
+
+
+class RedisLimiter:
+    """Counters shared by every process through Redis: one key per (key, window), INCR then EXPIRE."""
+
+    def __init__(self, url: str, clock: Clock, prefix: str = "securemsg:rl:") -> None:
+        import redis.asyncio as aioredis
+
+        self.clock = clock
+        self.prefix = prefix
+        self._redis = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._warned_at = 0.0
+
+    async def check(self, key: str, limit: int, window_s: int) -> None:
+        number, left = _window(self.clock, window_s)
+        rkey = f"{self.prefix}{key}:{window_s}:{number}"
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(rkey)
+                pipe.expire(rkey, window_s + 5)
+                hits, _ = await pipe.execute()
+        except Exception as exc:
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning("rate limiter: Redis unavailable (%s); not limiting", type(exc).__name__)
+            return
+        if int(hits) > limit:
+            raise SlowDown(left)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+LIMITER = web.AppKey("limiter", Limiter)
+
+
+async def limiter_part(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    limiter: Limiter
+    if config.redis_url:
+        # Deployments that share a Redis but not a database keep separate counters.
+        scope = hashlib.sha256(config.database_url.encode()).hexdigest()[:12]
+        limiter = RedisLimiter(config.redis_url, app[CTX].clock, prefix=f"securemsg:rl:{scope}:")
+    else:
+        limiter = MemoryLimiter(app[CTX].clock)
+    app[LIMITER] = limiter
+    yield
+    await limiter.close()
+
+
+def client_ip(request: web.Request) -> str:
+    """The peer address. Forwarded headers are not trusted: they are whatever the caller says."""
+    return request.remote or "unknown"
+
+
+async def enforce(request: web.Request, action: str, who: str | int | None = None) -> None:
+    """Count this request against the action's per-IP limit and, when `who` is given, its per-person one
+    (a participant id, or for sign-in the address tried, kept only as a keyed hash)."""
+    limiter = request.app.get(LIMITER)
+    if limiter is None:
+        return
+    policy = POLICIES[action]
+    limit, window = policy["ip"]
+    await limiter.check(f"{action}:ip:{client_ip(request)}", limit, window)
+    if who is not None:
+        limit, window = policy["who"]
+        secret = request.app[CTX].secret
+        digest = hmac.new(secret, str(who).strip().lower().encode(), hashlib.sha256).hexdigest()[:24]
+        await limiter.check(f"{action}:who:{digest}", limit, window)

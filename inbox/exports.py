@@ -1,0 +1,420 @@
+"""Complete exports of a practice's secure messages (R23).
+
+Who: the account owner, or a practice manager allowed to export client data (`can_export`).
+
+Scope "all": every conversation of the practice, team-only ones included. Scope "clinician": every
+conversation of the clients whose primary clinician is that clinician ("all clients of one clinician"), and
+the team-only conversations that clinician is in (what the guide offers for "messages between a certain
+clinician and other team members").
+
+The zip is written in the background (outbox kind `export`), conversation by conversation and page by page
+of messages, straight into the zip stream, so memory stays flat however many messages a practice holds.
+With a password (the default) it is AES-256 encrypted (WinZip AES, pyzipper). The password is generated, kept
+encrypted under the data keyring, and shown again only to the person who asked for the export.
+
+Note: zip encryption covers file contents, not file names; the names inside are the participants' names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import pyzipper
+from tortoise.expressions import Q, Subquery
+from tortoise.transactions import in_transaction
+
+from inbox import outbox
+from inbox.context import InboxContext
+from inbox.errors import Conflict, Forbidden, Invalid, NotFound
+from inbox.messaging import ids_of, iso
+from inbox.models import (
+    CLIENT,
+    CONTACT,
+    TEAM,
+    Conversation,
+    ConversationMember,
+    Export,
+    Message,
+    OutboxJob,
+    Participant,
+)
+from inbox.records import body_context, message_line, stamp
+
+EXPORT = "export"  # the outbox kind
+SCOPES = ("all", "clinician")
+MESSAGE_PAGE = 500
+CONVERSATION_PAGE = 200
+_PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # noqa: S105 - letters, not a secret; no l/1, o/0
+
+
+def password_context(export_id: int) -> str:
+    return f"export:{export_id}"
+
+
+def may_export(member: Participant) -> bool:
+    roles = member.role_set
+    return member.kind == TEAM and (
+        "account_owner" in roles or ("practice_manager" in roles and member.can_export)
+    )
+
+
+def _require_exporter(actor: Participant) -> None:
+    if not may_export(actor):
+        raise Forbidden(
+            "export_not_allowed",
+            "Only the account owner, or a practice manager allowed to export client data, can do this.",
+            rule="R23",
+        )
+
+
+def new_password() -> str:
+    """Four groups of five letters or digits: about 99 bits, easy to read out and type."""
+    return "-".join("".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(5)) for _ in range(4))
+
+
+async def request_export(
+    ctx: InboxContext,
+    actor: Participant,
+    scope: str,
+    clinician_id: int | None,
+    require_password: bool,
+) -> Export:
+    _require_exporter(actor)
+    if scope not in SCOPES:
+        raise Invalid("invalid_scope", 'scope must be "all" or "clinician".', field="scope")
+    if scope == "clinician":
+        if clinician_id is None:
+            raise Invalid(
+                "missing_field", 'clinician_id is required for scope "clinician".', field="clinician_id"
+            )
+        clinician = await Participant.filter(
+            id=clinician_id, practice_id=actor.practice_id, kind=TEAM
+        ).first()
+        if clinician is None or "clinician" not in clinician.role_set:
+            raise Invalid(
+                "unknown_clinician",
+                "clinician_id is not a clinician of this practice.",
+                field="clinician_id",
+            )
+    else:
+        clinician_id = None
+    now = ctx.clock.now()
+    async with in_transaction():
+        export = await Export.create(
+            practice_id=actor.practice_id,
+            requested_by_id=actor.id,
+            scope=scope,
+            clinician_id=clinician_id,
+            require_password=require_password,
+            status="pending",
+            created_at=now,
+        )
+        if require_password:
+            export.password_cipher = ctx.keyring.encrypt(new_password(), password_context(export.id))
+            await export.save(update_fields=["password_cipher"])
+        await outbox.enqueue(ctx, EXPORT, practice_id=actor.practice_id, payload={"export_id": export.id})
+    return export
+
+
+async def get_export(actor: Participant, export_id: int) -> Export:
+    """Exports are seen by those who may make them; another practice's export does not exist."""
+    export = await Export.filter(id=export_id, practice_id=actor.practice_id).first()
+    if export is None or actor.kind != TEAM:
+        raise NotFound("export")
+    _require_exporter(actor)
+    return export
+
+
+async def list_exports(actor: Participant, limit: int = 50) -> list[Export]:
+    _require_exporter(actor)
+    return list(await Export.filter(practice_id=actor.practice_id).order_by("-id").limit(limit))
+
+
+def export_json(ctx: InboxContext, export: Export, viewer: Participant) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": export.id,
+        "status": export.status,
+        "scope": export.scope,
+        "clinician_id": export.clinician_id,
+        "require_password": export.require_password,
+        "requested_by": export.requested_by_id,
+        "created_at": iso(export.created_at),
+        "finished_at": iso(export.finished_at),
+        "error": export.error,
+        "download_url": f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
+    }
+    if export.password_cipher is not None and viewer.id == export.requested_by_id:
+        data["password"] = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
+    return data
+
+
+def download_path(export: Export) -> Path:
+    if export.status != "ready" or not export.file_path:
+        raise Conflict("export_not_ready", "This export is not ready to download yet.")
+    path = Path(export.file_path)
+    if not path.is_file():
+        raise Conflict("export_file_missing", "This export's file is no longer on the server; export again.")
+    return path
+
+
+# --- writing the zip ---------------------------------------------------------------------------------
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def file_stem(names: list[str]) -> str:
+    stem = _UNSAFE.sub("_", ", ".join(names)).strip(" .") or "conversation"
+    return stem[:150].rstrip(" .,")
+
+
+def _describe(p: Participant, clients: dict[int, str]) -> str:
+    if p.kind == CLIENT:
+        return f"{p.name} (client)"
+    if p.kind == CONTACT:
+        return f"{p.name} (contact of {clients.get(p.client_id or -1, 'a client')})"
+    roles = ", ".join(r.replace("_", " ") for r in sorted(p.role_set)) or "team"
+    return f"{p.name} ({roles})"
+
+
+def _scope_query(export: Export) -> Any:
+    query = Conversation.filter(practice_id=export.practice_id)
+    if export.scope == "clinician":
+        mine = Subquery(
+            ConversationMember.filter(participant_id=export.clinician_id).values("conversation_id")
+        )
+        query = query.filter(
+            Q(client__primary_clinician_id=export.clinician_id) | Q(client_id=None, id__in=mine)
+        )
+    return query
+
+
+async def _conversations(export: Export) -> AsyncIterator[Conversation]:
+    after = 0
+    while True:
+        page = list(await _scope_query(export).filter(id__gt=after).order_by("id").limit(CONVERSATION_PAGE))
+        for conv in page:
+            yield conv
+        if len(page) < CONVERSATION_PAGE:
+            return
+        after = page[-1].id
+
+
+async def _messages(conversation_id: int) -> AsyncIterator[list[Message]]:
+    after = 0
+    while True:
+        page = list(
+            await Message.filter(conversation_id=conversation_id, id__gt=after)
+            .order_by("id")
+            .limit(MESSAGE_PAGE)
+        )
+        if page:
+            yield page
+        if len(page) < MESSAGE_PAGE:
+            return
+        after = page[-1].id
+
+
+@dataclass
+class Written:
+    path: Path
+    conversations: int
+    messages: int
+
+
+class _ZipOut:
+    """The zip file, written from a thread so that compression and AES do not stall the event loop. Only
+    one write runs at a time (each is awaited), which is all zipfile asks."""
+
+    def __init__(self, fh: IO[bytes], password: str | None) -> None:
+        if password:
+            self.zf: pyzipper.ZipFile = pyzipper.AESZipFile(
+                fh, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES
+            )
+            self.zf.setpassword(password.encode())
+        else:
+            self.zf = pyzipper.ZipFile(fh, "w", compression=pyzipper.ZIP_DEFLATED)
+        self.member: IO[bytes] | None = None
+
+    async def open(self, name: str, when: datetime) -> None:
+        # A conversation is a few MB of text at most; zip64 members would only trouble older unzip tools.
+        info = self.zf.zipinfo_cls(name, date_time=when.astimezone(UTC).timetuple()[:6])
+        info.compress_type = pyzipper.ZIP_DEFLATED
+        info.external_attr = 0o600 << 16
+        self.member = await asyncio.to_thread(self.zf.open, info, "w")
+
+    async def write(self, text: str) -> None:
+        assert self.member is not None
+        await asyncio.to_thread(self.member.write, text.encode("utf-8"))
+
+    async def close_member(self) -> None:
+        if self.member is not None:
+            member, self.member = self.member, None
+            await asyncio.to_thread(member.close)
+
+    async def close(self) -> None:
+        await self.close_member()
+        await asyncio.to_thread(self.zf.close)
+
+
+def _create_part(out_dir: Path, export: Export) -> tuple[Path, Path, IO[bytes]]:
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in out_dir.glob(f"export-{export.practice_id}-{export.id}-*.part"):
+        stale.unlink(missing_ok=True)  # an earlier attempt that died half way
+    final = out_dir / f"export-{export.practice_id}-{export.id}-{secrets.token_hex(8)}.zip"
+    part = final.with_suffix(".part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return final, part, os.fdopen(fd, "wb")
+
+
+async def write_export(
+    ctx: InboxContext,
+    export: Export,
+    out_dir: Path,
+    *,
+    practice_name: str,
+    heartbeat: Callable[[], Awaitable[None]] | None = None,
+) -> Written:
+    """Write the export's zip under `out_dir` and return where it is. Files are private to the server's
+    user (0600 in a 0700 directory); a half-written file is removed on failure."""
+    password = None
+    if export.require_password and export.password_cipher is not None:
+        password = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
+    final, part, fh = await asyncio.to_thread(_create_part, out_dir, export)
+    out = _ZipOut(fh, password)
+    used: set[str] = set()
+    n_convs = n_msgs = 0
+    try:
+        async for conv in _conversations(export):
+            n_msgs += await _write_conversation(ctx, out, conv, used, heartbeat)
+            n_convs += 1
+        await out.open("README.txt", ctx.clock.now())
+        await out.write(await _readme(ctx, export, practice_name, n_convs, n_msgs))
+        await out.close()
+        fh.close()
+        part.rename(final)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await out.close()
+        fh.close()
+        part.unlink(missing_ok=True)
+        raise
+    return Written(final, n_convs, n_msgs)
+
+
+async def _write_conversation(
+    ctx: InboxContext,
+    out: _ZipOut,
+    conv: Conversation,
+    used: set[str],
+    heartbeat: Callable[[], Awaitable[None]] | None,
+) -> int:
+    member_ids = await ids_of(ConversationMember.filter(conversation_id=conv.id), "participant_id")
+    people = list(await Participant.filter(id__in=member_ids))
+    # Clients and contacts first, then the team, each by name: "Client Person, Guardian, Dr. Rivera".
+    people.sort(key=lambda p: (p.kind == TEAM, p.kind == CONTACT, p.name.lower(), p.id))
+    client_names = {p.id: p.name for p in people if p.kind == CLIENT}
+    missing = {p.client_id for p in people if p.kind == CONTACT and p.client_id not in client_names}
+    if missing:
+        for c in await Participant.filter(id__in=[m for m in missing if m is not None]):
+            client_names[c.id] = c.name
+    names = {p.id: p.name for p in people}
+    stem = file_stem([p.name for p in people])
+    name, n = f"{stem}.txt", 1
+    while name in used:
+        n += 1
+        name = f"{stem} ({n}).txt"
+    used.add(name)
+    await out.open(f"secure-messages/{name}", conv.last_message_at or conv.created_at)
+    await out.write(
+        f"Participants: {'; '.join(_describe(p, client_names) for p in people)}\n"
+        f"Conversation {conv.id}, started {stamp(conv.created_at)} UTC\n\n"
+    )
+    count = 0
+    async for page in _messages(conv.id):
+        lines = []
+        for m in page:
+            text = ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id))
+            line = message_line(m.created_at, names.get(m.sender_id, f"participant {m.sender_id}"), text)
+            if m.removed_at is not None:
+                by = names.get(m.removed_by_id or -1, "the sender")
+                line += f" [removed by {by} at {stamp(m.removed_at)}]"
+            lines.append(line + "\n")
+        count += len(page)
+        await out.write("".join(lines))
+        if heartbeat is not None:
+            await heartbeat()
+    if count == 0:
+        await out.write("(no messages)\n")
+    await out.close_member()
+    return count
+
+
+async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs: int, n_msgs: int) -> str:
+    requester = await Participant.get_or_none(id=export.requested_by_id)
+    if export.scope == "clinician":
+        clinician = await Participant.get_or_none(id=export.clinician_id)
+        what = (
+            f"every conversation of the clients whose primary clinician is "
+            f"{clinician.name if clinician else 'a former clinician'}, and the conversations between that "
+            "clinician and other team members"
+        )
+    else:
+        what = "every conversation of the practice: with clients, with their contacts, and within the team"
+    return (
+        "Secure messaging export\n"
+        "=======================\n\n"
+        f"Practice: {practice_name}\n"
+        f"Requested by: {requester.name if requester else 'a former team member'} "
+        f"on {stamp(export.created_at)} UTC\n"
+        f"Written: {stamp(ctx.clock.now())} UTC\n"
+        f"Holds: {what}.\n"
+        f"Conversations: {n_convs}; messages: {n_msgs}.\n\n"
+        "The folder secure-messages/ holds one text file per conversation, named after its participants\n"
+        "(clients and contacts first, then team members). Each file starts with its participants; then\n"
+        "every message is one line, oldest first:\n\n"
+        "    [YYYY-MM-DD HH:MM] Sender: text\n\n"
+        "Times are UTC. A message that its sender removed is included with its text and marked at the end\n"
+        "of its line: [removed by Name at YYYY-MM-DD HH:MM].\n\n"
+        "This file holds health information. Keep it encrypted and delete it when it is no longer needed.\n"
+    )
+
+
+# --- the background job's storage side ---------------------------------------------------------------
+
+
+async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:
+    """Extend this worker's lease on the job while the zip is written, so that a long export is not taken
+    over by a second worker; False when the job is no longer ours."""
+    until = ctx.clock.now() + timedelta(seconds=outbox.LEASE_S)
+    return bool(
+        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+            claimed_until=until
+        )
+    )
+
+
+async def mark_ready(ctx: InboxContext, export: Export, written: Written) -> bool:
+    updated = await Export.filter(id=export.id, status="pending").update(
+        status="ready", file_path=str(written.path), finished_at=ctx.clock.now(), error=None
+    )
+    if not updated:  # finished elsewhere meanwhile: keep theirs
+        written.path.unlink(missing_ok=True)
+    return bool(updated)
+
+
+async def mark_failed(ctx: InboxContext, export: Export, reason: str) -> bool:
+    return bool(
+        await Export.filter(id=export.id, status="pending").update(
+            status="failed", error=reason, finished_at=ctx.clock.now()
+        )
+    )

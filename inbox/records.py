@@ -1,0 +1,271 @@
+"""A client's records: transcripts of the client's conversations (R21) and chart notes (R22).
+
+Who may read them (R21, "team members with access to the client's profile"):
+- the client's primary clinician, and any team member with a ClientAccess grant to the client (a supervisor,
+  a biller, a second clinician: the grant is what gives access to the profile);
+- the account owner, who holds every client's file (and can export all of it anyway, R23).
+Billers, schedulers and practice managers may *message* any client (R6), but messaging a client is not access
+to the client's file: without a grant they do not read other people's conversations with that client. That is
+the narrower, minimum-necessary reading of the guide; the owner can grant access to anyone who needs it.
+
+A transcript holds removed messages with their text, marked as removed (R14): it is the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from inbox.context import InboxContext
+from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.messaging import ids_of, iso, participant_json
+from inbox.models import (
+    CLIENT,
+    TEAM,
+    ChartNote,
+    ClientAccess,
+    Conversation,
+    ConversationMember,
+    Message,
+    Participant,
+)
+from inbox.permissions import Refusal
+
+MAX_FILTER_IDS = 50
+MAX_NOTE_MESSAGES = 200
+
+
+def body_context(conversation_id: int) -> str:
+    """The associated data of a message body (inbox.messaging encrypts under the same string)."""
+    return f"conversation:{conversation_id}"
+
+
+def chart_note_context(client_id: int) -> str:
+    return f"chart-note:{client_id}"
+
+
+def stamp(at: datetime) -> str:
+    """The time written in chart notes and exports: minutes, UTC (the practice has no time zone setting)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def message_line(at: datetime, name: str, text: str) -> str:
+    return f"[{stamp(at)}] {name}: {text}"
+
+
+# --- access ------------------------------------------------------------------------------------------
+
+
+def records_refusal(
+    member_id: int,
+    roles: Collection[str],
+    client_id: int,
+    primary_clinician_id: int | None,
+    grants: Collection[tuple[int, int]],
+) -> Refusal | None:
+    """R21 as a pure function: may this team member read the client's transcripts and chart notes?"""
+    if "account_owner" in roles:
+        return None
+    if member_id == primary_clinician_id or (member_id, client_id) in grants:
+        return None
+    return Refusal(
+        "no_client_access",
+        "R21",
+        "Only team members with access to this client's profile can read the client's records.",
+    )
+
+
+async def client_for_records(actor: Participant, client_id: int) -> Participant:
+    """The client, when the actor may read its records: 404 outside the practice, 403 without access."""
+    if actor.kind != TEAM:
+        raise Forbidden("team_only", "Only team members can read a client's records.", rule="R21")
+    client = await Participant.filter(id=client_id, practice_id=actor.practice_id, kind=CLIENT).first()
+    if client is None:
+        raise NotFound("client")
+    grants: set[tuple[int, int]] = set()
+    if await ClientAccess.filter(client_id=client.id, team_member_id=actor.id).exists():
+        grants.add((actor.id, client.id))
+    refusal = records_refusal(actor.id, actor.role_set, client.id, client.primary_clinician_id, grants)
+    if refusal is not None:
+        raise Forbidden.from_refusal(refusal)
+    return client
+
+
+# --- transcripts -------------------------------------------------------------------------------------
+
+
+def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
+    if raw is None or not raw.strip():
+        return []
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if len(parts) > MAX_FILTER_IDS or not all(p.isdigit() and len(p) <= 18 for p in parts):
+        raise Invalid(
+            "invalid_query",
+            f"{field} must be up to {MAX_FILTER_IDS} participant ids separated by commas.",
+            field=field,
+        )
+    return sorted({int(p) for p in parts})
+
+
+def parse_message_cursor(raw: str | None) -> int:
+    if not raw:
+        return 0
+    if not raw.isdigit() or len(raw) > 18:
+        raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
+    return int(raw)
+
+
+async def _members_by_conversation(conv_ids: Iterable[int]) -> dict[int, list[Participant]]:
+    pairs = await ConversationMember.filter(conversation_id__in=list(conv_ids)).values_list(
+        "conversation_id", "participant_id"
+    )
+    people = {p.id: p for p in await Participant.filter(id__in=list({int(pid) for _, pid in pairs}))}
+    out: dict[int, list[Participant]] = {}
+    for cid, pid in pairs:
+        out.setdefault(int(cid), []).append(people[int(pid)])
+    for members in out.values():
+        members.sort(key=lambda p: p.id)
+    return out
+
+
+def transcript_item(ctx: InboxContext, msg: Message, names: dict[int, str]) -> dict[str, Any]:
+    removed = None
+    if msg.removed_at is not None:
+        by = msg.removed_by_id
+        removed = {"by": by, "by_name": names.get(by or -1), "at": iso(msg.removed_at)}
+    return {
+        "id": msg.id,
+        "conversation_id": msg.conversation_id,
+        "sender_id": msg.sender_id,
+        "sender_name": names.get(msg.sender_id),
+        "body": ctx.keyring.decrypt(bytes(msg.body_cipher), body_context(msg.conversation_id)),
+        "created_at": iso(msg.created_at),
+        "removed": removed,
+    }
+
+
+async def transcript(
+    ctx: InboxContext,
+    actor: Participant,
+    client_id: int,
+    participant_ids: list[int],
+    after_id: int = 0,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """Every message of the client's conversations whose participants include all of `participant_ids`
+    (no filter: all of the client's conversations), oldest first, across conversations, paged by id."""
+    client = await client_for_records(actor, client_id)
+    conv_ids = await ids_of(
+        Conversation.filter(practice_id=actor.practice_id, client_id=client.id).order_by("id"), "id"
+    )
+    members = await _members_by_conversation(conv_ids)
+    wanted = set(participant_ids)
+    chosen = [cid for cid in conv_ids if wanted <= {p.id for p in members.get(cid, [])}]
+    names = {p.id: p.name for cid in chosen for p in members.get(cid, [])}
+    rows: list[Message] = []
+    if chosen:
+        rows = list(
+            await Message.filter(conversation_id__in=chosen, id__gt=after_id).order_by("id").limit(limit + 1)
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "client": {"id": client.id, "name": client.name},
+        "participants": participant_ids,
+        "conversations": [
+            {"id": cid, "participants": [participant_json(p) for p in members.get(cid, [])]} for cid in chosen
+        ],
+        "items": [transcript_item(ctx, m, names) for m in rows],
+        "next_cursor": str(rows[-1].id) if more and rows else None,
+    }
+
+
+# --- chart notes -------------------------------------------------------------------------------------
+
+
+def chart_note_json(ctx: InboxContext, note: ChartNote, author_name: str | None) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "client_id": note.client_id,
+        "author_id": note.author_id,
+        "author_name": author_name,
+        "text": ctx.keyring.decrypt(bytes(note.text_cipher), chart_note_context(note.client_id)),
+        "message_ids": note.message_ids,
+        "created_at": iso(note.created_at),
+    }
+
+
+async def create_chart_note(
+    ctx: InboxContext, actor: Participant, client_id: int, message_ids: list[int]
+) -> dict[str, Any]:
+    """R22: the chosen messages of the client's transcript, as "[YYYY-MM-DD HH:MM] Name: text" lines in
+    the order they were sent. A message of any other conversation is refused, and so is a removed message:
+    it was removed because it should not have been sent here, so it does not go into the client's chart."""
+    client = await client_for_records(actor, client_id)
+    ids = sorted(set(message_ids))
+    if any(not 0 < i < 2**62 for i in ids):
+        raise Invalid("invalid_field", "message_ids must be message ids.", field="message_ids")
+    if not ids:
+        raise Invalid("no_messages", "message_ids must name at least one message.", field="message_ids")
+    if len(ids) > MAX_NOTE_MESSAGES:
+        raise Invalid(
+            "too_many_messages",
+            f"A chart note holds at most {MAX_NOTE_MESSAGES} messages.",
+            field="message_ids",
+        )
+    conv_ids = await ids_of(Conversation.filter(practice_id=actor.practice_id, client_id=client.id), "id")
+    msgs = list(await Message.filter(id__in=ids, conversation_id__in=conv_ids).order_by("created_at", "id"))
+    found = {m.id for m in msgs}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise Invalid(
+            "message_not_in_client_record",
+            "Only messages of this client's conversations can go into the client's chart note.",
+            field="message_ids",
+            message_id=missing[0],
+        )
+    removed = [m.id for m in msgs if m.removed_at is not None]
+    if removed:
+        raise Invalid(
+            "removed_message",
+            "A removed message cannot be copied into a chart note.",
+            field="message_ids",
+            message_id=removed[0],
+        )
+    names = {p.id: p.name for p in await Participant.filter(id__in=list({m.sender_id for m in msgs}))}
+    lines = [
+        message_line(
+            m.created_at,
+            names.get(m.sender_id, "Unknown"),
+            ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id)),
+        )
+        for m in msgs
+    ]
+    text = "\n".join(lines)
+    note = await ChartNote.create(
+        client_id=client.id,
+        author_id=actor.id,
+        text_cipher=ctx.keyring.encrypt(text, chart_note_context(client.id)),
+        message_ids=[m.id for m in msgs],
+        created_at=ctx.clock.now(),
+    )
+    return chart_note_json(ctx, note, actor.name)
+
+
+async def list_chart_notes(
+    ctx: InboxContext, actor: Participant, client_id: int, before_id: int = 0, limit: int = 50
+) -> dict[str, Any]:
+    """The client's chart notes made from messages, newest first, paged by id."""
+    client = await client_for_records(actor, client_id)
+    query = ChartNote.filter(client_id=client.id)
+    if before_id:
+        query = query.filter(id__lt=before_id)
+    rows = list(await query.order_by("-id").limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    authors = {p.id: p.name for p in await Participant.filter(id__in=list({r.author_id for r in rows}))}
+    return {
+        "items": [chart_note_json(ctx, r, authors.get(r.author_id)) for r in rows],
+        "next_cursor": str(rows[-1].id) if more and rows else None,
+    }

@@ -1,0 +1,151 @@
+"""Re-encrypting stored secrets under the newest data key (`securemsg rotate-data-key`).
+
+Every encrypted column is walked in id order, a batch at a time, each batch in its own short transaction,
+so the server keeps serving while this runs. A row is re-encrypted only when its ciphertext names an older
+key id (decrypt with the old key, encrypt with the new one, same associated data), which makes a run
+idempotent and resumable: stop it at any point and run it again, and it carries on where rows are still old.
+
+Running servers may write a few rows under the old key until they notice the new one (gateway: within a
+couple of seconds, see DataKeyring); `rotate` therefore repeats the walk until a whole pass finds nothing
+left under an older key. Old keys stay in the keyring file; they are no longer needed for stored rows once
+this has finished, but backups made before may still need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from inbox.crypto import DataKeyring
+from inbox.exports import password_context
+from inbox.models import ChartNote, Export, Message
+from inbox.records import body_context, chart_note_context
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    model: type[Model]
+    column: str
+    context_column: str
+    context: Callable[[int], str]
+
+
+TARGETS = (
+    Target("message bodies", Message, "body_cipher", "conversation_id", body_context),
+    Target("chart notes", ChartNote, "text_cipher", "client_id", chart_note_context),
+    Target("export passwords", Export, "password_cipher", "id", password_context),
+)
+
+
+@dataclass
+class Tally:
+    scanned: int = 0
+    reencrypted: int = 0
+
+
+@dataclass
+class Summary:
+    key_id: str
+    passes: int = 0
+    tallies: dict[str, Tally] = field(default_factory=lambda: {t.label: Tally() for t in TARGETS})
+
+    @property
+    def reencrypted(self) -> int:
+        return sum(t.reencrypted for t in self.tallies.values())
+
+
+async def _batch(target: Target, after_id: int, limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = await (
+        target.model.filter(id__gt=after_id)
+        .order_by("id")
+        .limit(limit)
+        .values(*dict.fromkeys(("id", target.column, target.context_column)))
+    )
+    return rows
+
+
+async def reencrypt_pass(
+    keyring: DataKeyring,
+    summary: Summary,
+    *,
+    batch_size: int = 500,
+    max_batches: int | None = None,
+    on_batch: Callable[[str, Tally], None] | None = None,
+) -> int:
+    """One walk over every encrypted column; returns how many rows it re-encrypted."""
+    current = keyring.current_key_id
+    done = batches = 0
+    for target in TARGETS:
+        tally = summary.tallies[target.label]
+        after = 0
+        while True:
+            if max_batches is not None and batches >= max_batches:
+                return done
+            rows = await _batch(target, after, batch_size)
+            if not rows:
+                break
+            batches += 1
+            after = int(rows[-1]["id"])
+            stale = []
+            for row in rows:
+                blob = row[target.column]
+                if blob is None or DataKeyring.key_id_of(bytes(blob)) == current:
+                    continue
+                context = target.context(int(row[target.context_column]))
+                plain = keyring.decrypt(bytes(blob), context)
+                stale.append((int(row["id"]), keyring.encrypt(plain, context)))
+            if stale:
+                async with in_transaction():
+                    for row_id, blob in stale:
+                        await target.model.filter(id=row_id).update(**{target.column: blob})
+            tally.scanned += len(rows)
+            tally.reencrypted += len(stale)
+            done += len(stale)
+            if on_batch is not None:
+                on_batch(target.label, tally)
+    return done
+
+
+async def rotate(
+    keyring: DataKeyring,
+    *,
+    batch_size: int = 500,
+    settle_s: float = 0.0,
+    max_passes: int = 10,
+    on_batch: Callable[[str, Tally], None] | None = None,
+) -> Summary:
+    """Re-encrypt until a full pass finds no row under an older key. `settle_s` is how long to give running
+    servers to notice a key that was just added before the pass that must come back empty."""
+    summary = Summary(keyring.current_key_id)
+    for n in range(max_passes):
+        summary.passes += 1
+        found = await reencrypt_pass(keyring, summary, batch_size=batch_size, on_batch=on_batch)
+        if found == 0 and (n > 0 or settle_s == 0):
+            return summary
+        if settle_s:
+            await asyncio.sleep(settle_s)
+    raise RuntimeError(
+        f"rows under older keys keep appearing after {max_passes} passes: is a server still running "
+        "without the new key? Run `securemsg rotate-data-key --resume` once every server has it."
+    )
+
+
+async def rows_under_older_keys(keyring: DataKeyring) -> int:
+    current = keyring.current_key_id
+    left = 0
+    for target in TARGETS:
+        after = 0
+        while rows := await _batch(target, after, 1000):
+            after = int(rows[-1]["id"])
+            left += sum(
+                1
+                for r in rows
+                if r[target.column] is not None and DataKeyring.key_id_of(bytes(r[target.column])) != current
+            )
+    return left
