@@ -12,8 +12,10 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
+from gateway.auditing import audit_request
 from gateway.auth import SESSION_COOKIE
 from gateway.keys import CONFIG, CTX
+from gateway.limits import client_ip, enforce
 from gateway.team_web import (
     TeamSession,
     chrome,
@@ -26,8 +28,8 @@ from gateway.team_web import (
     team_session,
     to_sign_in,
 )
-from inbox import accounts, signin
-from inbox.errors import Invalid, Unauthenticated
+from inbox import accounts, audit, signin
+from inbox.errors import Invalid, SlowDown, Unauthenticated
 from inbox.models import Participant
 
 routes = web.RouteTableDef()
@@ -76,8 +78,18 @@ def _form_page(
     return resp
 
 
+def _slow_down(request: web.Request, exc: SlowDown, template: str, next_path: str) -> web.Response:
+    minutes = max(1, -(-exc.retry_after // 60))
+    error = f"Too many sign-in attempts. Please try again in {minutes} minute{'s' if minutes > 1 else ''}."
+    resp = _form_page(request, template, status=429, error=error, email="", next_path=next_path)
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+
+
 async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
-    token = await signin.start_session(request.app[CTX], member, request.cookies.get(SESSION_COOKIE))
+    ctx = request.app[CTX]
+    token = await signin.start_session(ctx, member, request.cookies.get(SESSION_COOKIE))
+    await audit.record_sign_in(ctx, member.email, member, None, client_ip(request))
     resp = redirect(next_path)
     set_session_cookie(request, resp, token)
     resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
@@ -107,9 +119,16 @@ async def sign_in(request: web.Request) -> web.Response:
         return _form_page(
             request, "inbox/sign_in.html", status=403, error=error, email=email, next_path=next_path
         )
+    ctx = request.app[CTX]
     try:
-        step = await signin.check_password(request.app[CTX], email, form_text(form, "password", 256))
+        # The same limits as the API's sign-in: per address tried and per IP (issue 6's limiter).
+        await enforce(request, "login", email)
+    except SlowDown as exc:
+        return _slow_down(request, exc, "inbox/sign_in.html", next_path)
+    try:
+        step = await signin.check_password(ctx, email, form_text(form, "password", 256))
     except Unauthenticated as exc:
+        await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         return _form_page(
             request, "inbox/sign_in.html", status=401, error=exc.message, email=email, next_path=next_path
         )
@@ -155,9 +174,17 @@ async def sign_in_code(request: web.Request) -> web.Response:
     if not csrf_ok(request.cookies.get(FORM_COOKIE), form):
         error = "The form had expired; please try again."
         return _form_page(request, "inbox/sign_in_code.html", status=403, error=error, next_path=next_path)
+    pending = await signin.pending_member(member_id)
+    if pending is None:
+        return _restart(request)
     try:
-        member = await signin.check_code(ctx, member_id, form_text(form, "code", 20))
+        await enforce(request, "login", pending.email)
+    except SlowDown as exc:
+        return _slow_down(request, exc, "inbox/sign_in_code.html", next_path)
+    try:
+        member = await signin.check_code(ctx, pending, form_text(form, "code", 20))
     except Unauthenticated as exc:
+        await audit.record_sign_in(ctx, pending.email, None, exc.code, client_ip(request))
         if exc.code == "invalid_otp":
             error = "That code is not right. Check your authenticator app and try again."
             return _form_page(
@@ -188,6 +215,7 @@ async def sign_out(request: web.Request) -> web.Response:
         if not csrf_ok(session.csrf, form):
             return await _expired(request, session)
         await accounts.revoke_token(request.app[CTX], session.principal)
+        await audit_request(request, session.principal, "auth.logout")
     resp = redirect("/?notice=signed_out")
     resp.del_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -264,4 +292,5 @@ async def two_step_confirm(request: web.Request) -> web.Response:
         await signin.confirm_enrolment(ctx, session.member, enrolment, form_text(form, "code", 20))
     except Invalid as exc:
         return await _enrolment_page(request, session, enrolment, error=exc.message, status=422)
+    await audit_request(request, session.member, "totp.enrol", "participant", session.member.id)
     return redirect("/settings/two-step?done=1")

@@ -83,11 +83,12 @@ def read_pending_signin(ctx: InboxContext, ticket: str | None) -> int | None:
     return int(member_id)
 
 
-async def check_code(ctx: InboxContext, member_id: int, code: str) -> Participant:
+async def pending_member(member_id: int) -> Participant | None:
+    return await Participant.filter(id=member_id, kind=TEAM).first()
+
+
+async def check_code(ctx: InboxContext, member: Participant, code: str) -> Participant:
     """The second step: the authenticator's code for the member named by a pending ticket."""
-    member = await Participant.filter(id=member_id, kind=TEAM).first()
-    if member is None:
-        raise Unauthenticated("signin_expired", "The sign-in has expired; start again.")
     await accounts.verify_otp(ctx, member, code.replace(" ", "").strip())
     return member
 
