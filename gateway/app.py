@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, ops, ws
+from gateway import (
+    api_devices,
+    api_events,
+    api_messaging,
+    api_provisioning,
+    api_webhooks,
+    notify_push,
+    notify_webhooks,
+    ops,
+    ws,
+)
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
@@ -67,7 +77,10 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 
 
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
-PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = []
+PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
+    notify_push.push_part,
+    notify_webhooks.webhook_part,
+]
 
 
 def create_app(
@@ -83,6 +96,14 @@ def create_app(
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
-    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
+    for table in (
+        ops.routes,
+        api_provisioning.routes,
+        api_messaging.routes,
+        ws.routes,
+        api_devices.routes,
+        api_events.routes,
+        api_webhooks.routes,
+    ):
         app.add_routes(table)
     return app
