@@ -17,6 +17,7 @@ from tortoise.exceptions import IntegrityError
 
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
+from inbox.ids import MAX_ID
 from inbox.messaging import ids_of
 from inbox.models import AuthToken, Device, Participant
 from push.base import ALERT_TYPES
@@ -144,7 +145,9 @@ async def register_device(
 
 
 async def get_own_device(actor: Participant, device_id: int) -> Device:
-    device = await Device.filter(id=device_id, participant_id=actor.id).first()
+    device = None
+    if 0 < device_id <= MAX_ID:
+        device = await Device.filter(id=device_id, participant_id=actor.id).first()
     if device is None:
         raise NotFound("device")
     return device

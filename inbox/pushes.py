@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q
@@ -36,6 +36,7 @@ from tortoise.expressions import Q
 from inbox import devices, messaging, outbox
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
+from inbox.ids import MAX_ID
 from inbox.models import TEAM, ConversationMember, Device, Message, OutboxJob, Participant
 from push.base import ALERT_FLAG_FOR, DEFAULT_TITLES, PushMessage
 
@@ -47,8 +48,11 @@ KINDS = (PUSH_NEW_MESSAGE, PUSH_APPOINTMENT, PUSH_BADGE)
 APPOINTMENT_TYPES = ("appointment_alert", "appointment_request", "video_appointment")
 # An "about to start" alert that could not go out until well after the start helps nobody.
 MOOT_AFTER_START = {"appointment_alert": timedelta(minutes=15), "video_appointment": timedelta(minutes=15)}
+# Far enough apart for any real appointment, near enough that date arithmetic cannot overflow.
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(2999, 12, 31, tzinfo=UTC)
 # Goes into a deep link and an apns-collapse-id (at most 64 bytes, "appointment-" included).
-_APPOINTMENT_ID = re.compile(r"[A-Za-z0-9._-]{1,48}")
+_APPOINTMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ def check_appointment_id(value: Any) -> str:
         return value
     raise Invalid(
         "invalid_appointment_id",
-        "appointment_id must be a positive whole number or 1 to 48 characters from A-Z, a-z, 0-9 and . _ -",
+        "appointment_id must be a positive whole number or 1 to 48 characters from A-Z, a-z, 0-9 and . _ - "
+        "(starting with a letter or digit).",
         field="appointment_id",
     )
 
@@ -94,7 +99,15 @@ def check_starts_at(value: str) -> datetime:
             "starts_at must carry a time zone (e.g. 2026-01-05T15:00:00Z).",
             field="starts_at",
         )
-    return when
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00:00-12:00
+        utc = None
+    if utc is None or not EARLIEST_START <= utc <= LATEST_START:
+        raise Invalid(
+            "invalid_starts_at", "starts_at is not a plausible appointment time.", field="starts_at"
+        )
+    return utc
 
 
 async def accept_event(
@@ -113,7 +126,10 @@ async def accept_event(
         )
     appointment = check_appointment_id(appointment_id)
     when = check_starts_at(starts_at)
-    if not await Participant.filter(id=participant_id, practice_id=practice_id).exists():
+    if (
+        not 0 < participant_id <= MAX_ID
+        or not await Participant.filter(id=participant_id, practice_id=practice_id).exists()
+    ):
         raise NotFound("participant")
     return await outbox.enqueue(
         ctx,
@@ -123,7 +139,7 @@ async def accept_event(
         payload={
             "push_type": event_type,
             "appointment_id": appointment,
-            "starts_at": messaging.iso(when.astimezone(ctx.clock.now().tzinfo)),
+            "starts_at": messaging.iso(when),
         },
     )
 

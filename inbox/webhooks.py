@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from inbox import outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Invalid, NotFound
+from inbox.ids import MAX_ID
 from inbox.models import OutboxJob, Webhook, WebhookDelivery
 
 EVENTS = ("message.created", "message.removed", "conversation.read")
@@ -133,7 +134,9 @@ async def create_webhook(
 
 
 async def get_webhook(practice_id: int, webhook_id: int) -> Webhook:
-    hook = await Webhook.filter(id=webhook_id, practice_id=practice_id).first()
+    hook = None
+    if 0 < webhook_id <= MAX_ID:
+        hook = await Webhook.filter(id=webhook_id, practice_id=practice_id).first()
     if hook is None:
         raise NotFound("webhook")
     return hook

@@ -102,6 +102,9 @@ async def test_delete_unregisters(api, cast):
     assert not await Device.filter(id=device["id"]).exists()
     status, body = await api.delete(f"/devices/{device['id']}", token=me)
     assert status == 404 and body["error"]["code"] == "not_found"
+    for path in ("/devices/99999999999", "/devices/0"):
+        status, body = await api.patch(path, {"alerts": {"new_message": False}}, token=me)
+        assert status == 404 and body["error"]["code"] == "not_found"
 
 
 BAD_REGISTRATIONS = [

@@ -259,6 +259,8 @@ async def test_bad_subscriptions_are_422_naming_the_field(client, api, cast):
 async def test_webhooks_belong_to_the_practice_and_need_its_api_key(client, api, cast, clock, receiver):
     hook_id, _ = await subscribe(api, cast, receiver.url, ["message.created"])
     other = await build_cast(api, client.server.app[CONFIG], clock, name="Elsewhere Therapy")
+    status, body = await api.get("/webhooks/99999999999/deliveries", token=cast.api_key)
+    assert status == 404 and body["error"]["code"] == "not_found"
     for call in (
         api.get(f"/webhooks/{hook_id}/deliveries", token=other.api_key),
         api.delete(f"/webhooks/{hook_id}", token=other.api_key),
