@@ -8,6 +8,7 @@ from gateway.auth import require_api_key
 from gateway.keys import CTX, DISPATCHER
 from gateway.validation import read_json, take
 from inbox import pushes
+from inbox.errors import Invalid
 
 routes = web.RouteTableDef()
 
@@ -18,8 +19,8 @@ async def post_event(request: web.Request) -> web.Response:
     data = await read_json(request, {"type", "participant_id", "appointment_id", "starts_at"})
     event_type = take(data, "type", str, required=True)
     participant_id = take(data, "participant_id", int, required=True)
-    if "appointment_id" not in data:
-        take(data, "appointment_id", str, required=True)  # 422 missing_field, like the others
+    if "appointment_id" not in data:  # a number or a string: checked in inbox.pushes
+        raise Invalid("missing_field", "appointment_id is required.", field="appointment_id")
     starts_at = take(data, "starts_at", str, required=True)
     job = await pushes.accept_event(
         request.app[CTX],
