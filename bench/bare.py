@@ -1,0 +1,47 @@
+"""The ceiling for bench/send.py: a bare aiohttp server of the same shape (parse a JSON body, check a bearer
+header, answer JSON with 201), with no storage, no auth lookup and no realtime."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from aiohttp import web
+
+
+async def send(request: web.Request) -> web.Response:
+    if not request.headers.get("Authorization", "").startswith("Bearer "):
+        return web.json_response({"error": {"code": "unauthenticated"}}, status=401)
+    data = await request.json()
+    body = data.get("body", "")
+    return web.json_response(
+        {
+            "message": {
+                "id": 1,
+                "conversation_id": int(request.match_info["id"]),
+                "sender_id": 1,
+                "body": body,
+                "body_html": body,
+                "created_at": time.time(),
+                "removed": None,
+                "client_msg_id": data.get("client_msg_id"),
+            },
+            "banner": None,
+        },
+        status=201,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_post("/api/v1/conversations/{id}/messages", send)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
