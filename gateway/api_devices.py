@@ -24,7 +24,7 @@ async def register_device(request: web.Request) -> web.Response:
     p = await require_participant(request)
     principal = await require_principal(request)
     data = await read_json(request, {"platform", "token", "app"})
-    device, created = await devices.register_device(
+    device, _ = await devices.register_device(
         request.app[CTX],
         p,
         principal.token_id,
@@ -32,7 +32,9 @@ async def register_device(request: web.Request) -> web.Response:
         token=take(data, "token", str, required=True),
         app=take(data, "app", str, required=True),
     )
-    return web.json_response(devices.device_json(device), status=201 if created else 200)
+    # Always 201 as API.md says, also for a token registered again (apps do that on every start): it is the
+    # same device, with the same id.
+    return web.json_response(devices.device_json(device), status=201)
 
 
 @routes.patch("/api/v1/devices/{id}")

@@ -69,7 +69,7 @@ async def register(api: Any, token: str, platform: str, device_token: str, app: 
     status, body = await api.post(
         "/devices", {"platform": platform, "token": device_token, "app": app}, token=token
     )
-    assert status in (200, 201), body
+    assert status == 201, body
     return int(body["id"])
 
 

@@ -29,7 +29,7 @@ async def test_r19_one_token_registered_twice_is_one_device_and_keeps_its_choice
     _, first = await api.post("/devices", {"platform": "fcm", "token": FCM, "app": "practice"}, token=me)
     await api.patch(f"/devices/{first['id']}", {"alerts": {"appointment": False}}, token=me)
     status, again = await api.post("/devices", {"platform": "fcm", "token": FCM, "app": "practice"}, token=me)
-    assert status == 200 and again["id"] == first["id"]
+    assert status == 201 and again["id"] == first["id"]
     assert again["alerts"]["appointment"] is False  # re-registering on app start keeps the opt-out
     assert await Device.filter(token=FCM).count() == 1
     # APNs tokens are hex: the same token in capitals is the same device.

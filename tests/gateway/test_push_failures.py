@@ -50,7 +50,7 @@ async def test_r19_apns_410_disables_the_device_at_once_and_it_is_never_tried_ag
         token=cast.tok("clinician"),
     )
     assert (
-        status == 200 and body["id"] == dead and body["enabled"] is True and body["disabled_reason"] is None
+        status == 201 and body["id"] == dead and body["enabled"] is True and body["disabled_reason"] is None
     )
 
 
