@@ -7,7 +7,18 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, api_records, ops, ws
+from gateway import (
+    api_devices,
+    api_events,
+    api_messaging,
+    api_provisioning,
+    api_records,
+    api_webhooks,
+    notify_push,
+    notify_webhooks,
+    ops,
+    ws,
+)
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
@@ -75,6 +86,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
     export_part,
+    notify_push.push_part,
+    notify_webhooks.webhook_part,
 ]
 
 
@@ -91,6 +104,15 @@ def create_app(
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
-    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, api_records.routes, ws.routes):
+    for table in (
+        ops.routes,
+        api_provisioning.routes,
+        api_messaging.routes,
+        api_records.routes,
+        ws.routes,
+        api_devices.routes,
+        api_events.routes,
+        api_webhooks.routes,
+    ):
         app.add_routes(table)
     return app
