@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from gateway import api_devices
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX, DISPATCHER, HUB
@@ -122,6 +123,7 @@ async def mark_read(request: web.Request) -> web.Response:
     data = await read_json(request, {"up_to_message_id"})
     up_to = take(data, "up_to_message_id", int, required=True)
     total, outcome = await messaging.mark_read(request.app[CTX], p, path_int(request, "id"), up_to)
+    await api_devices.badge_to_other_devices(request, p)
     await publish(request, outcome.events)
     return web.json_response({"unread_total": total})
 

@@ -7,7 +7,21 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, api_records, ops, team_inbox, team_signin, team_web, ws
+from gateway import (
+    api_devices,
+    api_events,
+    api_messaging,
+    api_provisioning,
+    api_records,
+    api_webhooks,
+    notify_push,
+    notify_webhooks,
+    ops,
+    team_inbox,
+    team_signin,
+    team_web,
+    ws,
+)
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
@@ -82,6 +96,8 @@ async def _close_sockets(app: web.Application) -> None:
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
     export_part,
+    notify_push.push_part,
+    notify_webhooks.webhook_part,
 ]
 
 
@@ -99,7 +115,16 @@ def create_app(
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
     app.on_shutdown.append(_close_sockets)
-    for table in (ops.routes, api_provisioning.routes, api_messaging.routes, api_records.routes, ws.routes):
+    for table in (
+        ops.routes,
+        api_provisioning.routes,
+        api_messaging.routes,
+        api_records.routes,
+        ws.routes,
+        api_devices.routes,
+        api_events.routes,
+        api_webhooks.routes,
+    ):
         app.add_routes(table)
     # The server-rendered pages and their static files (stylesheet, scripts).
     app[PAGES] = team_web.page_environment()

@@ -22,7 +22,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
-from inbox import outbox
+from inbox import outbox, webhooks
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound
 from inbox.models import (
@@ -446,6 +446,12 @@ async def send_message(
             )
             await Conversation.filter(id=conv.id).update(last_message_at=now, last_message_id=msg.id)
             await outbox.enqueue_for_new_message(ctx, practice, msg, actor, others)
+            await webhooks.enqueue_event(
+                ctx,
+                actor.practice_id,
+                "message.created",
+                {"conversation_id": conv.id, "message_id": msg.id, "sender_id": actor.id},
+            )
     except IntegrityError:
         if client_msg_id is None:
             raise
@@ -505,6 +511,13 @@ async def mark_read(
         await ConversationMember.filter(id=member.id).update(
             last_read_message_id=upto, unread_count=remaining
         )
+        if upto != member.last_read_message_id:
+            await webhooks.enqueue_event(
+                ctx,
+                actor.practice_id,
+                "conversation.read",
+                {"conversation_id": conv.id, "participant_id": actor.id, "up_to_message_id": upto},
+            )
     total = await unread_total(actor.id)
     people = await _members(conv.id)
     events = [
@@ -553,6 +566,12 @@ async def remove_message(ctx: InboxContext, actor: Participant, message_id: int)
             conversation_id=conv.id, participant_id__in=list(unread_members)
         ).update(unread_count=F("unread_count") - 1)
         await outbox.cancel_for_message(ctx, msg.id)
+        await webhooks.enqueue_event(
+            ctx,
+            actor.practice_id,
+            "message.removed",
+            {"conversation_id": conv.id, "message_id": msg.id, "removed_by": actor.id},
+        )
     people = await _members(conv.id)
     events = [
         Event(

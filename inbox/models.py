@@ -338,6 +338,8 @@ class Webhook(Model):
 
     class Meta:
         table = "webhook"
+        # Every send, read and removal asks "which webhooks does this practice have?" (inbox.webhooks).
+        indexes = (("practice_id", "active"),)
 
 
 class WebhookDelivery(Model):

@@ -1,0 +1,59 @@
+"""Devices (API.md §3): register a phone for pushes, choose its four alert types, unregister it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.auth import require_participant, require_principal
+from gateway.keys import CTX
+from gateway.validation import path_int, read_json, take
+from inbox import devices, pushes
+from inbox.models import Participant
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    p = await require_participant(request)
+    return web.json_response({"items": [devices.device_json(d) for d in await devices.list_devices(p)]})
+
+
+@routes.post("/api/v1/devices")
+async def register_device(request: web.Request) -> web.Response:
+    p = await require_participant(request)
+    principal = await require_principal(request)
+    data = await read_json(request, {"platform", "token", "app"})
+    device, _ = await devices.register_device(
+        request.app[CTX],
+        p,
+        principal.token_id,
+        platform=take(data, "platform", str, required=True),
+        token=take(data, "token", str, required=True),
+        app=take(data, "app", str, required=True),
+    )
+    # Always 201 as API.md says, also for a token registered again (apps do that on every start): it is the
+    # same device, with the same id.
+    return web.json_response(devices.device_json(device), status=201)
+
+
+@routes.patch("/api/v1/devices/{id}")
+async def update_device(request: web.Request) -> web.Response:
+    p = await require_participant(request)
+    data = await read_json(request, {"alerts"})
+    alerts = take(data, "alerts", dict, required=True)
+    device = await devices.update_alerts(p, path_int(request, "id"), alerts)
+    return web.json_response(devices.device_json(device))
+
+
+@routes.delete("/api/v1/devices/{id}")
+async def remove_device(request: web.Request) -> web.Response:
+    p = await require_participant(request)
+    await devices.remove_device(p, path_int(request, "id"))
+    return web.json_response({"ok": True})
+
+
+async def badge_to_other_devices(request: web.Request, reader: Participant) -> None:
+    """After a read: the reader's other devices get a silent badge update (not the session that read)."""
+    principal = await require_principal(request)
+    await pushes.enqueue_badge_update(request.app[CTX], reader, principal.token_id)

@@ -1,0 +1,135 @@
+"""Mobile push, wired: providers built from the configuration, and the dispatcher's three push handlers.
+
+`push_part` is a cleanup context (app.PARTS). It builds the providers inside the running loop, says once at
+start which ones are off for lack of credentials, keeps them in app[SERVICES]["push"], registers the
+handlers and closes the providers on the way out. A provider's TLS trust follows the system store and
+SSL_CERT_FILE (API.md §5).
+
+The handler sends each row's pushes (inbox.pushes decides which and what) and acts on what the providers
+answer: a dead token disables its device at once; a temporary failure (429, 5xx, no connection) retries the
+row later, for the devices that still need it only, after at least the Retry-After the provider asked for;
+a permanent failure has been logged once by the provider and is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from gateway.config import Config, ConfigError
+from gateway.dispatcher import JobOutcome
+from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from inbox import devices, pushes
+from inbox.context import InboxContext
+from inbox.models import OutboxJob
+from push import ApnsSettings, FcmSettings, PushProvider, build_providers
+
+log = logging.getLogger(__name__)
+
+
+def provider_settings(config: Config) -> tuple[ApnsSettings | None, FcmSettings | None, list[str]]:
+    """Settings for each configured provider, and a line for each one that is off. A configured provider
+    whose settings cannot work stops the start (ConfigError: one line, exit status 2)."""
+    off: list[str] = []
+    apns = fcm = None
+    if config.apns_key_file:
+        try:
+            apns = ApnsSettings.from_key_file(
+                config.apns_key_file,
+                key_id=config.apns_key_id or "",
+                team_id=config.apns_team_id or "",
+                topic=config.apns_topic or "",
+                endpoint=config.apns_endpoint,
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"SECUREMSG_APNS_KEY_FILE: {exc}") from None
+    else:
+        off.append("APNs is off: SECUREMSG_APNS_KEY_FILE is not set")
+    if config.fcm_credentials_file:
+        try:
+            fcm = FcmSettings(credentials_file=config.fcm_credentials_file, endpoint=config.fcm_endpoint)
+        except ValueError as exc:
+            raise ConfigError(f"SECUREMSG_FCM_CREDENTIALS_FILE: {exc}") from None
+    else:
+        off.append("FCM is off: SECUREMSG_FCM_CREDENTIALS_FILE is not set")
+    return apns, fcm, off
+
+
+async def push_part(app: web.Application) -> AsyncIterator[None]:
+    apns, fcm, off = provider_settings(app[CONFIG])
+    try:
+        providers = build_providers(apns, fcm)
+    except ValueError as exc:  # e.g. an FCM file that is not a service account
+        raise ConfigError(f"SECUREMSG_FCM_CREDENTIALS_FILE: {exc}") from None
+    for line in off:
+        log.warning("push: %s; pushes for its devices are skipped", line)
+    app[SERVICES]["push"] = providers
+    sender = PushSender(app[CTX], providers)
+    for kind in pushes.KINDS:
+        app[DISPATCHER].register(kind, sender.handle)
+    try:
+        yield
+    finally:
+        for provider in providers.values():
+            await provider.close()
+
+
+class PushSender:
+    def __init__(self, ctx: InboxContext, providers: dict[str, PushProvider]) -> None:
+        self.ctx = ctx
+        self.providers = providers
+
+    async def handle(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        plans = await pushes.plan_jobs(self.ctx, batch)
+        outcomes = await asyncio.gather(*(self._deliver(job, plans[job.id]) for job in batch))
+        return {job.id: outcome for job, outcome in zip(batch, outcomes, strict=True)}
+
+    async def _deliver(self, job: OutboxJob, plan: pushes.Plan) -> JobOutcome:
+        if plan.skip is not None:
+            return JobOutcome.skipped(plan.skip)
+        by_platform: dict[str, list[pushes.Target]] = {}
+        for target in plan.targets:
+            by_platform.setdefault(target.platform, []).append(target)
+        delivered: list[int] = []
+        dead: dict[int, str] = {}
+        retry: list[int] = []
+        failed: list[str] = []
+        off: list[str] = []
+        retry_after: float | None = None
+        sends = {
+            platform: self.providers[platform].send([t.message for t in targets])
+            for platform, targets in by_platform.items()
+            if platform in self.providers
+        }
+        results = dict(zip(sends, await asyncio.gather(*sends.values()), strict=True))
+        for platform, targets in by_platform.items():
+            result = results.get(platform)
+            if result is None:
+                off.append(platform)
+                continue
+            for target in targets:
+                token = target.message.token
+                if token in result.delivered:
+                    delivered.append(target.device_id)
+                elif token in result.dead_tokens:
+                    dead[target.device_id] = f"{platform} reported the token dead"
+                elif token in result.retry_tokens:
+                    retry.append(target.device_id)
+                else:
+                    failed.append(result.failed.get(token, "no answer"))
+            if result.retry_after is not None:
+                retry_after = max(retry_after or 0.0, result.retry_after)
+        if dead:
+            await devices.disable(dead)
+        note = f"delivered to {len(delivered)}, dead {len(dead)}, failed {len(failed)}"
+        if retry:
+            await pushes.keep_pending(job, retry)
+            return JobOutcome.retry(f"{note}; {len(retry)} to retry", retry_after)
+        if off and not (delivered or dead or failed):
+            return JobOutcome.skipped(f"{' and '.join(off)} off: no credentials configured")
+        if failed and not delivered and not dead:
+            return JobOutcome.failed(f"{note}: {'; '.join(sorted(set(failed)))}"[:2000])
+        return JobOutcome.done(note)

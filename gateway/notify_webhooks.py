@@ -1,0 +1,94 @@
+"""Outgoing webhooks, wired: one HTTP client session, and the dispatcher's `webhook` handler.
+
+Each outbox row is one delivery: an HTTP POST of the stored body, signed (see inbox.webhooks), without
+following redirects, bounded by a timeout. 2xx is delivered; 408, 429 (its Retry-After honoured), 5xx,
+a timeout or a connection error is retried with the outbox's backoff; any other answer is permanent.
+After a day of failures the delivery is marked failed, like its outbox row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from gateway.dispatcher import JobOutcome
+from gateway.keys import CTX, DISPATCHER, SERVICES
+from inbox import outbox, webhooks
+from inbox.context import InboxContext
+from inbox.models import OutboxJob
+from push.base import parse_retry_after
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 10.0
+USER_AGENT = "securemsg-webhooks/1"
+_RETRY_STATUSES = frozenset({408, 429})
+
+
+async def webhook_part(app: web.Application) -> AsyncIterator[None]:
+    session = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+    app[SERVICES]["webhook_session"] = session
+    app[DISPATCHER].register(webhooks.WEBHOOK, WebhookSender(app[CTX], session).handle)
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+class WebhookSender:
+    def __init__(self, ctx: InboxContext, session: aiohttp.ClientSession) -> None:
+        self.ctx = ctx
+        self.session = session
+
+    async def handle(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        outcomes = await asyncio.gather(*(self._deliver(job) for job in batch))
+        return {job.id: outcome for job, outcome in zip(batch, outcomes, strict=True)}
+
+    async def _deliver(self, job: OutboxJob) -> JobOutcome:
+        loaded = await webhooks.load_delivery(job)
+        if isinstance(loaded, str):
+            return JobOutcome.skipped(loaded)
+        delivery, hook = loaded
+        body = webhooks.body_bytes(delivery)
+        timestamp = int(self.ctx.clock.now().timestamp())
+        headers = webhooks.signed_headers(hook, delivery, timestamp, body)
+        status_code: int | None = None
+        retry_after: float | None = None
+        try:
+            async with self.session.post(hook.url, data=body, headers=headers, allow_redirects=False) as resp:
+                status_code = resp.status
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                await resp.content.read(4096)  # a little of the answer, so the connection can be reused
+            error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
+            temporary = status_code in _RETRY_STATUSES or status_code >= 500
+        except TimeoutError:
+            error, temporary = f"no answer within {TIMEOUT_S:g} s", True
+        except (aiohttp.ClientError, OSError) as exc:
+            error, temporary = f"connection: {type(exc).__name__}: {exc}".strip(), True
+
+        if error is None:
+            await webhooks.record_attempt(
+                self.ctx, delivery, status="delivered", status_code=status_code, error=None
+            )
+            return JobOutcome.done(f"HTTP {status_code}")
+        age = (self.ctx.clock.now() - job.created_at).total_seconds()
+        if temporary and age < outbox.GIVE_UP_AFTER_S:
+            await webhooks.record_attempt(
+                self.ctx, delivery, status="pending", status_code=status_code, error=error
+            )
+            return JobOutcome.retry(error, retry_after)
+        if temporary:
+            error = f"gave up after a day: {error}"
+        await webhooks.record_attempt(
+            self.ctx, delivery, status="failed", status_code=status_code, error=error
+        )
+        log.warning("webhook %s: delivery %s failed for good (%s)", hook.id, delivery.delivery_id, error)
+        return JobOutcome.failed(error)

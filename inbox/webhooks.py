@@ -1,0 +1,236 @@
+"""Outgoing webhooks (API.md §3, Integration): the practice's other systems hear what happens here.
+
+Events carry ids only, never text or names: `message.created`, `message.removed`, `conversation.read`.
+`enqueue_event` is called inside the transaction of the change itself, so a delivery exists exactly when
+the change was committed. Each delivery is a `WebhookDelivery` (what the practice sees at
+GET /webhooks/{id}/deliveries) and an outbox row (the work): the dispatcher POSTs the body signed with
+HMAC-SHA256 over "{timestamp}.{body}" under the webhook's own secret, retries 408/429/5xx and connection
+errors with backoff, and gives up after a day. The `X-Securemsg-Delivery` id is the same on every attempt,
+so a receiver can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from inbox import outbox
+from inbox.context import InboxContext
+from inbox.errors import Conflict, Invalid, NotFound
+from inbox.ids import MAX_ID
+from inbox.models import OutboxJob, Webhook, WebhookDelivery
+
+EVENTS = ("message.created", "message.removed", "conversation.read")
+WEBHOOK = "webhook"  # the outbox kind
+MAX_WEBHOOKS_PER_PRACTICE = 10
+MAX_URL = 1000
+SIGNATURE_HEADER = "X-Securemsg-Signature"
+DELIVERY_HEADER = "X-Securemsg-Delivery"
+EVENT_HEADER = "X-Securemsg-Event"
+
+
+def webhook_json(hook: Webhook) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "events": list(hook.events),
+        "active": hook.active,
+        "created_at": _iso(hook.created_at),
+    }
+
+
+def delivery_json(d: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": d.delivery_id,
+        "event": d.event,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": _iso(d.created_at),
+        "delivered_at": _iso(d.delivered_at),
+        "payload": d.payload,
+    }
+
+
+def _iso(dt: Any) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+# --- subscriptions -----------------------------------------------------------------------------------
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    if not _url_ok(url):
+        raise Invalid(
+            "invalid_url",
+            f"url must be an http:// or https:// address of at most {MAX_URL} characters, without "
+            "credentials or fragment, and not a link-local or multicast address.",
+            field="url",
+        )
+    return url
+
+
+def _url_ok(url: str) -> bool:
+    """http(s) with a host, no credentials, no fragment; never a link-local, multicast or unspecified
+    address literal (the cloud metadata service lives at 169.254.169.254). Names are not resolved here."""
+    if not url or len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        return False
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return True  # a name, not an address literal
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not (address.is_link_local or address.is_multicast or address.is_unspecified)
+
+
+def check_events(events: Sequence[Any]) -> list[str]:
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown or not events:
+        raise Invalid(
+            "invalid_events", f"events must be a non-empty list from: {', '.join(EVENTS)}.", field="events"
+        )
+    return list(dict.fromkeys(events))
+
+
+async def create_webhook(
+    ctx: InboxContext, practice_id: int, url: str, events: Sequence[Any]
+) -> tuple[Webhook, str]:
+    url = check_url(url)
+    chosen = check_events(events)
+    if await Webhook.filter(practice_id=practice_id, active=True).count() >= MAX_WEBHOOKS_PER_PRACTICE:
+        raise Conflict(
+            "too_many_webhooks",
+            f"A practice may have at most {MAX_WEBHOOKS_PER_PRACTICE} webhooks; remove one.",
+        )
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    hook = await Webhook.create(
+        practice_id=practice_id,
+        url=url,
+        events=chosen,
+        secret=secret,
+        active=True,
+        created_at=ctx.clock.now(),
+    )
+    return hook, secret
+
+
+async def get_webhook(practice_id: int, webhook_id: int) -> Webhook:
+    hook = None
+    if 0 < webhook_id <= MAX_ID:
+        hook = await Webhook.filter(id=webhook_id, practice_id=practice_id).first()
+    if hook is None:
+        raise NotFound("webhook")
+    return hook
+
+
+async def list_webhooks(practice_id: int) -> list[Webhook]:
+    return list(await Webhook.filter(practice_id=practice_id, active=True).order_by("id"))
+
+
+async def deactivate(practice_id: int, webhook_id: int) -> Webhook:
+    """Stop a webhook: nothing new is queued for it and what is waiting is dropped; its history stays."""
+    hook = await get_webhook(practice_id, webhook_id)
+    hook.active = False
+    await hook.save(update_fields=["active"])
+    return hook
+
+
+async def list_deliveries(
+    practice_id: int, webhook_id: int, *, before: int | None = None, limit: int = 50
+) -> dict[str, Any]:
+    """Newest first, paged by `before` (the `next_before` of the previous page)."""
+    hook = await get_webhook(practice_id, webhook_id)
+    query = WebhookDelivery.filter(webhook_id=hook.id)
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = list(await query.order_by("-id").limit(limit + 1))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [delivery_json(d) for d in rows], "next_before": rows[-1].id if more and rows else None}
+
+
+# --- deliveries --------------------------------------------------------------------------------------
+
+
+async def enqueue_event(ctx: InboxContext, practice_id: int, event: str, data: Mapping[str, int]) -> int:
+    """Queue one delivery per active webhook of the practice that subscribed to `event` (call inside the
+    transaction of the change). `data` holds ids only. Returns how many were queued."""
+    assert event in EVENTS
+    hooks = [h for h in await Webhook.filter(practice_id=practice_id, active=True) if event in h.events]
+    now = ctx.clock.now()
+    for hook in hooks:
+        delivery_id = uuid.uuid4().hex
+        body = {"id": delivery_id, "event": event, "created_at": _iso(now), "data": dict(data)}
+        delivery = await WebhookDelivery.create(
+            webhook_id=hook.id, delivery_id=delivery_id, event=event, payload=body, created_at=now
+        )
+        await outbox.enqueue(ctx, WEBHOOK, practice_id=practice_id, payload={"delivery": delivery.id})
+    return len(hooks)
+
+
+def body_bytes(delivery: WebhookDelivery) -> bytes:
+    """The exact bytes that are signed and sent; the same on every attempt."""
+    return json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def signed_headers(hook: Webhook, delivery: WebhookDelivery, timestamp: int, body: bytes) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(hook.secret, timestamp, body),
+        DELIVERY_HEADER: delivery.delivery_id,
+        EVENT_HEADER: delivery.event,
+    }
+
+
+async def load_delivery(job: OutboxJob) -> tuple[WebhookDelivery, Webhook] | str:
+    """The delivery and its webhook for an outbox row, or why there is nothing to send any more."""
+    delivery = await WebhookDelivery.filter(id=int(job.payload.get("delivery", -1))).first()
+    if delivery is None:
+        return "the delivery no longer exists"
+    hook = await Webhook.get(id=delivery.webhook_id)
+    if not hook.active:
+        await WebhookDelivery.filter(id=delivery.id).update(status="cancelled", last_error="webhook removed")
+        return "webhook removed"
+    return delivery, hook
+
+
+async def record_attempt(
+    ctx: InboxContext,
+    delivery: WebhookDelivery,
+    *,
+    status: str,  # delivered | pending (will retry) | failed
+    status_code: int | None,
+    error: str | None,
+) -> None:
+    now = ctx.clock.now()
+    await WebhookDelivery.filter(id=delivery.id).update(
+        status=status,
+        attempts=delivery.attempts + 1,
+        last_status_code=status_code,
+        last_error=error[:2000] if error else None,
+        delivered_at=now if status == "delivered" else None,
+    )

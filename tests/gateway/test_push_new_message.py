@@ -1,0 +1,148 @@
+"""New-message pushes end to end (R19, API.md §5): real APNs (HTTP/2 + TLS) and FCM fakes on loopback."""
+
+from __future__ import annotations
+
+from gateway.keys import CTX, SERVICES
+from inbox import pushes
+from inbox.models import OutboxJob
+from tests.fakes.fixtures import APNS_TOPIC
+from tests.gateway.pushkit import (  # noqa: F401
+    CANARY,
+    apns_token,
+    config,
+    drain,
+    everything_received,
+    fcm_token,
+    jobs,
+    register,
+)
+
+
+async def client_writes(api, cast, body):
+    """The client writes to their primary clinician (R8); returns (conversation id, message id)."""
+    status, conv = await api.post(
+        "/conversations", {"participant_ids": [cast.id("clinician")], "body": body}, token=cast.tok("client")
+    )
+    assert status in (200, 201), conv
+    return conv["id"], conv["message"]["id"]
+
+
+async def test_r19_new_message_reaches_apns_and_fcm_once_with_badge_link_and_no_text(
+    client, api, cast, fake_apns, fake_fcm
+):
+    assert set(client.server.app[SERVICES]["push"]) == {"apns", "fcm"}
+    await register(api, cast.tok("clinician"), "apns", apns_token(1))
+    await register(api, cast.tok("clinician"), "fcm", fcm_token(1))
+
+    conv_id, _ = await client_writes(api, cast, CANARY)
+    await drain(client)
+
+    [apns] = fake_apns.received
+    assert apns.jwt_ok and apns.alpn == "h2"
+    assert apns.path == f"/3/device/{apns_token(1)}"
+    assert apns.headers["apns-topic"] == APNS_TOPIC
+    assert apns.headers["apns-collapse-id"] == f"conversation-{conv_id}"
+    assert apns.headers["apns-push-type"] == "alert"
+    assert apns.body == {
+        "aps": {"alert": {"title": "New secure message"}, "badge": 1, "sound": "default"},
+        "type": "new_message",
+        "conversation_id": str(conv_id),
+        "link": f"securemsg://conversations/{conv_id}",
+    }
+    [fcm] = fake_fcm.received
+    assert fcm.authorized and fcm.token == fcm_token(1)
+    assert fcm.message["data"] == {
+        "type": "new_message",
+        "conversation_id": str(conv_id),
+        "link": f"securemsg://conversations/{conv_id}",
+        "badge": "1",
+    }
+    assert fcm.message["notification"] == {"title": "New secure message"}
+    assert fcm.message["android"]["collapse_key"] == f"conversation-{conv_id}"
+
+    # A second message: the badge counts both, the collapse id is the same conversation's.
+    status, _ = await api.post(
+        f"/conversations/{conv_id}/messages", {"body": CANARY + " again"}, token=cast.tok("client")
+    )
+    assert status == 201
+    await drain(client)
+    assert [r.body["aps"]["badge"] for r in fake_apns.received] == [1, 2]
+    assert [r.message["data"]["badge"] for r in fake_fcm.received] == ["1", "2"]
+    assert {r.headers["apns-collapse-id"] for r in fake_apns.received} == {f"conversation-{conv_id}"}
+
+    # Nothing more on another drain: each push went exactly once; the sender got none.
+    await drain(client)
+    assert (len(fake_apns.received), len(fake_fcm.received)) == (2, 2)
+    rows = await jobs(pushes.PUSH_NEW_MESSAGE)
+    assert [(r.recipient_id, r.status) for r in rows] == [(cast.id("clinician"), "done")] * 2
+
+    # No text and no names in anything the push services received.
+    sent = everything_received(fake_apns, fake_fcm)
+    for secret in (CANARY, "CANARY", "Client Person", "Clinician", "Riverbend", "example.net", "example.org"):
+        assert secret.encode() not in sent, secret
+
+
+async def test_r19_opting_out_of_new_message_stops_those_pushes(client, api, cast, fake_apns, fake_fcm):
+    phone = await register(api, cast.tok("clinician"), "apns", apns_token(2))
+    tablet = await register(api, cast.tok("clinician"), "fcm", fcm_token(2))
+    for device in (phone, tablet):
+        status, body = await api.patch(
+            f"/devices/{device}", {"alerts": {"new_message": False}}, token=cast.tok("clinician")
+        )
+        assert status == 200 and body["alerts"]["new_message"] is False
+        assert body["alerts"]["appointment"] is True
+
+    await client_writes(api, cast, "hello")
+    await drain(client)
+    assert fake_apns.received == [] and fake_fcm.received == []
+    [row] = await jobs(pushes.PUSH_NEW_MESSAGE)
+    assert row.status == "skipped" and row.last_error == "no device to push to"
+
+    # Opting back in on one device: only that one gets the next message.
+    await api.patch(f"/devices/{phone}", {"alerts": {"new_message": True}}, token=cast.tok("clinician"))
+    await client_writes(api, cast, "hello again")
+    await drain(client)
+    assert [r.token for r in fake_apns.received] == [apns_token(2)]
+    assert fake_fcm.received == []
+
+
+async def test_r15_a_message_read_before_its_push_is_not_pushed(client, api, cast, fake_apns, fake_fcm):
+    await register(api, cast.tok("clinician"), "apns", apns_token(3))
+    conv_id, msg_id = await client_writes(api, cast, "hello")
+    # Read in the web inbox (the session that registered the phone) before the dispatcher ran.
+    status, _ = await api.post(
+        f"/conversations/{conv_id}/read", {"up_to_message_id": msg_id}, token=cast.tok("clinician")
+    )
+    assert status == 200
+    await drain(client)
+    assert fake_apns.received == []
+    [row] = await jobs(pushes.PUSH_NEW_MESSAGE)
+    assert (row.status, row.last_error) == ("skipped", "already read")
+
+
+async def test_r14_a_message_removed_before_its_push_is_not_pushed(client, api, cast, fake_apns):
+    await register(api, cast.tok("clinician"), "apns", apns_token(4))
+    _, msg_id = await client_writes(api, cast, "sent to the wrong person")
+    [row] = await jobs(pushes.PUSH_NEW_MESSAGE)  # as a worker holds it, claimed just before the removal
+    status, _ = await api.delete(f"/messages/{msg_id}", token=cast.tok("client"))
+    assert status == 200
+    assert (await OutboxJob.get(id=row.id)).status == "skipped"  # pending rows are cancelled at once
+    plans = await pushes.plan_jobs(client.server.app[CTX], [row])
+    assert plans[row.id].skip == "message removed"  # and a row already claimed is dropped when handled
+    await drain(client)
+    assert fake_apns.received == []
+
+
+async def test_r19_pushes_go_to_every_recipient_but_not_the_sender(client, api, cast, fake_apns, fake_fcm):
+    await register(api, cast.tok("clinician"), "apns", apns_token(5))
+    await register(api, cast.tok("clinician2"), "fcm", fcm_token(5))
+    await register(api, cast.tok("biller"), "apns", apns_token(6))  # the sender's own phone
+    status, conv = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("clinician"), cast.id("clinician2")], "body": "team huddle at 3"},
+        token=cast.tok("biller"),
+    )
+    assert status == 201
+    await drain(client)
+    assert [r.token for r in fake_apns.received] == [apns_token(5)]
+    assert [r.token for r in fake_fcm.received] == [fcm_token(5)]
