@@ -18,6 +18,7 @@ from gateway import (
     notify_webhooks,
     ops,
     team_inbox,
+    team_records,
     team_signin,
     team_web,
     ws,
@@ -128,7 +129,7 @@ def create_app(
         app.add_routes(table)
     # The server-rendered pages and their static files (stylesheet, scripts).
     app[PAGES] = team_web.page_environment()
-    for table in (team_signin.routes, team_inbox.routes):
+    for table in (team_signin.routes, team_inbox.routes, team_records.routes):
         app.add_routes(table)
     app.router.add_static("/static/", team_web.STATIC_DIR)
     return app

@@ -17,6 +17,8 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
+
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
 from inbox.messaging import ids_of, iso, participant_json
@@ -269,3 +271,30 @@ async def list_chart_notes(
         "items": [chart_note_json(ctx, r, authors.get(r.author_id)) for r in rows],
         "next_cursor": str(rows[-1].id) if more and rows else None,
     }
+
+
+# --- for the records page ----------------------------------------------------------------------------
+
+
+async def clients_with_record_access(actor: Participant) -> list[Participant]:
+    """The clients whose records this team member may read (R21), by name: every client for the account
+    owner; otherwise the clients the member is primary clinician of or has been granted access to."""
+    if actor.kind != TEAM:
+        return []
+    query = Participant.filter(practice_id=actor.practice_id, kind=CLIENT)
+    if "account_owner" not in actor.role_set:
+        granted = await ids_of(ClientAccess.filter(team_member_id=actor.id), "client_id")
+        query = query.filter(Q(primary_clinician_id=actor.id) | Q(id__in=granted))
+    return list(await query.order_by("name", "id").limit(1000))
+
+
+async def record_participants(actor: Participant, client_id: int) -> tuple[Participant, list[Participant]]:
+    """The client (access checked as for its transcripts) and everyone who appears in its conversations:
+    the client, then its contacts, then team members, each group by name. No message is read here."""
+    client = await client_for_records(actor, client_id)
+    conv_ids = await ids_of(Conversation.filter(practice_id=actor.practice_id, client_id=client.id), "id")
+    people_ids = await ids_of(ConversationMember.filter(conversation_id__in=conv_ids), "participant_id")
+    people = list(await Participant.filter(id__in=list(set(people_ids) | {client.id})))
+    order = {CLIENT: 0, "contact": 1, TEAM: 2}
+    people.sort(key=lambda p: (order.get(p.kind, 3), p.name.lower(), p.id))
+    return client, people

@@ -233,6 +233,9 @@
   function renderThreadHead() {
     const o = state.open;
     titleEl.textContent = conversationName(o.detail.participants);
+    const recordsLink = $("thread-records");
+    recordsLink.hidden = !o.detail.client_id;
+    if (o.detail.client_id) recordsLink.href = "/records?client=" + o.detail.client_id;
     const b = o.detail.banner;
     if (b && b.participant_id === me) {
       bannerEl.textContent = "Your away message is on. Clients in this conversation see it in the portal.";

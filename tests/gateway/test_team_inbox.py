@@ -213,3 +213,41 @@ def _wrapped_in_label(text: str, tag: str) -> bool:
     opened = text.rfind("<label", 0, at)
     closed = text.rfind("</label>", 0, at)
     return opened > closed
+
+
+# --- client records (R21) -----------------------------------------------------------------------------
+
+
+async def test_r21_records_page_lists_and_opens_only_clients_one_has_access_to(
+    client, aiohttp_client, api, cast
+):
+    await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": "Hello"},
+        token=cast.tok("clinician"),
+    )
+    await sign_in_as(client, cast, "clinician")  # primary clinician of both clients
+    html = await (await client.get("/records")).text()
+    assert "Client Person" in html and "Client2 Person" in html
+    page = await client.get(f"/records?client={cast.id('client')}")
+    html = await page.text()
+    assert page.status == 200 and f'data-client="{cast.id("client")}"' in html
+    assert f'value="{cast.id("clinician")}"' in html and "Copy to chart note" in html
+    for bad, status in (("99999999", 404), (str(cast.id("clinician2")), 404), ("x1", 404)):
+        resp = await client.get(f"/records?client={bad}")
+        assert resp.status == status, bad
+
+    owner = await aiohttp_client(client.server)
+    await sign_in_as(owner, cast, "owner")  # the owner holds every client's file
+    assert (await owner.get(f"/records?client={cast.id('client2')}")).status == 200
+
+    other = await aiohttp_client(client.server)
+    await sign_in_as(other, cast, "clinician")
+    status, _ = await api.patch(
+        f"/clients/{cast.id('client')}", {"primary_clinician_id": cast.id("clinician2")}, token=cast.api_key
+    )
+    assert status == 200
+    resp = await other.get(f"/records?client={cast.id('client')}")
+    assert resp.status == 403 and "Only team members with access" in await resp.text()
+    html = await (await other.get("/records")).text()
+    assert "Client Person<" not in html and "Client2 Person" in html
