@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_messaging, api_provisioning, ops, ws
+from gateway import api_links, api_messaging, api_provisioning, devmail, notify_email, ops, portal, ws
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
 from gateway.middleware import errors, security_headers
+from gateway.ratelimit import MemoryRateLimiter
 from gateway.realtime import Hub, RedisHub
+from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
 from inbox import db
 from inbox.clock import Clock, SystemClock
@@ -67,7 +69,10 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 
 
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
-PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = []
+PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
+    notify_email.email_notifications,
+    devmail.dev_mail_sink,
+]
 
 
 def create_app(
@@ -78,6 +83,7 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
+    app[RATE_LIMITER] = MemoryRateLimiter(app[CTX].clock)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:
@@ -85,4 +91,9 @@ def create_app(
     app.cleanup_ctx.append(_dispatcher)
     for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
         app.add_routes(table)
+    app.add_routes(api_links.routes)
+    app.add_routes(portal.routes)
+    app.router.add_static("/static/", STATIC_DIR)
+    if dev_mail:
+        app.add_routes(devmail.routes)
     return app

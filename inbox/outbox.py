@@ -7,6 +7,9 @@ Kinds written here:
 - `client_email`  (R16) at once, to each client or contact recipient: "a secure message is waiting".
 - `unread_check`  (R17) at sent_at + the practice's delay, for every recipient: email if still unread.
 - `push`          (R19) at once, for every recipient: a `new_message` push to their opted-in devices.
+
+Written elsewhere:
+- `signin_email`  (R18) at once, when someone asks for an Instant Sign In link (`inbox.links`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
 CLIENT_EMAIL = "client_email"
 UNREAD_CHECK = "unread_check"
 PUSH = "push"
+SIGNIN_EMAIL = "signin_email"
 MESSAGE_KINDS = (CLIENT_EMAIL, UNREAD_CHECK, PUSH)
 
 
@@ -120,12 +124,22 @@ async def finish(ctx: InboxContext, job: OutboxJob, status: str, note: str | Non
     )
 
 
+async def postpone(ctx: InboxContext, job: OutboxJob, delay_s: float, note: str | None = None) -> None:
+    """Due again later, and not a failure: the attempts and the give-up clock are untouched."""
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+        due_at=ctx.clock.now() + timedelta(seconds=max(0.0, delay_s)),
+        last_error=note,
+        claimed_until=None,
+        claimed_by=None,
+    )
+
+
 async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after: float | None = None) -> str:
     """Back off and try again, or give up after a day and record why. Returns the new status."""
     now = ctx.clock.now()
     attempts = job.attempts + 1
     if (now - job.created_at).total_seconds() >= GIVE_UP_AFTER_S:
-        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
             status="failed",
             attempts=attempts,
             last_error=f"gave up after {attempts} attempts over a day: {error}"[:2000],
@@ -134,7 +148,9 @@ async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after
         )
         return "failed"
     delay = max(backoff_s(attempts), retry_after or 0.0)
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+    # Guarded by status too: a row a handler already settled (an email sent before the handler failed on
+    # a later one) stays settled.
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
         attempts=attempts,
         last_error=error[:2000],
         due_at=now + timedelta(seconds=delay),
