@@ -20,7 +20,8 @@ _MSG_ID = re.compile(r'name="client_msg_id" value="([^"]*)"')
 
 
 def mail_config(db_url: str, tmp_path: Path, smtp: FakeSmtp, **overrides: Any) -> Config:
-    return make_config(db_url, tmp_path / "var", smtp_port=smtp.port, public_url=PUBLIC_URL, **overrides)
+    settings: dict[str, Any] = {"smtp_port": smtp.port, "public_url": PUBLIC_URL} | overrides
+    return make_config(db_url, tmp_path / "var", **settings)
 
 
 async def email_of(who: int) -> str:
