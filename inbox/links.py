@@ -74,7 +74,7 @@ async def _issue(
     return token
 
 
-async def issue_notify_link(ctx: InboxContext, person: Participant, conversation_id: int) -> str:
+async def issue_notify_link(ctx: InboxContext, person: Participant, conversation_id: int | None) -> str:
     """The absolute URL for a notification email: `/portal/m/{token}`, working for 24 hours."""
     token = await _issue(ctx, person, NOTIFY, ctx.link_ttl_s, conversation_id)
     return link_for(ctx.public_url, "/portal/m/", token)
