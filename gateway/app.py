@@ -7,7 +7,17 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from gateway import api_links, api_messaging, api_provisioning, devmail, notify_email, ops, portal, ws
+from gateway import (
+    api_links,
+    api_messaging,
+    api_provisioning,
+    devmail,
+    notify_email,
+    ops,
+    portal,
+    portal_signin,
+    ws,
+)
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
@@ -92,6 +102,7 @@ def create_app(
     for table in (ops.routes, api_provisioning.routes, api_messaging.routes, ws.routes):
         app.add_routes(table)
     app.add_routes(api_links.routes)
+    app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:

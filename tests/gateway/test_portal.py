@@ -11,7 +11,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.auth import PORTAL_COOKIE
-from gateway.portal import FORM_COOKIE, SIGNIN_PER_ADDRESS, SIGNIN_PER_IP
+from gateway.portal_session import FORM_COOKIE
+from gateway.portal_signin import SIGNIN_PER_ADDRESS, SIGNIN_PER_IP
 from inbox import outbox
 from inbox.models import AuthToken, LinkToken, Message, OutboxJob
 from tests.conftest import Api, build_cast
