@@ -49,15 +49,18 @@ class EmailNotifier:
         self.renderer = renderer
 
     async def client_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
-        return await self._run(await notify.plan_message_emails(self.ctx, batch, outbox.CLIENT_EMAIL))
+        plan = await notify.plan_message_emails(self.ctx, batch, outbox.CLIENT_EMAIL)
+        return await self._run(batch, plan)
 
     async def unread_check(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
-        return await self._run(await notify.plan_message_emails(self.ctx, batch, outbox.UNREAD_CHECK))
+        plan = await notify.plan_message_emails(self.ctx, batch, outbox.UNREAD_CHECK)
+        return await self._run(batch, plan)
 
     async def signin_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
-        return await self._run(await notify.plan_signin_emails(self.ctx, batch))
+        return await self._run(batch, await notify.plan_signin_emails(self.ctx, batch))
 
-    async def _run(self, plan: notify.Plan) -> dict[int, JobOutcome]:
+    async def _run(self, batch: Sequence[OutboxJob], plan: notify.Plan) -> dict[int, JobOutcome]:
+        in_batch = {job.id for job in batch}
         results: dict[int, JobOutcome] = {}
         for job_id, decision in plan.decisions.items():
             if isinstance(decision, notify.Postpone):
@@ -79,6 +82,9 @@ class EmailNotifier:
                 outcome = JobOutcome.failed(sent.error or "refused by the SMTP server")
             for job in planned.jobs:
                 results[job.id] = outcome
+                if not sent.ok and job.id not in in_batch:
+                    # Taken in early (not due yet): it goes back to wait for its own time.
+                    await outbox.release(job)
 
         await self.mailer.send_batch(emails, on_outcome=settle)
         return results

@@ -25,9 +25,13 @@ For both kinds, a row is dropped (skipped, with the reason recorded) when, at th
     given up on does the unread email go.
 
 Grouping: the claimed rows of one kind that survive the checks give one email per recipient, however many
-messages and conversations they are about (R17: several unread messages in the window, one email). The
-link opens the conversation of the newest of them. The email's Message-ID is `<outbox-{id}@{host}>` for the
-smallest row id in the group, so a resend after a crash carries the same Message-ID.
+messages and conversations they are about. An unread email also takes in the recipient's unread checks that
+are not due yet, for messages already sent and still unread (they are claimed and settled with it): R17's
+"several unread messages in that window give one email" — the window opens with the first unread message.
+The link opens the conversation when the email is about one; when it is about several, it opens the list of
+conversations (the portal for clients and contacts, `/inbox` for team members). The email's Message-ID is
+`<outbox-{id}@{host}>` for the smallest row id in the group, so a resend after a crash carries the same
+Message-ID.
 
 Throttle, per recipient and conversation: while an email about a conversation went to the recipient less
 than an hour ago and the message it was about is still unread, no second email about that conversation is
@@ -44,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from inbox import links
+from inbox import links, outbox
 from inbox.context import InboxContext
 from inbox.models import (
     CONTACT,
@@ -140,101 +144,131 @@ def unreachable_because(
 # --- new-message and unread emails -------------------------------------------------------------------
 
 
+@dataclass
+class _Facts:
+    """What the decisions need, loaded once for a batch of rows (and the rows it may sweep in)."""
+
+    now: datetime
+    kind: str
+    msgs: dict[int, Message]
+    people: dict[int, Participant]
+    clients: dict[int, Participant]
+    practices: dict[int, Practice]
+    members: dict[tuple[int, int], ConversationMember]
+    sent_before: dict[tuple[int, int], list[OutboxJob]]
+    told_at_once: set[tuple[int, int]]
+
+    @classmethod
+    async def load(cls, ctx: InboxContext, kind: str, rows: Sequence[OutboxJob]) -> _Facts:
+        now = ctx.clock.now()
+        msgs = {m.id: m for m in await Message.filter(id__in=[j.message_id for j in rows if j.message_id])}
+        recipient_ids = list({j.recipient_id for j in rows if j.recipient_id})
+        people = {p.id: p for p in await Participant.filter(id__in=recipient_ids)}
+        client_ids = [p.client_id for p in people.values() if p.kind == CONTACT and p.client_id]
+        clients = {p.id: p for p in await Participant.filter(id__in=client_ids)} if client_ids else {}
+        practices = {p.id: p for p in await Practice.filter(id__in=list({j.practice_id for j in rows}))}
+        members = {
+            (m.conversation_id, m.participant_id): m
+            for m in await ConversationMember.filter(
+                conversation_id__in=list({j.conversation_id for j in rows if j.conversation_id}),
+                participant_id__in=recipient_ids,
+            )
+        }
+        since = min([m.created_at for m in msgs.values()] + [now - timedelta(seconds=THROTTLE_S)])
+        sent_before: dict[tuple[int, int], list[OutboxJob]] = defaultdict(list)
+        for row in await OutboxJob.filter(
+            recipient_id__in=recipient_ids, kind__in=list(EMAIL_KINDS), status="done", finished_at__gte=since
+        ).exclude(id__in=[j.id for j in rows]):
+            sent_before[(row.recipient_id or 0, row.conversation_id or 0)].append(row)
+        told_at_once: set[tuple[int, int]] = set()
+        if kind == UNREAD_CHECK:
+            told = await OutboxJob.filter(
+                kind=CLIENT_EMAIL, message_id__in=list(msgs), recipient_id__in=recipient_ids
+            ).exclude(status="failed")
+            told_at_once = {(r.recipient_id or 0, r.message_id or 0) for r in told}
+        return cls(now, kind, msgs, people, clients, practices, members, sent_before, told_at_once)
+
+    def decide(self, job: OutboxJob) -> Skip | Postpone | None:
+        """None: email about this row. Otherwise why not (now, or not yet)."""
+        msg = self.msgs.get(job.message_id or 0)
+        person = self.people.get(job.recipient_id or 0)
+        practice = self.practices.get(job.practice_id or 0)
+        member = self.members.get((job.conversation_id or 0, job.recipient_id or 0))
+        if msg is None or person is None or practice is None or member is None:
+            return Skip("the message or the recipient is gone")
+        if msg.removed_at is not None:
+            return Skip("message removed (R14)")
+        last_read = member.last_read_message_id or 0
+        if last_read >= msg.id:
+            return Skip("read in time")
+        why = unreachable_because(person, self.clients, practice)
+        if why:
+            return Skip(why)
+        if self.kind == UNREAD_CHECK and person.kind != TEAM and (person.id, msg.id) in self.told_at_once:
+            return Skip("covered by the new-message email (R16)")
+        earlier = self.sent_before.get((person.id, msg.conversation_id), [])
+        covering = [r.id for r in earlier if _finished(r) > msg.created_at]
+        if covering:
+            return Skip(f"covered by the email of outbox row {min(covering)}")
+        window_start = self.now - timedelta(seconds=THROTTLE_S)
+        holding = [
+            _finished(r) for r in earlier if _finished(r) > window_start and (r.message_id or 0) > last_read
+        ]
+        if holding:
+            until = max(holding) + timedelta(seconds=THROTTLE_S)
+            return Postpone(
+                max(1.0, (until - self.now).total_seconds()),
+                "throttled: an email about this conversation went out less than an hour ago and is unread",
+            )
+        return None
+
+
 async def plan_message_emails(ctx: InboxContext, jobs: Sequence[OutboxJob], kind: str) -> Plan:
     """Decide, for claimed rows of one kind (`client_email` or `unread_check`), what to send and what to
     drop or postpone (see the module docstring)."""
     plan = Plan()
     if not jobs:
         return plan
-    now = ctx.clock.now()
-    job_ids = [j.id for j in jobs]
-    msgs = {m.id: m for m in await Message.filter(id__in=[j.message_id for j in jobs if j.message_id])}
-    recipient_ids = list({j.recipient_id for j in jobs if j.recipient_id})
-    people = {p.id: p for p in await Participant.filter(id__in=recipient_ids)}
-    client_ids = [p.client_id for p in people.values() if p.kind == CONTACT and p.client_id]
-    clients = {p.id: p for p in await Participant.filter(id__in=client_ids)} if client_ids else {}
-    practices = {p.id: p for p in await Practice.filter(id__in=list({j.practice_id for j in jobs}))}
-    conv_ids = list({j.conversation_id for j in jobs if j.conversation_id})
-    members = {
-        (m.conversation_id, m.participant_id): m
-        for m in await ConversationMember.filter(
-            conversation_id__in=conv_ids, participant_id__in=recipient_ids
-        )
-    }
-    oldest = min([m.created_at for m in msgs.values()], default=now)
-    since = min(oldest, now - timedelta(seconds=THROTTLE_S))
-    sent_before: dict[tuple[int, int], list[OutboxJob]] = defaultdict(list)
-    for row in await OutboxJob.filter(
-        recipient_id__in=recipient_ids, kind__in=list(EMAIL_KINDS), status="done", finished_at__gte=since
-    ).exclude(id__in=job_ids):
-        sent_before[(row.recipient_id or 0, row.conversation_id or 0)].append(row)
-    told_at_once: set[tuple[int, int]] = set()
+    # Unread checks not due yet, for the same people: messages in the same window join the email.
+    later: list[OutboxJob] = []
     if kind == UNREAD_CHECK:
-        rows = await OutboxJob.filter(
-            kind=CLIENT_EMAIL, message_id__in=list(msgs), recipient_id__in=recipient_ids
-        ).exclude(status="failed")
-        told_at_once = {(r.recipient_id or 0, r.message_id or 0) for r in rows}
+        later = list(
+            await OutboxJob.filter(
+                kind=UNREAD_CHECK,
+                status="pending",
+                recipient_id__in=list({j.recipient_id for j in jobs if j.recipient_id}),
+            ).exclude(id__in=[j.id for j in jobs])
+        )
+    facts = await _Facts.load(ctx, kind, [*jobs, *later])
 
     to_send: dict[int, list[OutboxJob]] = defaultdict(list)
     for job in jobs:
-        msg = msgs.get(job.message_id or 0)
-        person = people.get(job.recipient_id or 0)
-        practice = practices.get(job.practice_id or 0)
-        member = members.get((job.conversation_id or 0, job.recipient_id or 0))
-        if msg is None or person is None or practice is None or member is None:
-            plan.decisions[job.id] = Skip("the message or the recipient is gone")
-            continue
-        if msg.removed_at is not None:
-            plan.decisions[job.id] = Skip("message removed (R14)")
-            continue
-        last_read = member.last_read_message_id or 0
-        if last_read >= msg.id:
-            plan.decisions[job.id] = Skip("read in time")
-            continue
-        why = unreachable_because(person, clients, practice)
-        if why:
-            plan.decisions[job.id] = Skip(why)
-            continue
-        if kind == UNREAD_CHECK and person.kind != TEAM and (person.id, msg.id) in told_at_once:
-            plan.decisions[job.id] = Skip("covered by the new-message email (R16)")
-            continue
-        earlier = sent_before.get((person.id, msg.conversation_id), [])
-        covering = [r for r in earlier if r.finished_at and r.finished_at > msg.created_at]
-        if covering:
-            plan.decisions[job.id] = Skip(f"covered by the email of outbox row {min(r.id for r in covering)}")
-            continue
-        holding = [
-            r
-            for r in earlier
-            if r.finished_at
-            and r.finished_at > now - timedelta(seconds=THROTTLE_S)
-            and (r.message_id or 0) > last_read
-        ]
-        if holding:
-            until = max(_finished(r) for r in holding) + timedelta(seconds=THROTTLE_S)
-            plan.decisions[job.id] = Postpone(
-                max(1.0, (until - now).total_seconds()),
-                "throttled: an email about this conversation went out less than an hour ago and is unread",
-            )
-            continue
-        to_send[person.id].append(job)
+        decision = facts.decide(job)
+        if decision is None:
+            to_send[job.recipient_id or 0].append(job)
+        else:
+            plan.decisions[job.id] = decision
+    joining = [j for j in later if j.recipient_id in to_send and facts.decide(j) is None]
+    for job in await outbox.claim_rows(ctx, jobs[0].claimed_by or "", [j.id for j in joining]):
+        to_send[job.recipient_id or 0].append(job)
 
     for person_id, group in to_send.items():
         group.sort(key=lambda j: j.id)
-        person = people[person_id]
-        newest = max(group, key=lambda j: j.message_id or 0)
-        conversation_id = newest.conversation_id or 0
+        person = facts.people[person_id]
+        conversations = {j.conversation_id for j in group}
+        # One conversation: the link opens it. Several: the list of conversations, where they all show.
+        only = conversations.pop() if len(conversations) == 1 else None
         if person.kind == TEAM:
-            link = f"{ctx.public_url}/inbox?conversation={conversation_id}"
+            link = f"{ctx.public_url}/inbox" + (f"?conversation={only}" if only else "")
             expires: str | None = None
         else:
-            link = await links.issue_notify_link(ctx, person, conversation_id)
+            link = await links.issue_notify_link(ctx, person, only)
             expires = duration_text(ctx.link_ttl_s)
         plan.emails.append(
             PlannedEmail(
                 template=TEMPLATES[kind],
                 to=person.email,
-                practice_name=practices[group[0].practice_id or 0].name,
+                practice_name=facts.practices[group[0].practice_id or 0].name,
                 link=link,
                 expires_text=expires,
                 jobs=group,

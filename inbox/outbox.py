@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+
 from inbox.context import InboxContext
 from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
 
@@ -115,6 +117,25 @@ async def claim_due_jobs(
     if not ids:
         return []
     return list(await OutboxJob.filter(id__in=ids, claimed_by=worker_id).order_by("due_at", "id"))
+
+
+async def claim_rows(ctx: InboxContext, worker_id: str, ids: Sequence[int]) -> list[OutboxJob]:
+    """Claim these pending rows for this worker too, due or not (a handler taking later work into the
+    batch at hand); rows that another worker holds are left alone. Returns the rows now held."""
+    if not ids or not worker_id:
+        return []
+    now = ctx.clock.now()
+    await OutboxJob.filter(
+        Q(claimed_until=None) | Q(claimed_until__lt=now), id__in=list(ids), status="pending"
+    ).update(claimed_by=worker_id, claimed_until=now + timedelta(seconds=LEASE_S))
+    return list(await OutboxJob.filter(id__in=list(ids), claimed_by=worker_id, status="pending"))
+
+
+async def release(job: OutboxJob) -> None:
+    """Give a claimed row back untouched (a row taken in early whose email did not go)."""
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+        claimed_by=None, claimed_until=None
+    )
 
 
 async def finish(ctx: InboxContext, job: OutboxJob, status: str, note: str | None = None) -> None:

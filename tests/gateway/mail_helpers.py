@@ -14,7 +14,7 @@ from tests.fakes.smtp import FakeSmtp, ReceivedMail
 
 PUBLIC_URL = "http://portal.test"
 PRACTICE = "Riverbend Counseling"
-_LINK = re.compile(r"http://portal\.test/(?:portal/[ms]/[A-Za-z0-9_-]+|inbox\?conversation=\d+)")
+_LINK = re.compile(r"http://portal\.test/(?:portal/[ms]/[A-Za-z0-9_-]+|inbox(?:\?conversation=\d+)?)")
 _CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 _MSG_ID = re.compile(r'name="client_msg_id" value="([^"]*)"')
 

@@ -158,15 +158,68 @@ async def test_r17_several_unread_messages_give_one_email(client, api, cast, smt
     await send(api, cast, "clinician", conv["id"], "two")
     clock.advance(60)
     await send(api, cast, "clinician", conv["id"], "three")
-    clock.advance(DELAY - 120)  # the first check is due; the others are not yet
+    clock.advance(DELAY - 120)  # the first check is due; the others are not yet, but are in its window
     await drain(client)
-    assert len(smtp.received) == 1
+    [mail] = smtp.received
+    assert link_in(mail) == f"{PUBLIC_URL}/inbox?conversation={conv['id']}"
     clock.advance(600)
     await drain(client)
     assert len(smtp.received) == 1
     checks = await rows(outbox.UNREAD_CHECK, recipient_id=cast.id("clinician2"))
-    assert [r.status for r in checks] == ["done", "skipped", "skipped"]
-    assert all("covered by the email" in r.last_error for r in checks[1:])
+    assert [r.status for r in checks] == ["done", "done", "done"]  # settled by the one email
+    assert len({r.last_error for r in checks}) == 1
+
+
+async def test_r17_unread_in_two_conversations_in_one_window_give_one_email_to_the_list(
+    client, api, cast, smtp, clock
+):
+    await open_with(api, cast, "clinician", ["clinician2"], "one")
+    clock.advance(300)
+    await open_with(api, cast, "supervisor", ["clinician2"], "two")
+    clock.advance(DELAY - 300)
+    await drain(client)
+    [mail] = smtp.received
+    assert link_in(mail) == f"{PUBLIC_URL}/inbox"  # about two conversations: the inbox lists both
+    clock.advance(3600)
+    await drain(client)
+    assert len(smtp.received) == 1
+
+
+async def test_r17_a_message_read_before_the_email_is_not_taken_in(client, api, cast, smtp, clock):
+    await open_with(api, cast, "clinician", ["clinician2"], "one")
+    clock.advance(300)
+    other = await open_with(api, cast, "supervisor", ["clinician2"], "two")
+    await api.post(
+        f"/conversations/{other['id']}/read",
+        {"up_to_message_id": other["message"]["id"]},
+        token=cast.tok("clinician2"),
+    )
+    clock.advance(DELAY - 300)
+    await drain(client)
+    [mail] = smtp.received
+    assert "?conversation=" in link_in(mail)
+    clock.advance(300)
+    await drain(client)
+    assert len(smtp.received) == 1
+    checks = await rows(outbox.UNREAD_CHECK, recipient_id=cast.id("clinician2"))
+    assert [r.status for r in checks] == ["done", "skipped"]
+
+
+async def test_r17_rows_taken_in_early_go_back_when_the_email_fails(client, api, cast, smtp, clock):
+    conv = await open_with(api, cast, "clinician", ["clinician2"], "one")
+    clock.advance(60)
+    await send(api, cast, "clinician", conv["id"], "two")
+    clock.advance(DELAY - 60)
+    smtp.refuse_next(1, 451)
+    await drain(client)
+    assert smtp.received == []
+    first, second = await rows(outbox.UNREAD_CHECK)
+    assert first.status == "pending" and first.attempts == 1
+    assert second.status == "pending" and second.attempts == 0 and second.claimed_by is None
+    clock.advance(60)
+    await drain(client)
+    assert len(smtp.received) == 1
+    assert {r.status for r in await rows(outbox.UNREAD_CHECK)} == {"done"}
 
 
 async def test_r17_unread_in_two_conversations_claimed_together_give_one_email(

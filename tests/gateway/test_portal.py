@@ -234,6 +234,22 @@ async def test_portal_cookie_is_secure_when_the_public_url_is_https(
     assert resp.status == 303 and resp.cookies[PORTAL_COOKIE]["secure"]
 
 
+async def test_r16_one_email_about_two_conversations_opens_the_list(client, api, cast, smtp):
+    await message_client(api, cast)
+    status, _ = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": "invoice"},
+        token=cast.tok("biller"),
+    )
+    assert status == 201
+    link = await emailed_link(client, smtp, await email_of(cast.id("client")))
+    assert len(smtp.received) == 1
+    resp, _ = await page(client, link)
+    assert resp.status == 303 and resp.headers["Location"] == "/portal"
+    _, html = await page(client, "/portal")
+    assert html.count('class="conversation unread"') == 2
+
+
 # --- notification links ------------------------------------------------------------------------------------
 
 
