@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from gateway.config import ConfigError
 from gateway.keys import CONFIG, SERVICES
 from gateway.templating import render_page
 from mailer.devsink import DevMailSink, StoredMail, get_message, list_messages
@@ -44,7 +45,13 @@ async def dev_mail_sink(app: web.Application) -> AsyncIterator[None]:
     # aiosmtpd logs every SMTP command at INFO, addresses included; what arrived is on /dev/mail anyway.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     sink = DevMailSink(config.dev_mail_dir, host=config.smtp_host, port=config.smtp_port)
-    await sink.start()
+    try:
+        await sink.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"--dev-mail: the SMTP sink cannot listen on {config.smtp_host}:{config.smtp_port} "
+            f"({exc.strerror}); set SECUREMSG_SMTP_PORT to a free port"
+        ) from None
     log.info("dev mail: SMTP sink on %s:%d, keeping mail in %s", sink.host, sink.port, sink.maildir)
     app[SERVICES]["dev_mail_sink"] = sink
     try:

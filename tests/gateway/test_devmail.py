@@ -6,8 +6,10 @@ import re
 import socket
 
 import pytest
+from aiohttp import web
 
 from gateway.app import create_app
+from gateway.config import ConfigError
 from gateway.devmail import linkify
 from tests.conftest import Api, build_cast, make_config
 from tests.gateway.mail_helpers import PRACTICE, drain
@@ -78,3 +80,26 @@ def test_linkify_escapes_before_linking():
     out = linkify('see http://x.test/a?b=1&c=2 <script>alert("x")</script>')
     assert '<a href="http://x.test/a?b=1&amp;c=2" rel="noreferrer">' in out
     assert "<script>" not in out and "&lt;script&gt;" in out
+
+
+async def start_fails(app):
+    runner = web.AppRunner(app)
+    try:
+        await runner.setup()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_busy_sink_port_stops_the_start_with_one_clear_line(db_url, tmp_path, clock):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = make_config(db_url, tmp_path / "var", smtp_port=taken.getsockname()[1])
+        with pytest.raises(ConfigError, match="SECUREMSG_SMTP_PORT"):
+            await start_fails(create_app(config, clock=clock, dev_mail=True))
+
+
+async def test_bad_smtp_settings_stop_the_start_with_one_clear_line(db_url, tmp_path, clock):
+    config = make_config(db_url, tmp_path / "var", smtp_from="not an address")
+    with pytest.raises(ConfigError, match="SECUREMSG_SMTP"):
+        await start_fails(create_app(config, clock=clock))
