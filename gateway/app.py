@@ -10,22 +10,29 @@ from aiohttp import web
 from gateway import (
     api_devices,
     api_events,
+    api_links,
     api_messaging,
     api_provisioning,
     api_records,
     api_webhooks,
+    devmail,
+    notify_email,
     notify_push,
     notify_webhooks,
     ops,
+    portal,
+    portal_signin,
     ws,
 )
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
 from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
+from gateway.ratelimit import MemoryRateLimiter
 from gateway.realtime import Hub, RedisHub
+from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
 from inbox import db
 from inbox.clock import Clock, SystemClock
@@ -88,6 +95,8 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     export_part,
     notify_push.push_part,
     notify_webhooks.webhook_part,
+    notify_email.email_notifications,
+    devmail.dev_mail_sink,
 ]
 
 
@@ -99,6 +108,7 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
+    app[RATE_LIMITER] = MemoryRateLimiter(app[CTX].clock)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:
@@ -115,4 +125,10 @@ def create_app(
         api_webhooks.routes,
     ):
         app.add_routes(table)
+    app.add_routes(api_links.routes)
+    app.add_routes(portal_signin.routes)
+    app.add_routes(portal.routes)
+    app.router.add_static("/static/", STATIC_DIR)
+    if dev_mail:
+        app.add_routes(devmail.routes)
     return app
