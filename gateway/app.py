@@ -10,13 +10,18 @@ from aiohttp import web
 from gateway import (
     api_devices,
     api_events,
+    api_links,
     api_messaging,
     api_provisioning,
     api_records,
     api_webhooks,
+    devmail,
+    notify_email,
     notify_push,
     notify_webhooks,
     ops,
+    portal,
+    portal_signin,
     team_inbox,
     team_records,
     team_signin,
@@ -26,10 +31,12 @@ from gateway import (
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, PAGES, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, PAGES, RATE_LIMITER, SERVICES
 from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
+from gateway.ratelimit import MemoryRateLimiter
 from gateway.realtime import Hub, RedisHub
+from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
 from inbox import db
 from inbox.clock import Clock, SystemClock
@@ -99,6 +106,8 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     export_part,
     notify_push.push_part,
     notify_webhooks.webhook_part,
+    notify_email.email_notifications,
+    devmail.dev_mail_sink,
 ]
 
 
@@ -110,6 +119,7 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
+    app[RATE_LIMITER] = MemoryRateLimiter(app[CTX].clock)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:
@@ -127,9 +137,14 @@ def create_app(
         api_webhooks.routes,
     ):
         app.add_routes(table)
-    # The server-rendered pages and their static files (stylesheet, scripts).
+    app.add_routes(api_links.routes)
+    app.add_routes(portal_signin.routes)
+    app.add_routes(portal.routes)
+    # The team's pages (sign-in, inbox, settings, records).
     app[PAGES] = team_web.page_environment()
     for table in (team_signin.routes, team_inbox.routes, team_records.routes):
         app.add_routes(table)
-    app.router.add_static("/static/", team_web.STATIC_DIR)
+    app.router.add_static("/static/", STATIC_DIR)
+    if dev_mail:
+        app.add_routes(devmail.routes)
     return app

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from gateway.demo import seed_demo
 
+            if not os.environ.get("SECUREMSG_PUBLIC_URL"):
+                # The links in the demo's emails must point at the port it really serves on.
+                host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+                config = config.with_overrides(public_url=f"http://{host}:{args.port}")
             asyncio.run(_migrate(config))
             text = asyncio.run(seed_demo(config, Path(config.var_dir), args.host, args.port))
             serve(config, args.host, args.port, worker=True, dev_mail=True, banner=text)

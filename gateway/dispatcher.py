@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobOutcome:
-    status: str  # done | skipped | retry | failed
+    status: str  # done | skipped | retry | failed | postponed
     note: str | None = None
     retry_after: float | None = None
 
@@ -43,6 +43,11 @@ class JobOutcome:
     @classmethod
     def failed(cls, error: str) -> JobOutcome:
         return cls("failed", error)
+
+    @classmethod
+    def postponed(cls, why: str, delay_s: float) -> JobOutcome:
+        """Not a failure: the row is due again in `delay_s` seconds (a throttle), attempts unchanged."""
+        return cls("postponed", why, delay_s)
 
 
 Handler = Callable[[Sequence[OutboxJob]], Awaitable[dict[int, JobOutcome]]]
@@ -89,6 +94,8 @@ class Dispatcher:
                     await outbox.retry_later(
                         self.ctx, job, outcome.note or "temporary failure", outcome.retry_after
                     )
+                elif outcome.status == "postponed":
+                    await outbox.postpone(self.ctx, job, outcome.retry_after or 0.0, outcome.note)
                 else:
                     await outbox.finish(self.ctx, job, outcome.status, outcome.note)
         return len(jobs)

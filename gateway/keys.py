@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
+from gateway.ratelimit import RateLimiter
 from gateway.realtime import Hub
 from inbox.context import InboxContext
 
@@ -16,7 +17,9 @@ CONFIG = web.AppKey("config", Config)
 CTX = web.AppKey("inbox_context", InboxContext)
 HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-# The jinja2 environment of the server-rendered pages (templates/pages).
+# The jinja2 environment of the team's server-rendered pages (templates/pages).
 PAGES = web.AppKey("pages", jinja2.Environment)
+# Sign-in and link requests are rate limited through this (in-process by default; see gateway.ratelimit).
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Optional services that other parts register (mailer, push providers, dispatcher, rate limiter, ...).
 SERVICES = web.AppKey("services", dict[str, Any])

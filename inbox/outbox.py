@@ -7,6 +7,9 @@ Kinds written here:
 - `client_email`  (R16) at once, to each client or contact recipient: "a secure message is waiting".
 - `unread_check`  (R17) at sent_at + the practice's delay, for every recipient: email if still unread.
 - `push`          (R19) at once, for every recipient: a `new_message` push to their opted-in devices.
+
+Written elsewhere:
+- `signin_email`  (R18) at once, when someone asks for an Instant Sign In link (`inbox.links`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from tortoise.expressions import Q
+
 from inbox.context import InboxContext
 from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
 
 CLIENT_EMAIL = "client_email"
 UNREAD_CHECK = "unread_check"
 PUSH = "push"
+SIGNIN_EMAIL = "signin_email"
 MESSAGE_KINDS = (CLIENT_EMAIL, UNREAD_CHECK, PUSH)
 
 
@@ -113,10 +119,39 @@ async def claim_due_jobs(
     return list(await OutboxJob.filter(id__in=ids, claimed_by=worker_id).order_by("due_at", "id"))
 
 
+async def claim_rows(ctx: InboxContext, worker_id: str, ids: Sequence[int]) -> list[OutboxJob]:
+    """Claim these pending rows for this worker too, due or not (a handler taking later work into the
+    batch at hand); rows that another worker holds are left alone. Returns the rows now held."""
+    if not ids or not worker_id:
+        return []
+    now = ctx.clock.now()
+    await OutboxJob.filter(
+        Q(claimed_until=None) | Q(claimed_until__lt=now), id__in=list(ids), status="pending"
+    ).update(claimed_by=worker_id, claimed_until=now + timedelta(seconds=LEASE_S))
+    return list(await OutboxJob.filter(id__in=list(ids), claimed_by=worker_id, status="pending"))
+
+
+async def release(job: OutboxJob) -> None:
+    """Give a claimed row back untouched (a row taken in early whose email did not go)."""
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+        claimed_by=None, claimed_until=None
+    )
+
+
 async def finish(ctx: InboxContext, job: OutboxJob, status: str, note: str | None = None) -> None:
     """done / skipped / failed: the row leaves the queue (guarded by the claim, so a stale worker cannot)."""
     await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
         status=status, last_error=note, finished_at=ctx.clock.now(), claimed_until=None
+    )
+
+
+async def postpone(ctx: InboxContext, job: OutboxJob, delay_s: float, note: str | None = None) -> None:
+    """Due again later, and not a failure: the attempts and the give-up clock are untouched."""
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
+        due_at=ctx.clock.now() + timedelta(seconds=max(0.0, delay_s)),
+        last_error=note,
+        claimed_until=None,
+        claimed_by=None,
     )
 
 
@@ -125,7 +160,7 @@ async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after
     now = ctx.clock.now()
     attempts = job.attempts + 1
     if (now - job.created_at).total_seconds() >= GIVE_UP_AFTER_S:
-        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
             status="failed",
             attempts=attempts,
             last_error=f"gave up after {attempts} attempts over a day: {error}"[:2000],
@@ -134,7 +169,9 @@ async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after
         )
         return "failed"
     delay = max(backoff_s(attempts), retry_after or 0.0)
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(
+    # Guarded by status too: a row a handler already settled (an email sent before the handler failed on
+    # a later one) stays settled.
+    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
         attempts=attempts,
         last_error=error[:2000],
         due_at=now + timedelta(seconds=delay),

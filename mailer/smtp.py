@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.errors import NonASCIILocalPartDefect
 from email.headerregistry import Address
@@ -97,6 +97,9 @@ class SendOutcome:
     # True: 4xx, connection refused/dropped, timeout -> retry later. False with ok=False: permanent (5xx).
     temporary: bool
     error: str | None
+
+
+OutcomeCallback = Callable[[int, SendOutcome], Awaitable[None]]
 
 
 def _sent(em: OutgoingEmail) -> SendOutcome:
@@ -175,12 +178,24 @@ class Mailer:
         msg.add_alternative(email.html, subtype="html")
         return msg
 
-    async def send_batch(self, emails: Sequence[OutgoingEmail]) -> list[SendOutcome]:
+    async def send_batch(
+        self, emails: Sequence[OutgoingEmail], *, on_outcome: OutcomeCallback | None = None
+    ) -> list[SendOutcome]:
         """Send ``emails`` over one connection; one outcome per email, in order. Never raises for
-        SMTP or network errors (see the module docstring for the retry rules)."""
+        SMTP or network errors (see the module docstring for the retry rules).
+
+        ``on_outcome(index, outcome)`` is awaited as soon as each email's outcome is known, before the next
+        email is tried, so a caller can record "sent" at once: a process killed mid-batch then leaves only
+        the email in flight unrecorded, not every email sent before it."""
         outcomes: list[SendOutcome] = []
         if not emails:
             return outcomes
+
+        async def record(outcome: SendOutcome) -> None:
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                await on_outcome(len(outcomes) - 1, outcome)
+
         client: aiosmtplib.SMTP | None = None
         connects_left = 2  # the first connection and one reconnect
         gave_up: str | None = None  # once set, the rest of the batch is reported temporary with it
@@ -194,7 +209,7 @@ class Mailer:
                 try:
                     message = self.build_message(em)
                 except ValueError as exc:
-                    outcomes.append(_failed(em, f"invalid message: {exc}", temporary=False))
+                    await record(_failed(em, f"invalid message: {exc}", temporary=False))
                     continue
                 if client is None and gave_up is None:
                     if connects_left == 0:
@@ -205,14 +220,14 @@ class Mailer:
                         if client is None:
                             gave_up = error
                 if client is None:
-                    outcomes.append(_failed(em, gave_up or "not connected", temporary=True))
+                    await record(_failed(em, gave_up or "not connected", temporary=True))
                     continue
                 try:
-                    outcomes.append(await self._send_one(client, em, message))
+                    await record(await self._send_one(client, em, message))
                 except _ConnectionLost as lost:
                     client.close()
                     client = None
-                    outcomes.append(lost.outcome)
+                    await record(lost.outcome)
         except BaseException:
             # Cancelled (or a bug): do not linger on a polite QUIT.
             if client is not None:

@@ -40,7 +40,8 @@ Failure switches:
   A 421 also closes the connection afterwards, as RFC 5321 says a server does.
 * ``drop_next(n, after=0)`` — for the next ``n`` messages (after letting ``after`` through) the connection
   is cut once the data was sent and before the server answers (not recorded; see ``.dropped``).
-* ``stall_next(n)`` — the next ``n`` messages get no answer after their data (a hung server).
+* ``stall_next(n, after=0)`` — the next ``n`` messages (after letting ``after`` through) get no answer
+  after their data (a hung server).
 * ``await stop()`` then ``await start()`` — "down for a while": connections are refused, and the server
   comes back on the same port.
 """
@@ -93,6 +94,7 @@ class _Failures:
     drops: int = 0
     drops_after: int = 0  # messages to let through before the drops start
     stalls: int = 0
+    stalls_after: int = 0  # messages to let through before the stalls start
 
 
 class _FakeProtocol(SMTP):
@@ -149,7 +151,9 @@ class _Handler:
             server.transport.abort()
             # connection_lost cancels this session task; until then, answer nothing.
             await asyncio.Event().wait()
-        if failures.stalls > 0:
+        if failures.stalls > 0 and failures.stalls_after > 0:
+            failures.stalls_after -= 1
+        elif failures.stalls > 0:
             failures.stalls -= 1
             fake.dropped.append(raw)
             await asyncio.Event().wait()  # never answer; ends when the client gives up and hangs up
@@ -223,9 +227,11 @@ class FakeSmtp:
         self._failures.drops = n
         self._failures.drops_after = after
 
-    def stall_next(self, n: int) -> None:
-        """Never answer the data of the next ``n`` messages (the client's timeout has to fire)."""
+    def stall_next(self, n: int, *, after: int = 0) -> None:
+        """Never answer the data of the next ``n`` messages, once ``after`` more have gone through (the
+        client's timeout has to fire, or the client is gone: a process killed mid-send)."""
         self._failures.stalls = n
+        self._failures.stalls_after = after
 
     def _refusal(self, command: str, server: SMTP) -> str | None:
         for refusal in self._failures.refusals:

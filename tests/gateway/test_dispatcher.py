@@ -90,3 +90,43 @@ async def test_a_handler_that_raises_leaves_rows_for_retry(client):
     assert await d.run_once() == 3
     rows = await OutboxJob.all()
     assert all(r.status == "pending" and r.attempts == 1 and "boom" in r.last_error for r in rows)
+
+
+async def test_a_postponed_row_is_due_later_and_not_counted_as_a_failure(client, clock):
+    ctx = client.server.app[CTX]
+    (job,) = await add_jobs(ctx, 1)
+    seen = []
+
+    async def throttle_once(batch):
+        seen.extend(j.id for j in batch)
+        if len(seen) == 1:
+            return {j.id: JobOutcome.postponed("throttled", 300) for j in batch}
+        return {j.id: JobOutcome.done() for j in batch}
+
+    d = Dispatcher(ctx)
+    d.register("test", throttle_once)
+    await d.run_once()
+    row = await OutboxJob.get(id=job.id)
+    assert row.status == "pending" and row.attempts == 0 and row.last_error == "throttled"
+    assert (row.due_at - clock.now()).total_seconds() == 300 and row.claimed_by is None
+    clock.advance(299)
+    assert await d.run_once() == 0
+    clock.advance(1)
+    assert await d.run_once() == 1
+    assert (await OutboxJob.get(id=job.id)).status == "done"
+
+
+async def test_a_row_settled_by_its_handler_stays_settled_when_the_handler_then_fails(client):
+    ctx = client.server.app[CTX]
+    first, second = await add_jobs(ctx, 2)
+
+    async def sends_one_then_breaks(batch):
+        await outbox.finish(ctx, batch[0], "done", "sent")
+        raise RuntimeError("database went away")
+
+    d = Dispatcher(ctx)
+    d.register("test", sends_one_then_breaks)
+    await d.run_once()
+    assert (await OutboxJob.get(id=first.id)).status == "done"
+    again = await OutboxJob.get(id=second.id)
+    assert again.status == "pending" and again.attempts == 1

@@ -148,6 +148,19 @@ async def test_batch_of_five_uses_one_connection(smtp: FakeSmtp) -> None:
 # -- sorting failures ---------------------------------------------------------------------------------
 
 
+async def test_each_outcome_is_reported_before_the_next_email_is_tried(smtp: FakeSmtp) -> None:
+    seen: list[tuple[int, bool, int]] = []
+
+    async def on_outcome(index: int, outcome: SendOutcome) -> None:
+        # What the server had when this email's outcome was known: this one, not the next.
+        seen.append((index, outcome.ok, len(smtp.received)))
+
+    smtp.refuse_next(1, 550, at="RCPT")
+    outcomes = await mailer_for(smtp).send_batch([outgoing(n) for n in range(3)], on_outcome=on_outcome)
+    assert seen == [(0, False, 0), (1, True, 1), (2, True, 2)]
+    assert [o.ok for o in outcomes] == [False, True, True]
+
+
 async def test_451_on_mail_is_temporary_and_connection_is_kept(smtp: FakeSmtp) -> None:
     smtp.refuse_next(1, code=451)
     outcomes = await mailer_for(smtp).send_batch([outgoing(0), outgoing(1)])

@@ -1,0 +1,40 @@
+"""`POST /api/v1/auth/magic {token}`: a link from an email, exchanged for a bearer token for the client app.
+
+Works with a notification link (then used up, and the token ends when the link would have) or an Instant
+Sign In link (used up; a full session). Anything else — expired, forged, used up, revoked, or the person's
+portal access or messaging turned off (R4) — is the same 401. Rate limited per IP.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.keys import CTX, RATE_LIMITER
+from gateway.validation import read_json, take
+from inbox import links, messaging
+from inbox.errors import SlowDown, Unauthenticated
+
+routes = web.RouteTableDef()
+
+MAGIC_PER_IP = (30, 300.0)
+
+
+@routes.post("/api/v1/auth/magic")
+async def exchange_magic_link(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    wait = await request.app[RATE_LIMITER].check(f"auth-magic:ip:{request.remote}", *MAGIC_PER_IP)
+    if wait:
+        raise SlowDown(int(wait))
+    data = await read_json(request, {"token"})
+    token = take(data, "token", str, required=True)
+    resolved = await links.resolve(ctx, token)
+    if resolved is None or not await links.use_up(ctx, resolved.link):
+        raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
+    bearer, _ = await links.open_session(ctx, resolved, "app")
+    return web.json_response(
+        {
+            "token": bearer,
+            "participant": messaging.me_json(resolved.participant),
+            "conversation_id": resolved.link.conversation_id,
+        }
+    )

@@ -1,0 +1,115 @@
+"""Email notifications on the outbox: the dispatcher's handlers for `client_email` (R16), `unread_check`
+(R17) and `signin_email` (R18), and the cleanup context that builds the Mailer and registers them.
+
+What to send is decided by `inbox.notify` (the rules are written there and in docs/notifications.md); this
+module renders the templates, sends over one SMTP connection per batch and maps each email's outcome onto
+the rows it settles, one to one: accepted → done, a temporary failure (4xx, refused, dropped, timeout) →
+retry with backoff, a permanent one (5xx, a malformed address) → failed with the server's reply recorded.
+
+A row is marked done the moment its email is accepted, not when the whole batch is over, so a worker killed
+mid-batch leaves at most the one email in flight to be sent again (by whichever worker claims the row after
+its lease runs out), and that resend carries the same Message-ID. Throttled rows are postponed, not failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from gateway.config import Config, ConfigError
+from gateway.dispatcher import JobOutcome
+from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from inbox import notify, outbox
+from inbox.context import InboxContext
+from inbox.models import OutboxJob
+from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
+from mailer.render import REPO_TEMPLATES_DIR
+
+
+def smtp_settings(config: Config) -> SmtpSettings:
+    try:
+        return SmtpSettings(
+            host=config.smtp_host,
+            port=config.smtp_port,
+            username=config.smtp_username,
+            password=config.smtp_password,
+            starttls=config.smtp_starttls,
+            use_tls=config.smtp_use_tls,
+            from_addr=config.smtp_from,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"SECUREMSG_SMTP_* settings: {exc}") from None
+
+
+class EmailNotifier:
+    def __init__(self, ctx: InboxContext, mailer: Mailer, renderer: EmailRenderer) -> None:
+        self.ctx = ctx
+        self.mailer = mailer
+        self.renderer = renderer
+
+    async def client_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        plan = await notify.plan_message_emails(self.ctx, batch, outbox.CLIENT_EMAIL)
+        return await self._run(batch, plan)
+
+    async def unread_check(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        plan = await notify.plan_message_emails(self.ctx, batch, outbox.UNREAD_CHECK)
+        return await self._run(batch, plan)
+
+    async def signin_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        return await self._run(batch, await notify.plan_signin_emails(self.ctx, batch))
+
+    async def _run(self, batch: Sequence[OutboxJob], plan: notify.Plan) -> dict[int, JobOutcome]:
+        in_batch = {job.id for job in batch}
+        results: dict[int, JobOutcome] = {}
+        for job_id, decision in plan.decisions.items():
+            if isinstance(decision, notify.Postpone):
+                results[job_id] = JobOutcome.postponed(decision.why, decision.delay_s)
+            else:
+                results[job_id] = JobOutcome.skipped(decision.why)
+        emails = [self._build(p) for p in plan.emails]
+
+        async def settle(index: int, sent: SendOutcome) -> None:
+            planned = plan.emails[index]
+            if sent.ok:
+                outcome = JobOutcome.done(f"sent as {sent.message_id}")
+                # Recorded now, before the next email goes out (see the module docstring).
+                for job in planned.jobs:
+                    await outbox.finish(self.ctx, job, "done", outcome.note)
+            elif sent.temporary:
+                outcome = JobOutcome.retry(sent.error or "temporary SMTP failure")
+            else:
+                outcome = JobOutcome.failed(sent.error or "refused by the SMTP server")
+            for job in planned.jobs:
+                results[job.id] = outcome
+                if not sent.ok and job.id not in in_batch:
+                    # Taken in early (not due yet): it goes back to wait for its own time.
+                    await outbox.release(job)
+
+        await self.mailer.send_batch(emails, on_outcome=settle)
+        return results
+
+    def _build(self, planned: notify.PlannedEmail) -> OutgoingEmail:
+        rendered = self.renderer.render(planned.template, planned.context())
+        return OutgoingEmail(
+            to=planned.to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=notify.message_id_for(self.ctx, planned.lead_id),
+            from_name=planned.practice_name,
+            headers={"X-Securemsg-Kind": planned.template},
+        )
+
+
+async def email_notifications(app: web.Application) -> AsyncIterator[None]:
+    """A part (gateway.app.PARTS): the Mailer from the configuration, and the three email handlers."""
+    config = app[CONFIG]
+    mailer = Mailer(smtp_settings(config))
+    notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(REPO_TEMPLATES_DIR))
+    dispatcher = app[DISPATCHER]
+    dispatcher.register(outbox.CLIENT_EMAIL, notifier.client_email)
+    dispatcher.register(outbox.UNREAD_CHECK, notifier.unread_check)
+    dispatcher.register(outbox.SIGNIN_EMAIL, notifier.signin_email)
+    app[SERVICES]["mailer"] = mailer
+    yield

@@ -1,0 +1,180 @@
+"""The client portal's pages (API.md §6, R14, R15, R20): a client's or contact's conversations, one
+conversation with its reply box, server-rendered.
+
+Messages show as written (emoji rendered, R13), removed ones as "This message was removed" (R14); the away
+banner (R20) sits above the reply box and cannot be dismissed, and "(Away)" follows an away team member's
+name. Showing the newest messages marks them read (R15). A reply goes through `inbox.messaging` like any
+other message, so the others see it on their websockets and the outbox tells them by email. How a browser
+gets a portal session is in `gateway.portal_signin`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import emoji
+from aiohttp import web
+
+from gateway.api_messaging import publish
+from gateway.keys import CTX, DISPATCHER
+from gateway.portal_session import (
+    csrf_failed,
+    person_of,
+    portal_page,
+    portal_principal,
+    read_form,
+    session_csrf_ok,
+)
+from gateway.templating import see_other
+from inbox import messaging, portal
+from inbox.accounts import Principal
+from inbox.errors import DomainError, Invalid, NotFound
+from portal_links import new_token
+
+routes = web.RouteTableDef()
+
+
+def _names(participants: list[dict[str, Any]], me: int) -> str:
+    others = [p for p in participants if p["id"] != me]
+    return ", ".join(p["name"] + (" (Away)" if p["away"] else "") for p in others) or "Only you"
+
+
+def _preview(message: dict[str, Any] | None) -> str:
+    if message is None:
+        return "No messages yet"
+    if message["removed"] is not None or message["body"] is None:
+        return "This message was removed"
+    return str(emoji.emojize(" ".join(message["body"].split()), language="alias"))
+
+
+@routes.get("/portal")
+async def home(request: web.Request) -> web.Response:
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    person = person_of(principal)
+    try:
+        page = await messaging.list_conversations(
+            request.app[CTX], person, request.query.get("cursor") or None, 30
+        )
+    except Invalid:
+        return see_other("/portal")
+    items = [
+        {
+            "id": c["id"],
+            "names": _names(c["participants"], person.id),
+            "unread_count": c["unread_count"],
+            "last_activity_at": c["last_activity_at"],
+            "preview": _preview(c["last_message"]),
+            "banner": c["banner"],
+        }
+        for c in page["items"]
+    ]
+    return portal_page(
+        request,
+        "portal/conversations.html",
+        principal=principal,
+        practice_name=await portal.practice_name(person),
+        items=items,
+        next_cursor=page["next_cursor"],
+    )
+
+
+async def _conversation_page(
+    request: web.Request,
+    principal: Principal,
+    conversation_id: int,
+    *,
+    status: int = 200,
+    error: str = "",
+    draft: str = "",
+) -> web.Response:
+    ctx = request.app[CTX]
+    person = person_of(principal)
+    detail = await messaging.conversation_detail(person, conversation_id)
+    before = request.query.get("before", "")
+    before_id = int(before) if before.isdigit() and len(before) < 19 else None
+    page = await messaging.list_messages(ctx, person, conversation_id, before_id, 50)
+    names = {p["id"]: p["name"] + (" (Away)" if p["away"] else "") for p in detail["participants"]}
+    items = [
+        {
+            "id": m["id"],
+            "sender": "You" if m["sender_id"] == person.id else names.get(m["sender_id"], "Someone"),
+            "mine": m["sender_id"] == person.id,
+            "removed": m["removed"] is not None,
+            "body_html": m["body_html"],
+            "created_at": m["created_at"],
+        }
+        for m in page["items"]
+    ]
+    if before_id is None and items:
+        seen = await portal.read_on_view(ctx, person, conversation_id, items[-1]["id"])
+        await publish(request, seen.events)
+    return portal_page(
+        request,
+        "portal/conversation.html",
+        status=status,
+        principal=principal,
+        practice_name=await portal.practice_name(person),
+        conversation_id=conversation_id,
+        title=_names(detail["participants"], person.id),
+        banner=detail["banner"],
+        messages=items,
+        next_before=page["next_before"],
+        is_latest=before_id is None,
+        error=error,
+        draft=draft,
+        client_msg_id=new_token(16),
+        max_body=messaging.MAX_BODY,
+    )
+
+
+def _conversation_id(request: web.Request) -> int | None:
+    raw = request.match_info["id"]
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def _not_found(request: web.Request, principal: Principal) -> web.Response:
+    return portal_page(request, "portal/not_found.html", status=404, principal=principal)
+
+
+@routes.get("/portal/c/{id}")
+async def conversation(request: web.Request) -> web.Response:
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    conversation_id = _conversation_id(request)
+    try:
+        if conversation_id is None:
+            raise NotFound("conversation")
+        return await _conversation_page(request, principal, conversation_id)
+    except NotFound:
+        return _not_found(request, principal)
+
+
+@routes.post("/portal/c/{id}")
+async def reply(request: web.Request) -> web.Response:
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    conversation_id = _conversation_id(request)
+    if conversation_id is None:
+        return _not_found(request, principal)
+    form = await read_form(request)
+    if not session_csrf_ok(principal, form.get("csrf", "")):
+        return csrf_failed(request, principal)
+    body = form.get("body", "")
+    client_msg_id = form.get("client_msg_id", "")[:100] or None
+    ctx = request.app[CTX]
+    try:
+        sent = await messaging.send_message(ctx, person_of(principal), conversation_id, body, client_msg_id)
+    except NotFound:
+        return _not_found(request, principal)
+    except DomainError as exc:  # empty, too long, not allowed (R8): say so, and keep what was typed
+        return await _conversation_page(
+            request, principal, conversation_id, status=exc.status, error=exc.message, draft=body
+        )
+    await publish(request, sent.events)
+    request.app[DISPATCHER].wake()
+    message_id = sent.message.id if sent.message else 0
+    return see_other(f"/portal/c/{conversation_id}#m{message_id}")

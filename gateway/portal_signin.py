@@ -1,0 +1,176 @@
+"""The portal's ways in (R18, R4): the links from emails, Instant Sign In, and signing out.
+
+- `/portal/m/{token}` — a notification link: a working one starts a portal session that ends when the link
+  would have, and opens its conversation. Any link that does not work gets one friendly page offering
+  Instant Sign In, with no hint of whose link it was or why it failed.
+- `/portal/sign-in` — asks for an email address; the answer, and the work behind it, are the same whether or
+  not the address is known (see `inbox.links.request_signin`). Rate limited per address and per IP.
+- `/portal/s/{token}` — an Instant Sign In link: GET shows a "Sign in" button and changes nothing; only the
+  button's POST uses the link up, so a mail scanner that opens links cannot burn it.
+- `/portal/sign-out`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import PORTAL_COOKIE
+from gateway.keys import CTX, DISPATCHER, RATE_LIMITER
+from gateway.portal_session import (
+    client_ip,
+    csrf_failed,
+    form_csrf_ok,
+    person_of,
+    portal_page,
+    portal_principal,
+    read_form,
+    session_csrf_ok,
+    start_session,
+)
+from gateway.templating import see_other
+from inbox import accounts, links, notify, portal
+
+routes = web.RouteTableDef()
+
+# Instant Sign In requests: per address and per IP, in any window of an hour.
+SIGNIN_PER_ADDRESS = (5, 3600.0)
+SIGNIN_PER_IP = (20, 3600.0)
+
+
+def _sign_in_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
+    ctx = request.app[CTX]
+    defaults: dict[str, Any] = {
+        "sent": False,
+        "error": "",
+        "notice": "",
+        "ttl": notify.duration_text(ctx.signin_link_ttl_s),
+    }
+    headers = context.pop("headers", None)
+    return portal_page(request, "portal/sign_in.html", status=status, headers=headers, **(defaults | context))
+
+
+def _invalid_link(request: web.Request) -> web.Response:
+    """One page for every link that does not work: nothing on it depends on the token."""
+    ctx = request.app[CTX]
+    return portal_page(
+        request,
+        "portal/link_invalid.html",
+        status=404,
+        link_ttl=notify.duration_text(ctx.link_ttl_s),
+        ttl=notify.duration_text(ctx.signin_link_ttl_s),
+    )
+
+
+# --- links ----------------------------------------------------------------------------------------------
+
+
+@routes.get("/portal/m/{token}")
+async def notification_link(request: web.Request) -> web.Response:
+    resolved = await links.resolve(request.app[CTX], request.match_info["token"], (links.NOTIFY,))
+    if resolved is None:
+        return _invalid_link(request)
+    conversation_id = resolved.link.conversation_id
+    resp = see_other(f"/portal/c/{conversation_id}" if conversation_id else "/portal")
+    await start_session(request, resp, resolved)
+    return resp
+
+
+@routes.get("/portal/s/{token}")
+async def signin_link(request: web.Request) -> web.Response:
+    """Only looks: a mail scanner fetching this changes nothing."""
+    resolved = await links.resolve(request.app[CTX], request.match_info["token"], (links.SIGNIN,))
+    if resolved is None:
+        return _invalid_link(request)
+    return portal_page(
+        request,
+        "portal/sign_in_confirm.html",
+        practice_name=await portal.practice_name(resolved.participant),
+    )
+
+
+@routes.post("/portal/s/{token}")
+async def use_signin_link(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    form = await read_form(request)
+    if not form_csrf_ok(request, form.get("csrf", "")):
+        return csrf_failed(request)
+    resolved = await links.resolve(ctx, request.match_info["token"], (links.SIGNIN,))
+    if resolved is None or not await links.use_up(ctx, resolved.link):
+        return _invalid_link(request)
+    resp = see_other("/portal")
+    await start_session(request, resp, resolved)
+    return resp
+
+
+# --- Instant Sign In ------------------------------------------------------------------------------------
+
+
+@routes.get("/portal/sign-in")
+async def sign_in_form(request: web.Request) -> web.Response:
+    notice = "You are signed out." if request.query.get("signed_out") else ""
+    return _sign_in_page(request, notice=notice)
+
+
+async def _limited(request: web.Request, key: str, rule: tuple[int, float]) -> float:
+    return await request.app[RATE_LIMITER].check(key, rule[0], rule[1])
+
+
+@routes.post("/portal/sign-in")
+async def sign_in_request(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    form = await read_form(request)
+    if not form_csrf_ok(request, form.get("csrf", "")):
+        return csrf_failed(request)
+    email = links.normalise_email(form.get("email", ""))
+    if not email:
+        return _sign_in_page(request, status=422, error="Enter your email address.")
+    address_key = hmac.new(ctx.secret, email.encode(), hashlib.sha256).hexdigest()[:32]
+    wait = await _limited(request, f"portal-signin:ip:{client_ip(request)}", SIGNIN_PER_IP)
+    if not wait:
+        wait = await _limited(request, f"portal-signin:address:{address_key}", SIGNIN_PER_ADDRESS)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        return _sign_in_page(
+            request,
+            status=429,
+            error=f"Too many sign-in requests. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            headers={"Retry-After": str(int(wait))},
+        )
+    await links.request_signin(ctx, email)
+    request.app[DISPATCHER].wake()
+    return _sign_in_page(request, sent=True)
+
+
+# --- signing out ----------------------------------------------------------------------------------------
+
+
+@routes.get("/portal/sign-out")
+async def sign_out_page(request: web.Request) -> web.Response:
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    return portal_page(
+        request,
+        "portal/sign_out.html",
+        principal=principal,
+        practice_name=await portal.practice_name(person_of(principal)),
+    )
+
+
+@routes.post("/portal/sign-out")
+async def sign_out(request: web.Request) -> web.Response:
+    principal = await portal_principal(request)
+    resp = see_other("/portal/sign-in?signed_out=1")
+    if principal is None:
+        resp.del_cookie(PORTAL_COOKIE, path="/")
+        return resp
+    form = await read_form(request)
+    if not session_csrf_ok(principal, form.get("csrf", "")):
+        return csrf_failed(request, principal)
+    await accounts.revoke_token(request.app[CTX], principal)
+    resp.del_cookie(PORTAL_COOKIE, path="/")
+    return resp
