@@ -25,13 +25,12 @@ from gateway import (
     team_inbox,
     team_records,
     team_signin,
-    team_web,
     ws,
 )
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, PAGES, RATE_LIMITER, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
 from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
 from gateway.ratelimit import MemoryRateLimiter
@@ -141,7 +140,6 @@ def create_app(
     app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
-    app[PAGES] = team_web.page_environment()
     for table in (team_signin.routes, team_inbox.routes, team_records.routes):
         app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR)

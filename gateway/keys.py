@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from gateway.config import Config
@@ -17,8 +16,6 @@ CONFIG = web.AppKey("config", Config)
 CTX = web.AppKey("inbox_context", InboxContext)
 HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-# The jinja2 environment of the team's server-rendered pages (templates/pages).
-PAGES = web.AppKey("pages", jinja2.Environment)
 # Sign-in and link requests are rate limited through this (in-process by default; see gateway.ratelimit).
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Optional services that other parts register (mailer, push providers, dispatcher, rate limiter, ...).

@@ -117,6 +117,8 @@ def portal_page(
     base: dict[str, Any] = {
         "practice_name": practice_name,
         "signed_in": principal is not None,
+        # The live-events script connects only for a signed-in person (templates/pages/portal/_base.html).
+        "me_id": principal.participant.id if principal is not None and principal.participant else None,
         "csrf": principal.csrf_token if principal is not None else "",
         "form_csrf": "",
     }

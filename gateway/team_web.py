@@ -8,39 +8,25 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway.auth import SESSION_COOKIE
-from gateway.keys import CONFIG, CTX, PAGES
+from gateway.keys import CONFIG, CTX
+from gateway.templating import render_page
 from inbox import messaging
 from inbox.accounts import Principal, resolve_token
 from inbox.models import TEAM, Participant, Practice
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates" / "pages"
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 MANAGER_ROLES = frozenset({"account_owner", "practice_manager"})
 
 
-def page_environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        auto_reload=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
-    html = request.app[PAGES].get_template(template).render(**context)
-    return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    """A team page, from the same templates (and base template) as the portal's."""
+    return render_page(template, context, status=status)
 
 
 def redirect(location: str, status: int = 303) -> web.Response:

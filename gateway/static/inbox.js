@@ -1,11 +1,11 @@
 // The web inbox: conversation list, thread, composer, remove with confirm, new-message picker, away.
-// Everything goes through the JSON API (window.Team.api); live changes arrive over the websocket and the
+// Everything goes through the JSON API (window.Live.api); live changes arrive over the websocket and the
 // list is re-read from the server then, so the server stays the one source of truth for unread counts.
 (function () {
   "use strict";
-  const Team = window.Team;
-  const api = Team.api;
-  const me = Team.me;
+  const Live = window.Live;
+  const api = Live.api;
+  const me = Live.me;
   const root = document.getElementById("inbox");
   if (!root) return;
 
@@ -157,8 +157,8 @@
     state.loaded = true;
     renderList();
   }
-  const refreshList = debounce(function () { loadConversations(false).catch(Team.showError); }, 150);
-  listMore.addEventListener("click", function () { loadConversations(true).catch(Team.showError); });
+  const refreshList = debounce(function () { loadConversations(false).catch(Live.showError); }, 150);
+  listMore.addEventListener("click", function () { loadConversations(true).catch(Live.showError); });
 
   // --- the thread ---------------------------------------------------------------------------------
   function personName(id) {
@@ -220,10 +220,10 @@
       try {
         const r = await api("DELETE", "/messages/" + m.id);
         applyRemoved(r.message.conversation_id, r.message.id, r.message);
-        Team.toast("The message was removed.");
+        Live.toast("The message was removed.");
       } catch (e) {
         yes.disabled = false;
-        Team.showError(e);
+        Live.showError(e);
       }
     });
     li.append(box);
@@ -287,11 +287,11 @@
     } catch (e) {
       if (seq !== openSeq) return;
       if (e.status === 404) {
-        Team.toast("That conversation is not available.", "error");
+        Live.toast("That conversation is not available.", "error");
         showList(true);
         return;
       }
-      Team.showError(e);
+      Live.showError(e);
       return;
     }
     if (seq !== openSeq) return;
@@ -335,7 +335,7 @@
       renderMessages();
       messagesBox.scrollTop = messagesBox.scrollHeight - before;
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     }
   });
 
@@ -402,7 +402,7 @@
     const n = chars(text.trim());
     if (!o || sending || n === 0) return;
     if (n > MAX_BODY) {
-      Team.toast("A message holds at most " + MAX_BODY.toLocaleString() + " characters.", "error");
+      Live.toast("A message holds at most " + MAX_BODY.toLocaleString() + " characters.", "error");
       return;
     }
     if (!pendingSend || pendingSend.text !== text) pendingSend = { text: text, id: newId() };
@@ -421,7 +421,7 @@
       }
       refreshList();
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     } finally {
       sending = false;
       updateCounter();
@@ -460,7 +460,7 @@
     try {
       r = await api("GET", "/recipients?" + new URLSearchParams({ q: q, limit: "20", include_disabled: "1" }));
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
       return;
     }
     if (seq !== pickSeq) return;
@@ -505,7 +505,7 @@
       refreshList();
       await openConversation(conv.id, true);
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     } finally {
       button.disabled = false;
     }
@@ -517,10 +517,10 @@
       await api("PATCH", "/clients/" + p.id, { messaging_enabled: true });
     } catch (e) {
       button.disabled = false;
-      Team.showError(e);
+      Live.showError(e);
       return;
     }
-    Team.toast("Secure messaging is now on for " + p.name + ".");
+    Live.toast("Secure messaging is now on for " + p.name + ".");
     await startWith(p, button);
   }
 
@@ -560,11 +560,11 @@
     try {
       const r = await api("PUT", "/me/away", { enabled: enabled });
       awayToggle.checked = r.enabled;
-      Team.setAwayFlag(r.enabled);
-      Team.toast(r.enabled ? "Your away message is on. Clients see it in the portal." : "Your away message is off.");
+      Live.setAwayFlag(r.enabled);
+      Live.toast(r.enabled ? "Your away message is on. Clients see it in the portal." : "Your away message is off.");
     } catch (e) {
       awayToggle.checked = !enabled;
-      Team.showError(e);
+      Live.showError(e);
     }
   });
   $("away-customize").addEventListener("click", function () {
@@ -581,14 +581,14 @@
       const r = await api("PUT", "/me/away", { enabled: awayToggle.checked, message: awayText.value });
       awayMessage = r.message;
       awayDialog.close();
-      Team.toast("Away message saved.");
+      Live.toast("Away message saved.");
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     }
   });
 
   // --- live events --------------------------------------------------------------------------------
-  Team.onEvent(function (e) {
+  Live.onEvent(function (e) {
     if (e.type === "message.created") {
       addMessage(e.message);
       refreshList();
@@ -612,13 +612,13 @@
       refreshList();
     }
   });
-  Team.onReconnect(function () {
+  Live.onReconnect(function () {
     refreshList();
     reloadOpen();
   });
 
   // --- start --------------------------------------------------------------------------------------
-  loadConversations(false).catch(Team.showError);
+  loadConversations(false).catch(Live.showError);
   const first = root.dataset.conversation;
   if (first) openConversation(Number(first), false);
   else showList(false);

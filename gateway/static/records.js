@@ -3,8 +3,8 @@
 // with their text, marked as removed (the record), and cannot be copied.
 (function () {
   "use strict";
-  const Team = window.Team;
-  const api = Team.api;
+  const Live = window.Live;
+  const api = Live.api;
   const root = document.getElementById("records");
   if (!root) return;
   const clientId = root.dataset.client;
@@ -82,9 +82,9 @@
     ev.preventDefault();
     query = Array.from(form.querySelectorAll("input[name=participant]:checked"))
       .map(function (b) { return b.value; }).join(",");
-    load(false).catch(Team.showError);
+    load(false).catch(Live.showError);
   });
-  more.addEventListener("click", function () { load(true).catch(Team.showError); });
+  more.addEventListener("click", function () { load(true).catch(Live.showError); });
 
   function noteItem(n) {
     const li = el("li", "note");
@@ -108,13 +108,13 @@
       notes.prepend(noteItem(note));
       notesEmpty.hidden = true;
       list.querySelectorAll("input[type=checkbox]:checked").forEach(function (b) { b.checked = false; });
-      Team.toast("Copied " + ids.length + " message" + (ids.length > 1 ? "s" : "") + " into a chart note.");
+      Live.toast("Copied " + ids.length + " message" + (ids.length > 1 ? "s" : "") + " into a chart note.");
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     } finally {
       updateSelection();
     }
   });
 
-  loadNotes().catch(Team.showError);
+  loadNotes().catch(Live.showError);
 })();

@@ -2,8 +2,8 @@
 // PATCH /team-members/{id}, PATCH /clients/{id}, PUT/DELETE /clients/{id}/access/{member}).
 (function () {
   "use strict";
-  const Team = window.Team;
-  const api = Team.api;
+  const Live = window.Live;
+  const api = Live.api;
   const $ = function (id) { return document.getElementById(id); };
 
   function saved(form, text) {
@@ -18,7 +18,7 @@
     try {
       await work();
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     } finally {
       button.disabled = false;
     }
@@ -122,7 +122,7 @@
       members.disabled = false;
       accessSave.disabled = false;
     } catch (e) {
-      Team.showError(e);
+      Live.showError(e);
     }
   });
   access.addEventListener("submit", function (ev) {

@@ -159,7 +159,14 @@ async def test_every_page_keeps_the_security_headers(client, cast):
         assert_security_headers(resp)
     await sign_in_as(client, cast, "owner")
     assert session_is_set(client)
-    for path in ("/inbox", "/settings", "/settings/two-step", "/static/team.js", "/static/settings.js"):
+    for path in (
+        "/inbox",
+        "/settings",
+        "/settings/two-step",
+        "/static/live.js",
+        "/static/settings.js",
+        "/static/portal.js",
+    ):
         resp = await client.get(path, allow_redirects=False)
         assert resp.status == 200, path
         assert_security_headers(resp)

@@ -1,6 +1,7 @@
-// Shared by the team's pages: the JSON API (session cookie + the session's CSRF token), the live event
-// stream over the websocket, the unread bubble and the "(Away)" flag in the top bar, and a status line.
-// Plain script, no build step; the pages' CSP allows scripts from this site only.
+// Shared by every signed-in page, the team's and the portal's: the JSON API (session cookie + the session's
+// CSRF token), the live event stream over the websocket (with reconnects), the team's unread bubble and
+// "(Away)" flag in the top bar, and a status line. Plain script, no build step; the pages' CSP allows
+// scripts from this site only.
 (function () {
   "use strict";
 
@@ -17,6 +18,10 @@
   }
 
   function signInAgain() {
+    if (document.body.classList.contains("portal")) {
+      location.assign("/portal/sign-in");
+      return;
+    }
     const next = location.pathname + location.search;
     location.assign("/?" + new URLSearchParams({ next: next, notice: "expired" }));
   }
@@ -125,7 +130,7 @@
     });
   }
 
-  window.Team = {
+  window.Live = {
     api: api,
     ApiError: ApiError,
     toast: toast,
