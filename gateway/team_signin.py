@@ -1,7 +1,8 @@
 """The team's sign-in (password, then the TOTP code when enrolled), sign-out and TOTP enrolment pages.
 
-Before there is a session, the sign-in forms carry a CSRF nonce that must match a SameSite=Strict cookie
-(double submit), so another site cannot sign a browser in to an account of its choosing.
+Before there is a session, the sign-in forms carry a CSRF nonce that must match a cookie (double submit),
+so another site cannot sign a browser in to an account of its choosing. It is the portal's pre-session
+cookie (gateway.portal_session): one such cookie per browser, whichever sign-in page set it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.auditing import audit_request
 from gateway.auth import SESSION_COOKIE
 from gateway.keys import CONFIG, CTX
 from gateway.limits import client_ip, enforce
+from gateway.portal_session import FORM_COOKIE, form_csrf_ok, set_cookie
 from gateway.team_web import (
     TeamSession,
     chrome,
@@ -34,7 +36,6 @@ from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
-FORM_COOKIE = "securemsg_form"  # the sign-in forms' CSRF nonce
 PENDING_COOKIE = "securemsg_signin"  # between the password and the code step
 PENDING_PATH = "/sign-in"
 
@@ -54,7 +55,9 @@ def _form_page(
     next_path: str | None = None,
     **context: object,
 ) -> web.Response:
-    nonce = request.cookies.get(FORM_COOKIE) or signin.new_form_nonce()
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    if not form_csrf_ok(request, nonce):  # none yet, or not one this server makes
+        nonce = signin.new_form_nonce()
     notice = _NOTICES.get(request.query.get("notice", ""))
     resp = render(
         request,
@@ -66,15 +69,7 @@ def _form_page(
         next=next_path or safe_next(request.query.get("next")),
         **context,
     )
-    resp.set_cookie(
-        FORM_COOKIE,
-        nonce,
-        max_age=3600,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=request.app[CONFIG].cookie_secure,
-    )
+    set_cookie(request, resp, FORM_COOKIE, nonce, 3600)
     return resp
 
 
@@ -114,7 +109,7 @@ async def sign_in(request: web.Request) -> web.Response:
     form = await request.post()
     next_path = safe_next(form_text(form, "next", 500))
     email = form_text(form, "email", 254).strip()
-    if not csrf_ok(request.cookies.get(FORM_COOKIE), form):
+    if not form_csrf_ok(request, form_text(form, "csrf", 200)):
         error = "The form had expired; please try again."
         return _form_page(
             request, "inbox/sign_in.html", status=403, error=error, email=email, next_path=next_path
@@ -171,7 +166,7 @@ async def sign_in_code(request: web.Request) -> web.Response:
     if member_id is None:
         return _restart(request)
     next_path = safe_next(form_text(form, "next", 500))
-    if not csrf_ok(request.cookies.get(FORM_COOKIE), form):
+    if not form_csrf_ok(request, form_text(form, "csrf", 200)):
         error = "The form had expired; please try again."
         return _form_page(request, "inbox/sign_in_code.html", status=403, error=error, next_path=next_path)
     pending = await signin.pending_member(member_id)
