@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.keys import CTX, RATE_LIMITER
 from gateway.validation import read_json, take
 from inbox import links, messaging
@@ -31,6 +32,7 @@ async def exchange_magic_link(request: web.Request) -> web.Response:
     if resolved is None or not await links.use_up(ctx, resolved.link):
         raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
     bearer, _ = await links.open_session(ctx, resolved, "app")
+    await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
     return web.json_response(
         {
             "token": bearer,

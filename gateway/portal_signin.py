@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.auth import PORTAL_COOKIE
 from gateway.keys import CTX, DISPATCHER, RATE_LIMITER
 from gateway.portal_session import (
@@ -76,6 +77,9 @@ async def notification_link(request: web.Request) -> web.Response:
     conversation_id = resolved.link.conversation_id
     resp = see_other(f"/portal/c/{conversation_id}" if conversation_id else "/portal")
     await start_session(request, resp, resolved)
+    await audit_request(
+        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "notify"}
+    )
     return resp
 
 
@@ -103,6 +107,9 @@ async def use_signin_link(request: web.Request) -> web.Response:
         return _invalid_link(request)
     resp = see_other("/portal")
     await start_session(request, resp, resolved)
+    await audit_request(
+        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "signin"}
+    )
     return resp
 
 
