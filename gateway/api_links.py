@@ -18,6 +18,7 @@ from inbox.errors import Unauthenticated
 
 routes = web.RouteTableDef()
 
+
 @routes.post("/api/v1/auth/magic")
 async def exchange_magic_link(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
