@@ -1,4 +1,5 @@
-// The web inbox: conversation list, thread, composer, remove with confirm, new-message picker, away.
+// The web inbox: conversation list, thread, composer, remove with confirm (the new-message picker and the
+// away controls are in inbox_tools.js).
 // Everything goes through the JSON API (window.Live.api); live changes arrive over the websocket and the
 // list is re-read from the server then, so the server stays the one source of truth for unread counts.
 (function () {
@@ -10,7 +11,6 @@
   if (!root) return;
 
   const MAX_BODY = Number(root.dataset.maxBody);
-  const MAX_AWAY = Number(root.dataset.maxAway);
   const COUNTER_FROM = MAX_BODY - 500;
   const $ = function (id) { return document.getElementById(id); };
 
@@ -446,147 +446,6 @@
     else showList(false);
   });
 
-  // --- the new-message picker ---------------------------------------------------------------------
-  const picker = $("picker");
-  const search = $("picker-search");
-  const results = $("picker-results");
-  const pickerHint = $("picker-hint");
-  let pickSeq = 0;
-
-  async function loadRecipients() {
-    const seq = ++pickSeq;
-    const q = search.value.trim();
-    let r;
-    try {
-      r = await api("GET", "/recipients?" + new URLSearchParams({ q: q, limit: "20", include_disabled: "1" }));
-    } catch (e) {
-      Live.showError(e);
-      return;
-    }
-    if (seq !== pickSeq) return;
-    pickerHint.textContent = q ? "People matching “" + q + "”." : "Recently messaged first.";
-    if (!r.items.length) {
-      results.replaceChildren(el("li", { class: "muted empty", text: q ? "No one found." : "No one to message yet." }));
-      return;
-    }
-    results.replaceChildren.apply(results, r.items.map(recipientItem));
-  }
-
-  function recipientItem(p) {
-    const info = [
-      el("span", { class: "r-name", text: p.name }),
-      el("span", { class: "r-kind", text: kindLabel(p) }),
-    ];
-    if (p.messaging_enabled === false) {
-      const li = el("li", { class: "recipient off" },
-        el("div", { class: "r-info" }, info[0], info[1],
-          el("span", { class: "r-note", text: "Secure messaging is off for this client." })));
-      if (p.can_enable) {
-        const b = el("button", { type: "button", class: "button primary small", text: "Enable Secure Messaging" });
-        b.setAttribute("aria-label", "Enable Secure Messaging for " + p.name);
-        b.addEventListener("click", function () { enableAndStart(p, b); });
-        li.append(b);
-      } else {
-        li.append(el("span", { class: "hint", text: "The account owner or a practice manager can turn it on." }));
-      }
-      return li;
-    }
-    const b = el("button", { type: "button", class: "recipient-button" }, info[0], info[1],
-      p.recent ? el("span", { class: "tag", text: "Recent" }) : null);
-    b.addEventListener("click", function () { startWith(p, b); });
-    return el("li", { class: "recipient" }, b);
-  }
-
-  async function startWith(p, button) {
-    button.disabled = true;
-    try {
-      const conv = await api("POST", "/conversations", { participant_ids: [p.id] });
-      picker.close();
-      refreshList();
-      await openConversation(conv.id, true);
-    } catch (e) {
-      Live.showError(e);
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  async function enableAndStart(p, button) {
-    button.disabled = true;
-    try {
-      await api("PATCH", "/clients/" + p.id, { messaging_enabled: true });
-    } catch (e) {
-      button.disabled = false;
-      Live.showError(e);
-      return;
-    }
-    Live.toast("Secure messaging is now on for " + p.name + ".");
-    await startWith(p, button);
-  }
-
-  $("new-message").addEventListener("click", function () {
-    search.value = "";
-    results.replaceChildren();
-    picker.showModal();
-    search.focus();
-    loadRecipients();
-  });
-  search.addEventListener("input", debounce(loadRecipients, 200));
-  search.addEventListener("keydown", function (ev) {
-    if (ev.key === "Enter") {
-      ev.preventDefault();  // not a submit: move to the first result instead
-      const first = results.querySelector("button");
-      if (first) first.focus();
-    }
-  });
-
-  // --- away ---------------------------------------------------------------------------------------
-  const awayToggle = $("away-toggle");
-  const awayDialog = $("away-dialog");
-  const awayForm = $("away-form");
-  const awayText = $("away-text");
-  const awayCount = $("away-count");
-  let awayMessage = awayText.value;
-
-  function updateAwayCount() {
-    const n = chars(awayText.value.trim());
-    awayCount.textContent = n.toLocaleString() + " / " + MAX_AWAY.toLocaleString();
-    awayCount.classList.toggle("over", n > MAX_AWAY);
-    $("away-save").disabled = n > MAX_AWAY;
-  }
-
-  awayToggle.addEventListener("change", async function () {
-    const enabled = awayToggle.checked;
-    try {
-      const r = await api("PUT", "/me/away", { enabled: enabled });
-      awayToggle.checked = r.enabled;
-      Live.setAwayFlag(r.enabled);
-      Live.toast(r.enabled ? "Your away message is on. Clients see it in the portal." : "Your away message is off.");
-    } catch (e) {
-      awayToggle.checked = !enabled;
-      Live.showError(e);
-    }
-  });
-  $("away-customize").addEventListener("click", function () {
-    awayText.value = awayMessage;
-    updateAwayCount();
-    awayDialog.showModal();
-    awayText.focus();
-  });
-  awayText.addEventListener("input", updateAwayCount);
-  awayForm.addEventListener("submit", async function (ev) {
-    if (!ev.submitter || ev.submitter.value !== "save") return;  // Cancel just closes the dialog
-    ev.preventDefault();
-    try {
-      const r = await api("PUT", "/me/away", { enabled: awayToggle.checked, message: awayText.value });
-      awayMessage = r.message;
-      awayDialog.close();
-      Live.toast("Away message saved.");
-    } catch (e) {
-      Live.showError(e);
-    }
-  });
-
   // --- live events --------------------------------------------------------------------------------
   Live.onEvent(function (e) {
     if (e.type === "message.created") {
@@ -598,10 +457,6 @@
     } else if (e.type === "conversation.read") {
       if (e.participant_id === me) refreshList();
     } else if (e.type === "away") {
-      if (e.participant_id === me) {
-        awayToggle.checked = e.enabled;
-        if (e.text) awayMessage = e.text;
-      }
       const o = state.open;
       if (o) {
         o.detail.participants.forEach(function (p) { if (p.id === e.participant_id) p.away = e.enabled; });
@@ -616,6 +471,12 @@
     refreshList();
     reloadOpen();
   });
+
+  // What the new-message picker and the away controls (inbox_tools.js) use.
+  window.Inbox = {
+    el: el, chars: chars, debounce: debounce, kindLabel: kindLabel,
+    openConversation: openConversation, refreshList: refreshList,
+  };
 
   // --- start --------------------------------------------------------------------------------------
   loadConversations(false).catch(Live.showError);
