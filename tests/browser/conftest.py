@@ -9,6 +9,7 @@ is set (CI), where they fail instead. No browser is ever downloaded.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
 ]
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -93,10 +93,21 @@ def screenshots_wanted(config: Any) -> bool:
     return str(config.database_url).startswith("sqlite")
 
 
+def screenshot_dir() -> Path:
+    """docs/screenshots when asked for (`make screenshots`), else a scratch folder: a plain test run must not
+    rewrite tracked files."""
+    wanted = os.environ.get("SECUREMSG_SCREENSHOT_DIR")
+    if wanted:
+        return Path(wanted)
+    scratch = Path(tempfile.gettempdir()) / "securemsg-screenshots"
+    scratch.mkdir(exist_ok=True)
+    return scratch
+
+
 async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     """A still for docs/screenshots: transitions finished, and no passing status line over the page."""
     await page.evaluate("() => document.getElementById('toast')?.classList.remove('show')")
-    await page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page, animations="disabled")
+    await page.screenshot(path=str(screenshot_dir() / name), full_page=full_page, animations="disabled")
 
 
 @pytest.fixture
