@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.errors import Invalid, TooLarge
+from inbox.errors import Invalid, NotFound, TooLarge
+from inbox.ids import MAX_ID, id_from_text
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -85,20 +86,20 @@ def present(data: dict[str, Any], spec: dict[str, tuple[type, bool]]) -> dict[st
 
 
 def path_int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        from inbox.errors import NotFound
-
+    """An id from the path; one that cannot name a row (not digits, 0, past MAX_ID) is a plain 404."""
+    value = id_from_text(request.match_info[name])
+    if value is None:
         raise NotFound()
-    return int(raw)
+    return value
 
 
 def query_int(
-    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = 2**62
+    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = MAX_ID
 ) -> int | None:
+    """A whole number from the query string (by default an id: at most MAX_ID), else 422."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not lo <= int(raw) <= hi:
         raise Invalid("invalid_query", f"{name} must be a whole number from {lo} to {hi}.", field=name)
     return int(raw)

@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -180,10 +181,12 @@ def _check_roles(roles: list[str]) -> str:
 
 
 async def get_participant(practice_id: int, participant_id: int, *, kind: str | None = None) -> Participant:
-    query = Participant.filter(id=participant_id, practice_id=practice_id)
-    if kind:
-        query = query.filter(kind=kind)
-    found = await query.first()
+    found = None
+    if is_id(participant_id):
+        query = Participant.filter(id=participant_id, practice_id=practice_id)
+        if kind:
+            query = query.filter(kind=kind)
+        found = await query.first()
     if found is None:
         raise NotFound(
             {TEAM: "team member", CLIENT: "client", CONTACT: "contact"}.get(kind or "", "participant")
