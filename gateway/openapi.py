@@ -25,7 +25,7 @@ from aiohttp import web
 from gateway.validation import MAX_BODY_BYTES
 from inbox import devices, exports, messaging, records, webhooks
 from inbox.accounts import LOCKOUT_AFTER
-from inbox.ids import MAX_ID
+from inbox.ids import MAX_BIG_ID, MAX_ID
 from inbox.models import ROLES
 from inbox.pushes import APPOINTMENT_TYPES
 
@@ -40,6 +40,7 @@ INT: Schema = {"type": "integer"}
 BOOL: Schema = {"type": "boolean"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+BIG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_BIG_ID}  # messages, webhook deliveries
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 200}
 EMAIL: Schema = {"type": "string", "format": "email", "maxLength": 254}
 PASSWORD: Schema = {"type": "string", "minLength": 10, "maxLength": 256}
@@ -398,8 +399,14 @@ API_KEY: Security = [{"apiKey": []}]
 NONE: Security = []
 
 
-def path_id(name: str = "id", what: str = "object") -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.", "schema": ID}
+def path_id(name: str = "id", what: str = "object", schema: Schema = ID) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": f"The {what}'s id.",
+        "schema": schema,
+    }
 
 
 def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
@@ -462,7 +469,6 @@ _SEND = (
     "`body` keeps what was typed."
 )
 _BODY = {"type": "string", "minLength": 1, "maxLength": messaging.MAX_BODY}
-_IDS = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def _paths() -> dict[str, dict[str, Any]]:
@@ -786,7 +792,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=PERSON,
             request=body(
                 {
-                    "participant_ids": arr(_IDS, minItems=1, maxItems=messaging.MAX_PARTICIPANTS),
+                    "participant_ids": arr(ID, minItems=1, maxItems=messaging.MAX_PARTICIPANTS),
                     "body": null(_BODY),
                 },
                 ["participant_ids"],
@@ -818,7 +824,11 @@ def _paths() -> dict[str, dict[str, Any]]:
             "A page of messages, oldest to newest; removed ones have body null (R14).",
             tag="messaging",
             security=PERSON,
-            params=[*conv, query("before", _IDS, "The `next_before` of the previous page."), limit(50, 200)],
+            params=[
+                *conv,
+                query("before", BIG_ID, "The `next_before` of the previous page."),
+                limit(50, 200),
+            ],
             ok={200: ("A page.", page(ref("Message"), "next_before", INT))},
             errors=[403, 404, 422],
         ),
@@ -850,7 +860,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             tag="messaging",
             security=PERSON,
             params=conv,
-            request=body({"up_to_message_id": _IDS}, ["up_to_message_id"]),
+            request=body({"up_to_message_id": BIG_ID}, ["up_to_message_id"]),
             ok={200: ("The caller's unread total.", obj({"unread_total": INT}))},
             errors=[403, 404],
         )
@@ -861,7 +871,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "The sender removes a message (R14).",
             tag="messaging",
             security=PERSON,
-            params=[path_id(what="message")],
+            params=[path_id(what="message", schema=BIG_ID)],
             ok={200: ("Removed (also when it was already).", obj({"message": ref("Message")}))},
             errors=[403, 404],
         )
@@ -918,7 +928,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=PERSON,
             params=client,
             request=body(
-                {"message_ids": arr(_IDS, minItems=1, maxItems=records.MAX_NOTE_MESSAGES)}, ["message_ids"]
+                {"message_ids": arr(BIG_ID, minItems=1, maxItems=records.MAX_NOTE_MESSAGES)}, ["message_ids"]
             ),
             ok={201: ("Created.", ref("ChartNote"))},
             errors=[403, 404],
@@ -1142,7 +1152,11 @@ def _paths() -> dict[str, dict[str, Any]]:
             "Recent deliveries, newest first, with status, attempts and last error.",
             tag="integration",
             security=API_KEY,
-            params=[*hook, query("before", _IDS, "The `next_before` of the previous page."), limit(50, 200)],
+            params=[
+                *hook,
+                query("before", BIG_ID, "The `next_before` of the previous page."),
+                limit(50, 200),
+            ],
             ok={200: ("A page.", page(ref("WebhookDelivery"), "next_before", INT))},
             errors=[403, 404, 422],
         )

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from inbox.errors import Invalid, NotFound, TooLarge
-from inbox.ids import MAX_ID, id_from_text
+from inbox.ids import MAX_BIG_ID, id_from_text
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -85,18 +85,18 @@ def present(data: dict[str, Any], spec: dict[str, tuple[type, bool]]) -> dict[st
     }
 
 
-def path_int(request: web.Request, name: str) -> int:
-    """An id from the path; one that cannot name a row (not digits, 0, past MAX_ID) is a plain 404."""
-    value = id_from_text(request.match_info[name])
+def path_int(request: web.Request, name: str, *, big: bool = False) -> int:
+    """An id from the path; one that cannot name a row (not digits, 0, past the column's range) is a 404."""
+    value = id_from_text(request.match_info[name], big=big)
     if value is None:
         raise NotFound()
     return value
 
 
 def query_int(
-    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = MAX_ID
+    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = MAX_BIG_ID
 ) -> int | None:
-    """A whole number from the query string (by default an id: at most MAX_ID), else 422."""
+    """A whole number from the query string (by default up to the largest 64-bit id), else 422."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default

@@ -504,7 +504,7 @@ async def mark_read(
     """R15: reading a conversation up to a message clears its part of the unread count."""
     conv = await _conversation_for(actor, conversation_id)
     if (
-        not is_id(up_to_message_id)
+        not is_id(up_to_message_id, big=True)
         or not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists()
     ):
         raise NotFound("message")

@@ -109,10 +109,11 @@ def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
     return sorted({int(p) for p in parts})
 
 
-def parse_message_cursor(raw: str | None) -> int:
+def parse_message_cursor(raw: str | None, *, big: bool = True) -> int:
+    """A page cursor: the id of the last row of the previous page (a message's, unless big=False)."""
     if not raw:
         return 0
-    value = id_from_text(raw)
+    value = id_from_text(raw, big=big)
     if value is None:
         raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
     return value
@@ -206,7 +207,7 @@ async def create_chart_note(
     it was removed because it should not have been sent here, so it does not go into the client's chart."""
     client = await client_for_records(actor, client_id)
     ids = sorted(set(message_ids))
-    if not all(is_id(i) for i in ids):
+    if not all(is_id(i, big=True) for i in ids):
         raise Invalid("invalid_field", "message_ids must be message ids.", field="message_ids")
     if not ids:
         raise Invalid("no_messages", "message_ids must name at least one message.", field="message_ids")

@@ -50,9 +50,10 @@ async def test_chart_notes_cursor_past_32_bits_is_422(api: Api, cast: Cast) -> N
     assert_error(status, body, 422, "invalid_cursor")
 
 
-async def test_transcript_cursor_past_32_bits_is_422(api: Api, cast: Cast) -> None:
+async def test_transcript_cursor_past_64_bits_is_422(api: Api, cast: Cast) -> None:
+    # A transcript is paged by message id, which is 64-bit.
     status, body = await api.get(
-        f"/clients/{cast.id('client')}/transcripts?cursor={HUGE}", token=cast.tok("clinician")
+        f"/clients/{cast.id('client')}/transcripts?cursor={2**63}", token=cast.tok("clinician")
     )
     assert_error(status, body, 422, "invalid_cursor")
 
@@ -118,9 +119,12 @@ async def test_read_up_to_message_id_past_32_bits_is_404(api: Api, cast: Cast) -
     assert_error(status, body, 404)
 
 
-async def test_messages_before_past_32_bits_is_422(api: Api, cast: Cast) -> None:
+async def test_messages_before_past_64_bits_is_422(api: Api, cast: Cast) -> None:
+    # Message ids are 64-bit: a `before` past 32 bits is a page (before every message), past 64 bits a 422.
     conv, _ = await _conversation(api, cast)
     status, body = await api.get(f"/conversations/{conv}/messages?before={HUGE}", token=cast.tok("client"))
+    assert status == 200 and len(body["items"]) == 1, body
+    status, body = await api.get(f"/conversations/{conv}/messages?before={2**63}", token=cast.tok("client"))
     assert_error(status, body, 422, "invalid_query")
 
 
@@ -138,9 +142,12 @@ async def test_export_clinician_id_past_32_bits_is_422(api: Api, cast: Cast) -> 
     assert_error(status, body, 422, "unknown_clinician")
 
 
-async def test_chart_note_message_id_past_32_bits_is_422(api: Api, cast: Cast) -> None:
+@pytest.mark.parametrize("message_id", [PAST_ID, 2**63])
+async def test_chart_note_message_id_past_the_column_is_422(api: Api, cast: Cast, message_id: int) -> None:
     status, body = await api.post(
-        f"/clients/{cast.id('client')}/chart-notes", {"message_ids": [PAST_ID]}, token=cast.tok("clinician")
+        f"/clients/{cast.id('client')}/chart-notes",
+        {"message_ids": [message_id]},
+        token=cast.tok("clinician"),
     )
     assert_error(status, body, 422)
 
