@@ -7,7 +7,8 @@ fails when a route is missing here or described here without existing; the schem
 
 Conventions (also in `info.description`):
 - Every authenticated operation can answer 401; every operation that reads a JSON body can answer 413
-  (`request_too_large`, `too_many_items`) and 422; every operation can answer 503 while storage is down.
+  (`request_too_large`, `too_many_items`); every operation can answer 422 (a query string holding U+0000,
+  if nothing else) and 503 while storage is down.
 - A HEAD for every GET is answered as the GET without a body; it is not listed separately.
 - Request bodies list every field the server takes and refuse any other (`additionalProperties: false`,
   answered by 422 `unknown_field`).
@@ -437,7 +438,7 @@ def op(
     description: str | None = None,
     content_type: str = "application/json",
 ) -> dict[str, Any]:
-    statuses = set(errors) | {503}
+    statuses = set(errors) | {422, 503}  # 422: also any query string holding U+0000
     if security:
         statuses.add(401)
     if request is not None:
@@ -496,6 +497,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "description": "The database (and Redis, when configured) answer.",
                     "content": {"application/json": {"schema": ready}},
                 },
+                "422": {"$ref": "#/components/responses/E422"},
                 "503": {
                     "description": "Something is not answering.",
                     "content": {"application/json": {"schema": ready}},
@@ -614,7 +616,9 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
             ok={201: ("Created.", ref("TeamMember"))},
             errors=[403, 409],
-            description="409 `email_taken`. `can_export` holds only for an owner or practice manager.",
+            description="409 `email_taken`. `can_export` holds only for an owner or practice manager. "
+            "Only the account owner (or the API key) makes an account owner or sets `can_export`: "
+            "403 `owner_only`.",
         ),
     }
     p[f"{v1}/team-members/{{id}}"] = {
@@ -635,6 +639,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
             ok={200: ("Changed.", ref("TeamMember"))},
             errors=[403, 404],
+            description="Only the account owner (or the API key) changes an account owner, makes one, or "
+            "sets `can_export` (R23): 403 `owner_only` for a practice manager.",
         )
     }
     p[f"{v1}/team-members/{{id}}/totp"] = {
@@ -1177,8 +1183,10 @@ def _document() -> str:
                 '`{"error": {"code", "message", "rule"?, "field"?}}` with a 4xx status (503 while storage '
                 "is down); another practice's ids are always 404. Every authenticated operation can "
                 f"answer 401; every operation with a JSON body can answer 413 (over {MAX_BODY_BYTES // 1024} "
-                "KiB, or a list over its limit) and 422 (invalid, or an unknown field). HEAD is answered "
-                "for every GET."
+                "KiB, or a list over its limit) and 422 (invalid, or an unknown field). Text anywhere in a "
+                "request (body, query, form) must not hold U+0000: 422 `invalid_character` / "
+                "`invalid_query`. Ids run from 1 to 2^31-1 (2^63-1 for messages and webhook deliveries): "
+                "a larger one is a 404 in a path, a 422 in a cursor. HEAD is answered for every GET."
             ),
         },
         "servers": [{"url": "/"}],

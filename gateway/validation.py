@@ -30,11 +30,29 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
             raise Invalid("invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise Invalid("invalid_json", "The request body must be a JSON object.")
+    for key, value in data.items():
+        if _holds_nul(key) or _holds_nul(value):
+            raise_nul(str(key))
     if allowed is not None:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise Invalid("unknown_field", f"Unknown field: {unknown[0]}.", field=unknown[0])
     return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
+def raise_nul(field: str) -> None:
+    """PostgreSQL cannot store U+0000 in text, and no person types it: refused wherever text comes in."""
+    raise Invalid("invalid_character", f"{field} must not contain the NUL character (U+0000).", field=field)
 
 
 def _type_ok(value: Any, kind: type) -> bool:

@@ -198,3 +198,55 @@ async def test_portal_ids_past_32_bits_are_not_a_server_error(
     url = page.format(big=HUGE, conv=conv)
     status, _ = await api.get(url, raw=True, cookies={PORTAL_COOKIE: session}, allow_redirects=False)
     assert status == (200 if "before" in page else 404)
+
+
+# --- U+0000: PostgreSQL cannot store it in text (503 before); refused as input everywhere -----------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "who"),
+    [
+        ("POST", "/clients", {"name": "a\x00b", "email": "nul@example.org"}, "api_key"),
+        (
+            "POST",
+            "/team-members",
+            {"name": "a\x00b", "email": "nul@example.org", "roles": ["biller"]},
+            "api_key",
+        ),
+        ("PATCH", "/practice/settings", {"name": "a\x00"}, "api_key"),
+        ("PATCH", "/clients/{client}", {"email": "a\x00@example.org"}, "api_key"),
+        ("PUT", "/me/away", {"enabled": True, "message": "a\x00b"}, "clinician"),
+        ("POST", "/auth/login", {"email": "a\x00@example.org", "password": "0123456789ab"}, None),
+        ("POST", "/conversations/{conv}/messages", {"body": "x", "client_msg_id": "a\x00"}, "clinician"),
+        ("POST", "/conversations/{conv}/messages", {"body": "hello\x00"}, "clinician"),
+        ("POST", "/webhooks", {"url": "https://example.org/\x00", "events": ["message.created"]}, "api_key"),
+    ],
+)
+async def test_nul_character_in_a_json_body_is_422(
+    api: Api, cast: Cast, method: str, path: str, body: dict[str, Any], who: str | None
+) -> None:
+    conv, _ = await _conversation(api, cast)
+    token = None if who is None else cast.api_key if who == "api_key" else cast.tok(who)
+    url = path.format(client=cast.id("client"), conv=conv)
+    status, answer = await api.call(method, url, body, token=token)
+    assert_error(status, answer, 422, "invalid_character")
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/recipients", {"q": "a\x00"}),
+        ("/audit", {"since": "2026-01-01\x00"}),
+        ("/conversations", {"cursor": "\x00"}),
+    ],
+)
+async def test_nul_character_in_the_query_is_422(
+    api: Api, cast: Cast, path: str, params: dict[str, str]
+) -> None:
+    status, body = await api.get(path, token=cast.tok("owner"), params=params)
+    assert_error(status, body, 422, "invalid_query")
+
+
+async def test_nul_character_in_a_portal_form_is_refused(api: Api, cast: Cast) -> None:
+    status, body = await api.post("/portal/sign-in", raw=True, data={"email": "a\x00@example.org"})
+    assert status == 422, body
