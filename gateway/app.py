@@ -19,6 +19,7 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    openapi,
     ops,
     portal,
     portal_signin,
@@ -132,6 +133,7 @@ def create_app(
         api_devices.routes,
         api_events.routes,
         api_webhooks.routes,
+        openapi.routes,
     ):
         app.add_routes(table)
     app.add_routes(api_links.routes)

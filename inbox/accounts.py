@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -180,10 +181,12 @@ def _check_roles(roles: list[str]) -> str:
 
 
 async def get_participant(practice_id: int, participant_id: int, *, kind: str | None = None) -> Participant:
-    query = Participant.filter(id=participant_id, practice_id=practice_id)
-    if kind:
-        query = query.filter(kind=kind)
-    found = await query.first()
+    found = None
+    if is_id(participant_id):
+        query = Participant.filter(id=participant_id, practice_id=practice_id)
+        if kind:
+            query = query.filter(kind=kind)
+        found = await query.first()
     if found is None:
         raise NotFound(
             {TEAM: "team member", CLIENT: "client", CONTACT: "contact"}.get(kind or "", "participant")
@@ -476,6 +479,33 @@ def totp_matches(member: Participant, code: str, ctx: InboxContext) -> bool:
     if not member.totp_secret:
         return False
     return bool(pyotp.TOTP(member.totp_secret).verify(code, for_time=ctx.clock.now(), valid_window=1))
+
+
+def is_owner_level(principal: Principal) -> bool:
+    """The practice API key, or an account owner's token."""
+    member = principal.participant
+    return principal.is_api_key or (
+        member is not None and member.kind == TEAM and "account_owner" in member.role_set
+    )
+
+
+def check_team_change(
+    principal: Principal, target: Participant | None, roles: list[str] | None, sets_can_export: bool
+) -> None:
+    """Practice managers run the team, but not past their own rights: only the account owner (or the
+    practice's API key) changes an account owner's account, makes someone an account owner, or decides who
+    may export client data (R23). Otherwise a manager could reset the owner's password, or give themself
+    the export and the audit log (R24)."""
+    if is_owner_level(principal):
+        return
+    if target is not None and "account_owner" in target.role_set:
+        raise Forbidden("owner_only", "Only the account owner can change an account owner's account.")
+    if roles is not None and "account_owner" in roles:
+        raise Forbidden("owner_only", "Only the account owner can make someone an account owner.")
+    if sets_can_export:
+        raise Forbidden(
+            "owner_only", "Only the account owner can allow a manager to export client data.", rule="R23"
+        )
 
 
 def require_manager(principal: Principal) -> None:

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound
-from inbox.ids import MAX_ID
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -252,7 +252,7 @@ async def open_conversation(
             f"A conversation holds at most {MAX_PARTICIPANTS} people.",
             field="participant_ids",
         )
-    if any(not 0 < i <= MAX_ID for i in ids):
+    if not all(is_id(i) for i in ids):
         raise NotFound("participant")
     others = list(await Participant.filter(id__in=list(ids), practice_id=actor.practice_id).order_by("id"))
     if len(others) != len(ids):
@@ -322,9 +322,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         ts, cid = raw.split(":")
         from datetime import UTC
 
-        return datetime.fromtimestamp(float(ts), UTC), int(cid)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor") from None
+        at, conv_id = datetime.fromtimestamp(float(ts), UTC), int(cid)
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
+        at, conv_id = None, 0
+    if at is None or not is_id(conv_id):
+        raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
+    return at, conv_id
 
 
 async def list_conversations(
@@ -501,7 +504,10 @@ async def mark_read(
 ) -> tuple[int, Outcome]:
     """R15: reading a conversation up to a message clears its part of the unread count."""
     conv = await _conversation_for(actor, conversation_id)
-    if not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists():
+    if (
+        not is_id(up_to_message_id, big=True)
+        or not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists()
+    ):
         raise NotFound("message")
     async with in_transaction():
         member = await ConversationMember.get(conversation_id=conv.id, participant_id=actor.id)

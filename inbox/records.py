@@ -21,6 +21,7 @@ from tortoise.expressions import Q
 
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.ids import id_from_text, is_id
 from inbox.messaging import ids_of, iso, participant_json
 from inbox.models import (
     CLIENT,
@@ -101,7 +102,7 @@ def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
     if raw is None or not raw.strip():
         return []
     parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(parts) > MAX_FILTER_IDS or not all(p.isdigit() and len(p) <= 18 for p in parts):
+    if len(parts) > MAX_FILTER_IDS or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
         raise Invalid(
             "invalid_query",
             f"{field} must be up to {MAX_FILTER_IDS} participant ids separated by commas.",
@@ -110,12 +111,14 @@ def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
     return sorted({int(p) for p in parts})
 
 
-def parse_message_cursor(raw: str | None) -> int:
+def parse_message_cursor(raw: str | None, *, big: bool = True) -> int:
+    """A page cursor: the id of the last row of the previous page (a message's, unless big=False)."""
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 18:
+    value = id_from_text(raw, big=big)
+    if value is None:
         raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
-    return int(raw)
+    return value
 
 
 async def _members_by_conversation(conv_ids: Iterable[int]) -> dict[int, list[Participant]]:
@@ -206,7 +209,7 @@ async def create_chart_note(
     it was removed because it should not have been sent here, so it does not go into the client's chart."""
     client = await client_for_records(actor, client_id)
     ids = sorted(set(message_ids))
-    if any(not 0 < i < 2**62 for i in ids):
+    if not all(is_id(i, big=True) for i in ids):
         raise Invalid("invalid_field", "message_ids must be message ids.", field="message_ids")
     if not ids:
         raise Invalid("no_messages", "message_ids must name at least one message.", field="message_ids")
