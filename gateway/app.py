@@ -56,6 +56,7 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         signin_link_ttl_s=config.signin_link_ttl_s,
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
+        outbox_lease_s=config.outbox_lease_s,
     )
 
 
