@@ -61,7 +61,7 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    await db.connect(app[CONFIG].database_url)
+    await db.connect(app[CONFIG].database_url, timeout_s=app[CONFIG].database_timeout_s)
     yield
     await db.disconnect()
 

@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite://var/securemsg.sqlite3"
+    database_timeout_s: int = 10
     redis_url: str | None = None
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
@@ -206,6 +207,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
 
     return Config(
         database_url=db_url,
+        database_timeout_s=_int(
+            "SECUREMSG_DATABASE_TIMEOUT_S", env.get("SECUREMSG_DATABASE_TIMEOUT_S", "10"), 1, 300
+        ),
         redis_url=redis_url,
         public_url=_url(
             "SECUREMSG_PUBLIC_URL",

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,15 @@ class Server:
         raise KeyError(field)
 
 
+@dataclass
+class Reply:
+    status: int
+    data: Any
+    headers: Mapping[str, str]
+    took_s: float
+    ended_at: float  # time.monotonic() when the answer was in
+
+
 class Http:
     """A small JSON client for a server process: `await http.call("POST", "/conversations", body, token)`."""
 
@@ -155,12 +165,13 @@ class Http:
         self.session = session
         self.server = server
 
-    async def call(
+    async def reply(
         self, method: str, path: str, body: Any = None, token: str | None = None, within_s: float = 30
-    ) -> tuple[int, Any]:
+    ) -> Reply:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         url = self.server.url + (path if path.startswith(("/api/", "/portal", "/readyz", "/healthz"))
                                  else "/api/v1" + path)  # fmt: skip
+        started = time.monotonic()
         async with self.session.request(
             method, url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=within_s)
         ) as resp:
@@ -168,7 +179,14 @@ class Http:
                 data = await resp.json(content_type=None)
             except ValueError:
                 data = await resp.text()
-            return resp.status, data
+            ended = time.monotonic()
+            return Reply(resp.status, data, dict(resp.headers), ended - started, ended)
+
+    async def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None, within_s: float = 30
+    ) -> tuple[int, Any]:
+        got = await self.reply(method, path, body, token, within_s)
+        return got.status, got.data
 
     async def ok(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
         status, data = await self.call(method, path, body, token)
