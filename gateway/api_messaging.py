@@ -130,7 +130,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def remove_message(request: web.Request) -> web.Response:
     p = await require_participant(request)
     ctx = request.app[CTX]
-    msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id"))
+    msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id", big=True))
     await publish(request, outcome.events)
     if outcome.events:  # removed now, not a repeat of an earlier removal
         await audit_request(

@@ -27,10 +27,9 @@ from gateway import (
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
-from gateway.ratelimit import MemoryRateLimiter
 from gateway.realtime import Hub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
@@ -109,7 +108,6 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
-    app[RATE_LIMITER] = MemoryRateLimiter(app[CTX].clock)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:

@@ -84,11 +84,13 @@ def present(data: dict[str, Any], spec: dict[str, tuple[type, bool]]) -> dict[st
     }
 
 
-def path_int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        from inbox.errors import NotFound
+def path_int(request: web.Request, name: str, *, big: bool = False) -> int:
+    """An id from the path; one that cannot name a row (not digits, or past the column's range) is a 404."""
+    from inbox.errors import NotFound
+    from inbox.ids import MAX_ID
 
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18 or (not big and int(raw) > MAX_ID):
         raise NotFound()
     return int(raw)
 

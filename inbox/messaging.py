@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound
+from inbox.ids import MAX_ID
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -250,6 +251,8 @@ async def open_conversation(
             f"A conversation holds at most {MAX_PARTICIPANTS} people.",
             field="participant_ids",
         )
+    if any(not 0 < i <= MAX_ID for i in ids):
+        raise NotFound("participant")
     others = list(await Participant.filter(id__in=list(ids), practice_id=actor.practice_id).order_by("id"))
     if len(others) != len(ids):
         raise NotFound("participant")
