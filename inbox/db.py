@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,27 @@ from tortoise.migrations.api import migrate as _migrate
 
 MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
+
+
+# The database drivers' DEBUG records carry every statement's values: CSRF tokens, TOTP and webhook secrets,
+# device tokens, names and addresses. Whatever level a process logs at, those records are dropped: nothing
+# secret is ever logged (docs/security.md).
+SQL_LOGGERS = ("tortoise.db_client", "aiosqlite")
+
+
+class _NoDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO
+
+
+_NO_DEBUG = _NoDebug()
+
+
+def keep_values_out_of_logs() -> None:
+    for name in SQL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_DEBUG not in logger.filters:
+            logger.addFilter(_NO_DEBUG)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -62,6 +84,7 @@ def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dic
 
 async def migrate(database_url: str) -> None:
     """Bring the schema up to date; idempotent."""
+    keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     try:
         await _migrate(config=tortoise_config(database_url))
@@ -70,6 +93,7 @@ async def migrate(database_url: str) -> None:
 
 
 async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
+    keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     # The global fallback lets aiohttp's request tasks, which do not inherit the start-up task's context,
     # see the connections opened here.
