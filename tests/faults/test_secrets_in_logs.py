@@ -2,7 +2,7 @@
 
 The flow issues every kind of secret the system has — the practice API key, bearer tokens from sign-in and
 from a magic link, portal session cookies, CSRF tokens, notification links and Instant Sign In links from
-real emails, a TOTP secret, a webhook secret, an export's password — and uses each; it also sends wrong passwords and forged
+real emails, a TOTP secret, a trusted-device token, a webhook secret, an export's password — and uses each; it also sends wrong passwords and forged
 tokens. Afterwards not one of them appears in any log record of any logger (the loggers of the test's own
 fake servers aside), nor any device token in full.
 """
@@ -56,6 +56,7 @@ async def test_no_token_link_or_secret_is_logged(
     status, login = await api.post("/auth/login", {"email": email, "password": PASSWORD})
     assert status == 200
     first = secrets["sign-in token"] = login["token"]
+    secrets["device token"] = login["device_token"]
     status, enrolled = await api.post(f"/team-members/{cast.id('clinician')}/totp", {}, token=first)
     assert status == 200, enrolled
     totp_secret = secrets["totp secret"] = pyotp.parse_uri(enrolled["provisioning_uri"]).secret
@@ -65,6 +66,10 @@ async def test_no_token_link_or_secret_is_logged(
     )
     assert status == 200, login
     token = secrets["sign-in token with otp"] = login["token"]
+    status, again = await api.post(
+        "/auth/login", {"email": email, "password": wrong, "device_token": login["device_token"]}
+    )
+    assert status == 401
 
     # A webhook, devices for pushes.
     status, hook = await api.post(
