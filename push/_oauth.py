@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import http.client
 import urllib.error
 import urllib.parse
@@ -109,7 +110,8 @@ class AccessTokens:
     async def invalidate(self, rejected: str) -> str:
         """The server refused `rejected`: get a new token, unless someone already replaced it."""
         async with self._lock:
-            if self._token is not None and self._token != rejected and self._clock() < self._refresh_at:
+            fresh = self._token is not None and not hmac.compare_digest(self._token, rejected)
+            if fresh and self._clock() < self._refresh_at:
                 return self._token
             return await self._refresh()
 
