@@ -110,9 +110,13 @@ class AccessTokens:
     async def invalidate(self, rejected: str) -> str:
         """The server refused `rejected`: get a new token, unless someone already replaced it."""
         async with self._lock:
-            fresh = self._token is not None and not hmac.compare_digest(self._token, rejected)
-            if fresh and self._clock() < self._refresh_at:
-                return self._token
+            token = self._token
+            if (
+                token is not None
+                and not hmac.compare_digest(token, rejected)
+                and self._clock() < self._refresh_at
+            ):
+                return token
             return await self._refresh()
 
     async def _refresh(self) -> str:
