@@ -162,6 +162,9 @@ async def test_postgres_restart_gives_503_then_recovers_without_a_restart(
             load.down()
             await asyncio.sleep(DOWN_S)
             healthz = await http.reply("GET", "/healthz")
+            # A link opened while the database is away: 503 too, and its token is not in the log line.
+            link_token = "Lk" + "x7Q" * 12
+            opened = await http.reply("GET", f"/portal/m/{link_token}")
             await cluster.start()
             load.back()
             await asyncio.sleep(3)
@@ -180,6 +183,8 @@ async def test_postgres_restart_gives_503_then_recovers_without_a_restart(
             assert ready_down and {r.status for r in ready_down} == {503}
             assert {r.status for r in between(ready, 0, load.down_at)} == {200}
             assert healthz.status == 200
+            assert opened.status == 503
+            assert "/portal/m/{token}" in server.log_text() and link_token not in server.log_text()
             assert load.first_ok_back is not None and load.first_ok_back < 5, load.first_ok_back
             assert (await http.reply("GET", "/readyz")).status == 200
             assert server.alive and server.pid == pid  # the same process, never restarted
