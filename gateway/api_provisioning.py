@@ -64,19 +64,32 @@ def _changed(changes: dict[str, Any]) -> dict[str, Any]:
 @routes.post("/api/v1/auth/login")
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await read_json(request, {"email", "password", "otp"})
+    data = await read_json(request, {"email", "password", "otp", "device_token"})
     email = take(data, "email", str, required=True)
     password = take(data, "password", str, required=True)
     otp = take(data, "otp", str, nullable=True)
-    await enforce(request, "login", email)
+    device = take(data, "device_token", str, nullable=True)
+    # A device that signed in to this account before is trusted: throttled on its own, never locked out
+    # by someone else's failures (see accounts.authenticate).
+    trusted = accounts.device_token_valid(ctx, email, device)
+    if trusted:
+        await enforce(request, "login_device", device)
+    else:
+        await enforce(request, "login", email)
     try:
-        member = await accounts.authenticate(ctx, email, password, otp)
+        member = await accounts.authenticate(ctx, email, password, otp, trusted_device=trusted)
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         raise
     token, _ = await accounts.issue_token(ctx, member, "app")
     await audit.record_sign_in(ctx, email, member, None, client_ip(request))
-    return web.json_response({"token": token, "participant": messaging.me_json(member)})
+    return web.json_response(
+        {
+            "token": token,
+            "participant": messaging.me_json(member),
+            "device_token": device if trusted else accounts.device_token_for(ctx, email),
+        }
+    )
 
 
 @routes.post("/api/v1/auth/logout")

@@ -59,11 +59,12 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         signin_link_ttl_s=config.signin_link_ttl_s,
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
+        outbox_lease_s=config.outbox_lease_s,
     )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    await db.connect(app[CONFIG].database_url)
+    await db.connect(app[CONFIG].database_url, timeout_s=app[CONFIG].database_timeout_s)
     yield
     await db.disconnect()
 

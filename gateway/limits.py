@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # action -> {"ip" | "who": (limit, window_s)}
 POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     "login": {"ip": (30, 300), "who": (10, 300)},
+    # A sign-in that shows a trusted device token (inbox.accounts.authenticate): counted per device token
+    # instead of per account, so an attacker's failures on the account cannot hold up the person's device.
+    "login_device": {"ip": (30, 300), "who": (10, 900)},
     "send": {"ip": (300, 60), "who": (60, 60)},
     "export": {"ip": (10, 3600), "who": (5, 3600)},
     # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) and per IP.

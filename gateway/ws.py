@@ -24,7 +24,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.app[HUB]
-    sub = hub.subscribe(participant.id, ws)
+    sub = hub.subscribe(participant.id, ws, request.transport)
     try:
         await ws.send_str(
             json.dumps({"type": "unread", "unread_total": await messaging.unread_total(participant.id)})

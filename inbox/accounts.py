@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -416,40 +418,56 @@ async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
     await Device.filter(auth_token_id=principal.token_id).delete()
 
 
-async def authenticate(ctx: InboxContext, email: str, password: str, otp: str | None) -> Participant:
+async def authenticate(
+    ctx: InboxContext, email: str, password: str, otp: str | None, *, trusted_device: bool = False
+) -> Participant:
     """Team sign-in: password (argon2), then the TOTP code when enrolled.
 
-    Ten failures lock the account for 15 minutes, then it opens again by itself, so an attacker can slow a
-    person down but never lock them out for good.
+    Ten failures (wrong passwords or wrong codes) lock the account for 15 minutes; during the lockout even
+    the right password is refused, failures do not extend it, and then it opens again by itself.
+
+    An attacker could still keep a person locked out for good by sending ten wrong passwords every 15
+    minutes. So a sign-in from a trusted device — one that signed in to this account before and shows the
+    device token it was given (`device_token_for`, checked by `device_token_valid`) — neither meets the
+    account's lockout nor counts towards it; its own failures are throttled per device token by the caller
+    (gateway.limits). The person keeps getting in from their own phone or browser while an attacker, who
+    has no such token, stays locked out. (The pattern is OWASP's "device cookies".)
     """
     member = await Participant.filter(kind=TEAM, email=email.strip().lower()).first()
     now = ctx.clock.now()
     ok = await verify_password(member.password_hash if member else None, password)
     if member is None:
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
-    if member.locked_until is not None and member.locked_until > now:
+    if not trusted_device and member.locked_until is not None and member.locked_until > now:
         raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
     if not ok:
-        await _count_failure(member, now)
+        if not trusted_device:
+            await _count_failure(member, now)
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
     if member.totp_enabled and member.totp_secret:
         if not otp:
             raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
-        await verify_otp(ctx, member, otp)
-    await _clear_failures(member)
+        await verify_otp(ctx, member, otp, trusted_device=trusted_device)
+    elif not trusted_device:
+        await _clear_failures(member)
     return member
 
 
-async def verify_otp(ctx: InboxContext, member: Participant, code: str) -> None:
+async def verify_otp(
+    ctx: InboxContext, member: Participant, code: str, *, trusted_device: bool = False
+) -> None:
     """The second factor (API sign-in and the web page's code step). A wrong code counts towards the same
-    lockout as a wrong password, so six digits cannot be guessed by trying them all."""
+    lockout as a wrong password: with the password known, the six digits are all that is left to guess."""
     now = ctx.clock.now()
-    if member.locked_until is not None and member.locked_until > now:
+    if not trusted_device and member.locked_until is not None and member.locked_until > now:
         raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
     if not totp_matches(member, code, ctx):
-        await _count_failure(member, now)
+        if not trusted_device:
+            await _count_failure(member, now)
         raise Unauthenticated("invalid_otp", "That code is not right.")
-    await _clear_failures(member)
+    if not trusted_device:
+        # A trusted device's success does not clear the count: someone else may be guessing meanwhile.
+        await _clear_failures(member)
 
 
 async def _count_failure(member: Participant, now: datetime) -> None:
@@ -465,6 +483,28 @@ async def _clear_failures(member: Participant) -> None:
         member.failed_logins = 0
         member.locked_until = None
         await member.save(update_fields=["failed_logins", "locked_until"])
+
+
+DEVICE_TOKEN_PREFIX = "smd_"  # noqa: S105 - a label, not a secret
+
+
+def _device_mac(ctx: InboxContext, email: str, nonce: str) -> str:
+    message = f"device-trust:{email.strip().lower()}:{nonce}".encode()
+    return hmac.new(ctx.secret, message, hashlib.sha256).hexdigest()
+
+
+def device_token_for(ctx: InboxContext, email: str) -> str:
+    """A token that marks the device that just signed in to `email` as trusted for later sign-ins. Nothing is
+    stored: it is a random nonce and an HMAC over it and the address with the server secret."""
+    nonce = new_token(16)
+    return f"{DEVICE_TOKEN_PREFIX}{nonce}.{_device_mac(ctx, email, nonce)}"
+
+
+def device_token_valid(ctx: InboxContext, email: str, token: str | None) -> bool:
+    if not token or len(token) > 200 or not token.startswith(DEVICE_TOKEN_PREFIX):
+        return False
+    nonce, _, mac = token[len(DEVICE_TOKEN_PREFIX) :].partition(".")
+    return bool(nonce and mac) and hmac.compare_digest(mac.encode(), _device_mac(ctx, email, nonce).encode())
 
 
 async def start_totp_enrolment(member: Participant, issuer: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import random
 from collections.abc import AsyncIterator
@@ -270,9 +271,9 @@ async def verify_chain(practice_id: int) -> ChainReport:
                 if row.seq > expected_seq
                 else f"seq {row.seq} is out of order"
             )
-        elif row.prev_hash != prev:
+        elif not hmac.compare_digest(row.prev_hash, prev):
             problem = f"its prev_hash is not the hash of row seq {row.seq - 1} (one of them was changed)"
-        elif row.hash != chain_hash(row.prev_hash, row_fields(row)):
+        elif not hmac.compare_digest(row.hash, chain_hash(row.prev_hash, row_fields(row))):
             problem = "its hash does not match its contents (the row was changed)"
         if problem is not None:
             report.bad_row_id, report.bad_seq, report.problem = row.id, row.seq, problem

@@ -19,3 +19,6 @@ class InboxContext:
     signin_link_ttl_s: int = 900
     public_url: str = "http://127.0.0.1:8080"
     app_link_scheme: str = "securemsg"
+    # How long a dispatcher's claim on an outbox row holds before another worker may take the row (a
+    # worker killed mid-batch leaves its claims behind).
+    outbox_lease_s: int = 120

@@ -398,7 +398,7 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
 async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:
     """Extend this worker's lease on the job while the zip is written, so that a long export is not taken
     over by a second worker; False when the job is no longer ours."""
-    until = ctx.clock.now() + timedelta(seconds=outbox.LEASE_S)
+    until = ctx.clock.now() + timedelta(seconds=ctx.outbox_lease_s)
     return bool(
         await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
             claimed_until=until
