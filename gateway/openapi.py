@@ -150,7 +150,10 @@ SCHEMAS: dict[str, Schema] = {
             "roles": arr(enum(*ROLES)),
             "away": BOOL,
             "recent": BOOL,
-        }
+            "messaging_enabled": BOOL,
+            "can_enable": BOOL,
+        },
+        ["id", "name", "kind", "roles", "away", "recent"],
     ),
     "Away": obj({"enabled": BOOL, "message": {"type": "string", "maxLength": messaging.MAX_AWAY}}),
     "Banner": null(
@@ -722,6 +725,29 @@ def _paths() -> dict[str, dict[str, Any]]:
             errors=[403, 404],
         ),
     }
+    p[f"{v1}/clients/{{id}}/access"] = {
+        "get": op(
+            "list_access",
+            "Who has access to the client's profile: the primary clinician and the team members granted it.",
+            tag="provisioning",
+            security=MANAGER,
+            params=[path_id(what="client")],
+            ok={
+                200: (
+                    "The access list.",
+                    {
+                        "type": "object",
+                        "required": ["primary_clinician_id", "team_member_ids"],
+                        "properties": {
+                            "primary_clinician_id": {"type": ["integer", "null"]},
+                            "team_member_ids": {"type": "array", "items": {"type": "integer"}},
+                        },
+                    },
+                )
+            },
+            errors=[403, 404],
+        ),
+    }
     access_params = [path_id(what="client"), path_id("member_id", "team member")]
     p[f"{v1}/clients/{{id}}/access/{{member_id}}"] = {
         "put": op(
@@ -776,7 +802,16 @@ def _paths() -> dict[str, dict[str, Any]]:
             "People the caller may message: recently messaged first, then matches for q.",
             tag="messaging",
             security=PERSON,
-            params=[query("q", STR, "Part of a name or email address."), limit(20, 100)],
+            params=[
+                query("q", STR, "Part of a name or email address."),
+                limit(20, 100),
+                query(
+                    "include_disabled",
+                    {"type": "string", "enum": ["0", "1", "true", "false"]},
+                    "Also list clients whose messaging is off (with `messaging_enabled` and `can_enable`), "
+                    "for the picker's Enable Secure Messaging.",
+                ),
+            ],
             ok={200: ("Recipients.", items(ref("Recipient")))},
             errors=[403, 422],
         )
