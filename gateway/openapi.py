@@ -519,18 +519,23 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
     # sign-in
-    me_answer = obj({"token": STR, "participant": ref("Me")})
+    login_answer = obj({"token": STR, "participant": ref("Me"), "device_token": STR})
     p[f"{v1}/auth/login"] = {
         "post": op(
             "login",
             "Team sign-in: password, then the TOTP code when enrolled.",
             tag="auth",
             security=NONE,
-            request=body({"email": STR, "password": STR, "otp": null(STR)}, ["email", "password"]),
-            ok={200: ("Signed in.", me_answer)},
+            request=body(
+                {"email": STR, "password": STR, "otp": null(STR), "device_token": null(STR)},
+                ["email", "password"],
+            ),
+            ok={200: ("Signed in.", login_answer)},
             errors=[401, 429],
             description=f"401 `invalid_credentials`, `otp_required`, `invalid_otp`, or `account_locked` "
-            f"(for 15 minutes after {LOCKOUT_AFTER} failures).",
+            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token`, sent with later "
+            "sign-ins from the same device, marks it as trusted: throttled on its own and never locked out "
+            "by someone else's failures.",
         )
     }
     p[f"{v1}/auth/logout"] = {
@@ -728,25 +733,13 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/clients/{{id}}/access"] = {
         "get": op(
             "list_access",
-            "Who has access to the client's profile: the primary clinician and the team members granted it.",
+            "Who has access to the client's profile: the primary clinician and the grants (R5, R21).",
             tag="provisioning",
             security=MANAGER,
             params=[path_id(what="client")],
-            ok={
-                200: (
-                    "The access list.",
-                    {
-                        "type": "object",
-                        "required": ["primary_clinician_id", "team_member_ids"],
-                        "properties": {
-                            "primary_clinician_id": {"type": ["integer", "null"]},
-                            "team_member_ids": {"type": "array", "items": {"type": "integer"}},
-                        },
-                    },
-                )
-            },
+            ok={200: ("Access.", obj({"primary_clinician_id": null(INT), "team_member_ids": arr(INT)}))},
             errors=[403, 404],
-        ),
+        )
     }
     access_params = [path_id(what="client"), path_id("member_id", "team member")]
     p[f"{v1}/clients/{{id}}/access/{{member_id}}"] = {
@@ -804,13 +797,13 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=PERSON,
             params=[
                 query("q", STR, "Part of a name or email address."),
-                limit(20, 100),
                 query(
                     "include_disabled",
-                    {"type": "string", "enum": ["0", "1", "true", "false"]},
-                    "Also list clients whose messaging is off (with `messaging_enabled` and `can_enable`), "
-                    "for the picker's Enable Secure Messaging.",
+                    STR,
+                    '"1" or "true": also clients whose own messaging is off but who could be messaged once '
+                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, R4).",
                 ),
+                limit(20, 100),
             ],
             ok={200: ("Recipients.", items(ref("Recipient")))},
             errors=[403, 422],
