@@ -54,7 +54,9 @@ async def recipients(request: web.Request) -> web.Response:
     p = await require_participant(request)
     q = request.query.get("q")
     limit = query_int(request, "limit", default=20, lo=1, hi=100) or 20
-    return web.json_response({"items": await messaging.recipients(p, q, limit)})
+    include_disabled = request.query.get("include_disabled", "") in ("1", "true")
+    items = await messaging.recipients(p, q, limit, include_disabled=include_disabled)
+    return web.json_response({"items": items})
 
 
 @routes.get("/api/v1/conversations")

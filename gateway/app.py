@@ -19,9 +19,13 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    openapi,
     ops,
     portal,
     portal_signin,
+    team_inbox,
+    team_records,
+    team_signin,
     ws,
 )
 from gateway.config import Config, data_key_loader
@@ -89,6 +93,13 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.stop()
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown, before the graceful wait: an open websocket would otherwise hold the process for the
+    whole shutdown timeout (about a minute), since its handler only ends when the socket does."""
+    if HUB in app:
+        await app[HUB].close_sockets()
+
+
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
@@ -113,6 +124,7 @@ def create_app(
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
+    app.on_shutdown.append(_close_sockets)
     for table in (
         ops.routes,
         api_provisioning.routes,
@@ -122,11 +134,15 @@ def create_app(
         api_devices.routes,
         api_events.routes,
         api_webhooks.routes,
+        openapi.routes,
     ):
         app.add_routes(table)
     app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
+    # The team's pages (sign-in, inbox, settings, records).
+    for table in (team_signin.routes, team_inbox.routes, team_records.routes):
+        app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)

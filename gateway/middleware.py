@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from inbox.db import UNAVAILABLE
-from inbox.errors import DomainError, SlowDown
+from inbox.errors import DomainError, Invalid, NotFound, SlowDown
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,15 @@ def _wants_json(request: web.Request) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
+def refuse_nul(request: web.Request) -> None:
+    """U+0000 in the path or the query string never names anything, and PostgreSQL cannot take it in text."""
+    if "\x00" in request.path:
+        raise NotFound()
+    for key, value in request.query.items():
+        if "\x00" in key or "\x00" in value:
+            raise Invalid("invalid_query", "The query string must not contain the NUL character.", field=key)
+
+
 def route_of(request: web.Request) -> str:
     """The route's pattern (`/portal/m/{token}`) for a log line, never the path itself: a path can carry a
     link token, and tokens are never logged."""
@@ -48,6 +57,7 @@ def route_of(request: web.Request) -> str:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        refuse_nul(request)
         return await handler(request)
     except DomainError as exc:
         resp = web.json_response(exc.to_json(), status=exc.status)

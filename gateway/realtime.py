@@ -130,10 +130,14 @@ class Hub:
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         self.deliver_local(recipients, payload)
 
-    async def close(self) -> None:
+    async def close_sockets(self) -> None:
+        """Close every local socket (going away); their handlers then end."""
         for subs in list(self._subs.values()):
             for sub in list(subs):
                 await self.unsubscribe(sub)
+
+    async def close(self) -> None:
+        await self.close_sockets()
 
 
 class RedisHub(Hub):

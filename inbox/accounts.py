@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -182,10 +183,12 @@ def _check_roles(roles: list[str]) -> str:
 
 
 async def get_participant(practice_id: int, participant_id: int, *, kind: str | None = None) -> Participant:
-    query = Participant.filter(id=participant_id, practice_id=practice_id)
-    if kind:
-        query = query.filter(kind=kind)
-    found = await query.first()
+    found = None
+    if is_id(participant_id):
+        query = Participant.filter(id=participant_id, practice_id=practice_id)
+        if kind:
+            query = query.filter(kind=kind)
+        found = await query.first()
     if found is None:
         raise NotFound(
             {TEAM: "team member", CLIENT: "client", CONTACT: "contact"}.get(kind or "", "participant")
@@ -350,6 +353,16 @@ async def withdraw_access(client: Participant, member: Participant) -> bool:
     return bool(await ClientAccess.filter(client_id=client.id, team_member_id=member.id).delete())
 
 
+async def access_list(client: Participant) -> list[int]:
+    """The team members granted access to this client's profile (the primary clinician has it anyway)."""
+    rows: list[Any] = (
+        await ClientAccess.filter(client_id=client.id)
+        .order_by("team_member_id")
+        .values_list("team_member_id", flat=True)
+    )
+    return [int(r) for r in rows]
+
+
 # --- sign-in and tokens ------------------------------------------------------------------------------
 
 
@@ -434,18 +447,27 @@ async def authenticate(
     if member.totp_enabled and member.totp_secret:
         if not otp:
             raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
-        if not totp_matches(member, otp, ctx):
-            # A wrong code counts like a wrong password: with the password known, the six digits are all
-            # that is left to guess.
-            if not trusted_device:
-                await _count_failure(member, now)
-            raise Unauthenticated("invalid_otp", "That code is not right.")
-    if not trusted_device and (member.failed_logins or member.locked_until):
-        # A trusted device's success does not clear the count: someone else may be guessing meanwhile.
-        member.failed_logins = 0
-        member.locked_until = None
-        await member.save(update_fields=["failed_logins", "locked_until"])
+        await verify_otp(ctx, member, otp, trusted_device=trusted_device)
+    elif not trusted_device:
+        await _clear_failures(member)
     return member
+
+
+async def verify_otp(
+    ctx: InboxContext, member: Participant, code: str, *, trusted_device: bool = False
+) -> None:
+    """The second factor (API sign-in and the web page's code step). A wrong code counts towards the same
+    lockout as a wrong password: with the password known, the six digits are all that is left to guess."""
+    now = ctx.clock.now()
+    if not trusted_device and member.locked_until is not None and member.locked_until > now:
+        raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
+    if not totp_matches(member, code, ctx):
+        if not trusted_device:
+            await _count_failure(member, now)
+        raise Unauthenticated("invalid_otp", "That code is not right.")
+    if not trusted_device:
+        # A trusted device's success does not clear the count: someone else may be guessing meanwhile.
+        await _clear_failures(member)
 
 
 async def _count_failure(member: Participant, now: datetime) -> None:
@@ -454,6 +476,13 @@ async def _count_failure(member: Participant, now: datetime) -> None:
         member.locked_until = now + timedelta(seconds=LOCKOUT_S)
         member.failed_logins = 0
     await member.save(update_fields=["failed_logins", "locked_until"])
+
+
+async def _clear_failures(member: Participant) -> None:
+    if member.failed_logins or member.locked_until:
+        member.failed_logins = 0
+        member.locked_until = None
+        await member.save(update_fields=["failed_logins", "locked_until"])
 
 
 DEVICE_TOKEN_PREFIX = "smd_"  # noqa: S105 - a label, not a secret
@@ -490,6 +519,33 @@ def totp_matches(member: Participant, code: str, ctx: InboxContext) -> bool:
     if not member.totp_secret:
         return False
     return bool(pyotp.TOTP(member.totp_secret).verify(code, for_time=ctx.clock.now(), valid_window=1))
+
+
+def is_owner_level(principal: Principal) -> bool:
+    """The practice API key, or an account owner's token."""
+    member = principal.participant
+    return principal.is_api_key or (
+        member is not None and member.kind == TEAM and "account_owner" in member.role_set
+    )
+
+
+def check_team_change(
+    principal: Principal, target: Participant | None, roles: list[str] | None, sets_can_export: bool
+) -> None:
+    """Practice managers run the team, but not past their own rights: only the account owner (or the
+    practice's API key) changes an account owner's account, makes someone an account owner, or decides who
+    may export client data (R23). Otherwise a manager could reset the owner's password, or give themself
+    the export and the audit log (R24)."""
+    if is_owner_level(principal):
+        return
+    if target is not None and "account_owner" in target.role_set:
+        raise Forbidden("owner_only", "Only the account owner can change an account owner's account.")
+    if roles is not None and "account_owner" in roles:
+        raise Forbidden("owner_only", "Only the account owner can make someone an account owner.")
+    if sets_can_export:
+        raise Forbidden(
+            "owner_only", "Only the account owner can allow a manager to export client data.", rule="R23"
+        )
 
 
 def require_manager(principal: Principal) -> None:

@@ -127,6 +127,20 @@ async def test_a_socket_that_stops_reading_does_not_stall_others(client, cast):
     await stalled.close()
 
 
+async def test_shutdown_closes_open_sockets_at_once(client, cast):
+    """An open socket must not hold a graceful shutdown (Ctrl+C, a deploy) for its whole timeout."""
+    import time
+
+    from aiohttp import WSMsgType
+
+    ws = await connect(client, cast.tok("clinician"))
+    started = time.monotonic()
+    await asyncio.wait_for(client.server.close(), timeout=10)
+    assert time.monotonic() - started < 5
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
+
+
 async def test_a_socket_too_far_behind_in_bytes_is_dropped_from_the_hub_at_once(client, cast):
     """Few but large frames: the byte cap, not the frame count, cuts the socket off; its queue goes with it."""
     from gateway.realtime import QUEUE_BYTES, QUEUE_LIMIT
