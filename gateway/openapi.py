@@ -516,18 +516,22 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
     # sign-in
-    me_answer = obj({"token": STR, "participant": ref("Me")})
     p[f"{v1}/auth/login"] = {
         "post": op(
             "login",
             "Team sign-in: password, then the TOTP code when enrolled.",
             tag="auth",
             security=NONE,
-            request=body({"email": STR, "password": STR, "otp": null(STR)}, ["email", "password"]),
-            ok={200: ("Signed in.", me_answer)},
+            request=body(
+                {"email": STR, "password": STR, "otp": null(STR), "device_token": null(STR)},
+                ["email", "password"],
+            ),
+            ok={200: ("Signed in.", obj({"token": STR, "participant": ref("Me"), "device_token": STR}))},
             errors=[401, 429],
             description=f"401 `invalid_credentials`, `otp_required`, `invalid_otp`, or `account_locked` "
-            f"(for 15 minutes after {LOCKOUT_AFTER} failures).",
+            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token` marks this "
+            "device as trusted: sent back with later sign-ins of the same address, they are throttled on "
+            "their own and neither meet nor count towards the account's lockout (docs/security.md).",
         )
     }
     p[f"{v1}/auth/logout"] = {

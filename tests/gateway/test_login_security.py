@@ -201,3 +201,29 @@ async def test_an_attacker_cannot_keep_a_trusted_browser_out_of_the_team_inbox(c
         assert resp.status in (401, 429) and "Too many" in await resp.text()
         client.session.cookie_jar.update_cookies({DEVICE_COOKIE: device})
         clock.advance(LOCKOUT_S)
+
+
+async def test_the_login_answer_and_request_with_a_device_token_follow_the_openapi_description(api, cast):
+    from jsonschema import Draft202012Validator
+
+    from gateway.openapi import document
+
+    doc = document()
+    operation = doc["paths"]["/api/v1/auth/login"]["post"]
+
+    def validator(schema: dict) -> Draft202012Validator:
+        return Draft202012Validator(dict(schema, components=doc["components"]))
+
+    answer = validator(operation["responses"]["200"]["content"]["application/json"]["schema"])
+    request = validator(operation["requestBody"]["content"]["application/json"]["schema"])
+    email = await clinician_email(api, cast)
+    first_request = {"email": email, "password": PASSWORD}
+    status, first = await api.post("/auth/login", first_request)
+    assert status == 200
+    again_request = first_request | {"device_token": first["device_token"]}
+    status, again = await api.post("/auth/login", again_request)
+    assert status == 200
+    for body in (first_request, again_request):
+        assert list(request.iter_errors(body)) == []
+    for body in (first, again):
+        assert list(answer.iter_errors(body)) == []
