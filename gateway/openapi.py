@@ -533,9 +533,9 @@ def _paths() -> dict[str, dict[str, Any]]:
             ok={200: ("Signed in.", login_answer)},
             errors=[401, 429],
             description=f"401 `invalid_credentials`, `otp_required`, `invalid_otp`, or `account_locked` "
-            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token`, sent with later "
-            "sign-ins from the same device, marks it as trusted: throttled on its own and never locked out "
-            "by someone else's failures.",
+            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token` marks this "
+            "device as trusted: sent back with later sign-ins of the same address, they are throttled on "
+            "their own and neither meet nor count towards the account's lockout (docs/security.md).",
         )
     }
     p[f"{v1}/auth/logout"] = {
