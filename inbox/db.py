@@ -8,6 +8,8 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as _migrate
 
+from inbox import rawsql
+
 MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
 
@@ -53,6 +55,7 @@ async def connect(database_url: str) -> None:
 
 
 async def disconnect() -> None:
+    rawsql.close_readers()
     await Tortoise.close_connections()
 
 
