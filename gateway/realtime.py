@@ -74,16 +74,18 @@ class Hub:
         return sum(len(s) for s in self._subs.values())
 
     def deliver_local(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        targets = [sub for pid in recipients for sub in self._subs.get(pid, ())]
+        if not targets:
+            return  # nobody connected here: no frame to build
         frame = json.dumps(payload, separators=(",", ":"))
-        for pid in recipients:
-            for sub in list(self._subs.get(pid, ())):
-                try:
-                    sub.queue.put_nowait(frame)
-                except asyncio.QueueFull:
-                    # A client that stopped reading: cut it off rather than buffer without bound.
-                    self.dropped_slow += 1
-                    if sub.task is not None:
-                        sub.task.cancel()
+        for sub in targets:
+            try:
+                sub.queue.put_nowait(frame)
+            except asyncio.QueueFull:
+                # A client that stopped reading: cut it off rather than buffer without bound.
+                self.dropped_slow += 1
+                if sub.task is not None:
+                    sub.task.cancel()
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         self.deliver_local(recipients, payload)

@@ -403,7 +403,7 @@ async def resolve_token(ctx: InboxContext, token: str) -> Principal | None:
     if not rows:
         return None
     row = rows[0]
-    expires_at = rawsql.python_value(AuthToken, "expires_at", row["t_expires_at"])
+    expires_at = rawsql.to_datetime(row["t_expires_at"])
     if expires_at is not None and expires_at <= ctx.clock.now():
         return None
     participant = None
