@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ pytest: $(TEST_STAMP)
 	$(BIN)/python tests/run.py $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+screenshots: $(TEST_STAMP)
+	SECUREMSG_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/browser -q -k sqlite
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal
 from gateway.keys import CTX
 from gateway.validation import path_int, read_json, take
@@ -31,6 +32,9 @@ async def register_device(request: web.Request) -> web.Response:
         platform=take(data, "platform", str, required=True),
         token=take(data, "token", str, required=True),
         app=take(data, "app", str, required=True),
+    )
+    await audit_request(
+        request, p, "device.register", "device", device.id, {"platform": device.platform, "app": device.app}
     )
     # Always 201 as API.md says, also for a token registered again (apps do that on every start): it is the
     # same device, with the same id.

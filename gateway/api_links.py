@@ -9,28 +9,27 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import CTX, RATE_LIMITER
+from gateway.auditing import audit_request
+from gateway.keys import CTX
+from gateway.limits import enforce
 from gateway.validation import read_json, take
 from inbox import links, messaging
-from inbox.errors import SlowDown, Unauthenticated
+from inbox.errors import Unauthenticated
 
 routes = web.RouteTableDef()
-
-MAGIC_PER_IP = (30, 300.0)
 
 
 @routes.post("/api/v1/auth/magic")
 async def exchange_magic_link(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    wait = await request.app[RATE_LIMITER].check(f"auth-magic:ip:{request.remote}", *MAGIC_PER_IP)
-    if wait:
-        raise SlowDown(int(wait))
+    await enforce(request, "magic")
     data = await read_json(request, {"token"})
     token = take(data, "token", str, required=True)
     resolved = await links.resolve(ctx, token)
     if resolved is None or not await links.use_up(ctx, resolved.link):
         raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
     bearer, _ = await links.open_session(ctx, resolved, "app")
+    await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
     return web.json_response(
         {
             "token": bearer,

@@ -54,7 +54,9 @@ async def recipients(request: web.Request) -> web.Response:
     p = await require_participant(request)
     q = request.query.get("q")
     limit = query_int(request, "limit", default=20, lo=1, hi=100) or 20
-    return web.json_response({"items": await messaging.recipients(p, q, limit)})
+    include_disabled = request.query.get("include_disabled", "") in ("1", "true")
+    items = await messaging.recipients(p, q, limit, include_disabled=include_disabled)
+    return web.json_response({"items": items})
 
 
 @routes.get("/api/v1/conversations")
@@ -130,7 +132,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def remove_message(request: web.Request) -> web.Response:
     p = await require_participant(request)
     ctx = request.app[CTX]
-    msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id"))
+    msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id", big=True))
     await publish(request, outcome.events)
     if outcome.events:  # removed now, not a repeat of an earlier removal
         await audit_request(

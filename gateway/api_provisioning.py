@@ -64,19 +64,32 @@ def _changed(changes: dict[str, Any]) -> dict[str, Any]:
 @routes.post("/api/v1/auth/login")
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await read_json(request, {"email", "password", "otp"})
+    data = await read_json(request, {"email", "password", "otp", "device_token"})
     email = take(data, "email", str, required=True)
     password = take(data, "password", str, required=True)
     otp = take(data, "otp", str, nullable=True)
-    await enforce(request, "login", email)
+    device = take(data, "device_token", str, nullable=True)
+    # A device that signed in to this account before is trusted: throttled on its own, never locked out
+    # by someone else's failures (see accounts.authenticate).
+    trusted = accounts.device_token_valid(ctx, email, device)
+    if trusted:
+        await enforce(request, "login_device", device)
+    else:
+        await enforce(request, "login", email)
     try:
-        member = await accounts.authenticate(ctx, email, password, otp)
+        member = await accounts.authenticate(ctx, email, password, otp, trusted_device=trusted)
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         raise
     token, _ = await accounts.issue_token(ctx, member, "app")
     await audit.record_sign_in(ctx, email, member, None, client_ip(request))
-    return web.json_response({"token": token, "participant": messaging.me_json(member)})
+    return web.json_response(
+        {
+            "token": token,
+            "participant": messaging.me_json(member),
+            "device_token": device if trusted else accounts.device_token_for(ctx, email),
+        }
+    )
 
 
 @routes.post("/api/v1/auth/logout")
@@ -136,14 +149,17 @@ async def list_team(request: web.Request) -> web.Response:
 async def create_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     data = await read_json(request, {"name", "email", "roles", "password", "can_export", "messaging_enabled"})
+    roles = take(data, "roles", list, required=True, item=str, max_items=6)
+    can_export = bool(take(data, "can_export", bool))
+    accounts.check_team_change(principal, None, roles, can_export)
     member = await accounts.create_team_member(
         request.app[CTX],
         principal.practice_id,
         name=take(data, "name", str, required=True),
         email=take(data, "email", str, required=True),
-        roles=take(data, "roles", list, required=True, item=str, max_items=6),
+        roles=roles,
         password=take(data, "password", str, nullable=True),
-        can_export=bool(take(data, "can_export", bool)),
+        can_export=can_export,
         messaging_enabled=take(data, "messaging_enabled", bool) is not False,
     )
     await audit_request(
@@ -174,6 +190,7 @@ async def patch_team_member(request: web.Request) -> web.Response:
     if "roles" in changes:
         take(data, "roles", list, item=str, max_items=6)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
+    accounts.check_team_change(principal, member, changes.get("roles"), "can_export" in changes)
     await accounts.update_team_member(request.app[CTX], member, changes)
     await audit_request(request, principal, "team_member.update", "participant", member.id, _changed(changes))
     return web.json_response(team_member_json(member))
@@ -285,6 +302,18 @@ async def list_contacts(request: web.Request) -> web.Response:
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     contacts = await Participant.filter(client_id=client.id, kind="contact").order_by("id")
     return web.json_response({"items": [contact_json(c) for c in contacts]})
+
+
+@routes.get("/api/v1/clients/{id}/access")
+async def list_access(request: web.Request) -> web.Response:
+    principal = await require_provisioner(request)
+    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    return web.json_response(
+        {
+            "primary_clinician_id": client.primary_clinician_id,
+            "team_member_ids": await accounts.access_list(client),
+        }
+    )
 
 
 @routes.put("/api/v1/clients/{id}/access/{member_id}")

@@ -60,7 +60,7 @@ async def create_chart_note(request: web.Request) -> web.Response:
 async def list_chart_notes(request: web.Request) -> web.Response:
     me = await require_participant(request)
     client_id = path_int(request, "id")
-    before = records.parse_message_cursor(request.query.get("cursor"))
+    before = records.parse_message_cursor(request.query.get("cursor"), big=False)  # chart note ids
     limit = query_int(request, "limit", default=50, lo=1, hi=200) or 50
     page = await records.list_chart_notes(request.app[CTX], me, client_id, before, limit)
     await audit_request(

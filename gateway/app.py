@@ -19,18 +19,21 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    openapi,
     ops,
     portal,
     portal_signin,
+    team_inbox,
+    team_records,
+    team_signin,
     ws,
 )
 from gateway.config import Config, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
-from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, RATE_LIMITER, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
 from gateway.middleware import errors, security_headers
-from gateway.ratelimit import MemoryRateLimiter
 from gateway.realtime import Hub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
@@ -56,11 +59,12 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         signin_link_ttl_s=config.signin_link_ttl_s,
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
+        outbox_lease_s=config.outbox_lease_s,
     )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    await db.connect(app[CONFIG].database_url)
+    await db.connect(app[CONFIG].database_url, timeout_s=app[CONFIG].database_timeout_s)
     yield
     await db.disconnect()
 
@@ -89,6 +93,13 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     await dispatcher.stop()
 
 
+async def _close_sockets(app: web.Application) -> None:
+    """On shutdown, before the graceful wait: an open websocket would otherwise hold the process for the
+    whole shutdown timeout (about a minute), since its handler only ends when the socket does."""
+    if HUB in app:
+        await app[HUB].close_sockets()
+
+
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
@@ -108,12 +119,12 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
-    app[RATE_LIMITER] = MemoryRateLimiter(app[CTX].clock)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
+    app.on_shutdown.append(_close_sockets)
     for table in (
         ops.routes,
         api_provisioning.routes,
@@ -123,11 +134,15 @@ def create_app(
         api_devices.routes,
         api_events.routes,
         api_webhooks.routes,
+        openapi.routes,
     ):
         app.add_routes(table)
     app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
+    # The team's pages (sign-in, inbox, settings, records).
+    for table in (team_signin.routes, team_inbox.routes, team_records.routes):
+        app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)

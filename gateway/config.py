@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     database_url: str = "sqlite://var/securemsg.sqlite3"
+    database_timeout_s: int = 10
     redis_url: str | None = None
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
@@ -41,6 +42,7 @@ class Config:
     link_ttl_s: int = 86400
     signin_link_ttl_s: int = 900
     session_ttl_s: int = 12 * 3600
+    outbox_lease_s: int = 120
     apns_key_file: str | None = None
     apns_key_id: str | None = None
     apns_team_id: str | None = None
@@ -207,6 +209,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
 
     return Config(
         database_url=db_url,
+        database_timeout_s=_int(
+            "SECUREMSG_DATABASE_TIMEOUT_S", env.get("SECUREMSG_DATABASE_TIMEOUT_S", "10"), 1, 300
+        ),
         redis_url=redis_url,
         public_url=_url(
             "SECUREMSG_PUBLIC_URL",
@@ -232,6 +237,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         ),
         session_ttl_s=_int(
             "SECUREMSG_SESSION_TTL_S", env.get("SECUREMSG_SESSION_TTL_S", "43200"), ttl_lo, 30 * 86400
+        ),
+        outbox_lease_s=_int(
+            "SECUREMSG_OUTBOX_LEASE_S", env.get("SECUREMSG_OUTBOX_LEASE_S", "120"), 1 if testing else 30, 3600
         ),
         apns_key_file=apns_key_file,
         apns_key_id=env.get("SECUREMSG_APNS_KEY_ID") or None,

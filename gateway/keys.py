@@ -8,7 +8,6 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.dispatcher import Dispatcher
-from gateway.ratelimit import RateLimiter
 from gateway.realtime import Hub
 from inbox.context import InboxContext
 
@@ -16,7 +15,5 @@ CONFIG = web.AppKey("config", Config)
 CTX = web.AppKey("inbox_context", InboxContext)
 HUB = web.AppKey("hub", Hub)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-# Sign-in and link requests are rate limited through this (in-process by default; see gateway.ratelimit).
-RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 # Optional services that other parts register (mailer, push providers, dispatcher, rate limiter, ...).
 SERVICES = web.AppKey("services", dict[str, Any])

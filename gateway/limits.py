@@ -8,8 +8,8 @@ must not stop a practice from working.
 
 Time comes from the injected clock, so tests move the clock rather than sleep.
 
-The portal sign-in has its own in-process limiter (gateway/ratelimit.py, built in parallel with the same
-`check(key, limit, window_s)` shape); the two should become one.
+Every limited action of the gateway goes through here: the API's sign-in, sends, export requests, the
+portal's Instant Sign In requests and the client app's magic-link exchange.
 
 The send limit is a flood guard against a runaway script or a stolen token, not a cap on how many messages
 a person may send (R12): nobody types 60 messages a minute.
@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 # action -> {"ip" | "who": (limit, window_s)}
 POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     "login": {"ip": (30, 300), "who": (10, 300)},
+    # A sign-in that shows a trusted device token (inbox.accounts.authenticate): counted per device token
+    # instead of per account, so an attacker's failures on the account cannot hold up the person's device.
+    "login_device": {"ip": (30, 300), "who": (10, 900)},
     "send": {"ip": (300, 60), "who": (60, 60)},
     "export": {"ip": (10, 3600), "who": (5, 3600)},
+    # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) and per IP.
+    "signin_link": {"ip": (20, 3600), "who": (5, 3600)},
+    # The client app exchanging a magic link for a bearer token: guessing links is hopeless, but cheap to cap.
+    "magic": {"ip": (30, 300), "who": (30, 300)},
 }
 
 
@@ -141,6 +148,15 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
 def client_ip(request: web.Request) -> str:
     """The peer address. Forwarded headers are not trusted: they are whatever the caller says."""
     return request.remote or "unknown"
+
+
+async def retry_after(request: web.Request, action: str, who: str | int | None = None) -> int:
+    """Like `enforce`, for pages that answer a 429 themselves: 0 when allowed, else seconds to wait."""
+    try:
+        await enforce(request, action, who)
+    except SlowDown as exc:
+        return exc.retry_after
+    return 0
 
 
 async def enforce(request: web.Request, action: str, who: str | int | None = None) -> None:

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from tortoise.exceptions import DBConnectionError, OperationalError
 
-from inbox.errors import DomainError, SlowDown
+from inbox.db import UNAVAILABLE
+from inbox.errors import DomainError, Invalid, NotFound, SlowDown
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,26 @@ def _wants_json(request: web.Request) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
+def refuse_nul(request: web.Request) -> None:
+    """U+0000 in the path or the query string never names anything, and PostgreSQL cannot take it in text."""
+    if "\x00" in request.path:
+        raise NotFound()
+    for key, value in request.query.items():
+        if "\x00" in key or "\x00" in value:
+            raise Invalid("invalid_query", "The query string must not contain the NUL character.", field=key)
+
+
+def route_of(request: web.Request) -> str:
+    """The route's pattern (`/portal/m/{token}`) for a log line, never the path itself: a path can carry a
+    link token, and tokens are never logged."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        refuse_nul(request)
         return await handler(request)
     except DomainError as exc:
         resp = web.json_response(exc.to_json(), status=exc.status)
@@ -55,15 +72,18 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405 and "Allow" in exc.headers:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
-    except (DBConnectionError, OperationalError, ConnectionError, OSError) as exc:
+    except UNAVAILABLE as exc:
         log.warning(
-            "storage unavailable while serving %s %s: %s", request.method, request.path, type(exc).__name__
+            "storage unavailable while serving %s %s: %s",
+            request.method,
+            route_of(request),
+            type(exc).__name__,
         )
         resp = _error(503, "unavailable", "The service is briefly unavailable; try again shortly.")
         resp.headers["Retry-After"] = "2"
         return resp
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, route_of(request))
         return _error(500, "internal_error", "Something went wrong on our side.")
 
 

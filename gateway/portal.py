@@ -29,6 +29,7 @@ from gateway.templating import see_other
 from inbox import messaging, portal
 from inbox.accounts import Principal
 from inbox.errors import DomainError, Invalid, NotFound
+from inbox.ids import id_from_text
 from portal_links import new_token
 
 routes = web.RouteTableDef()
@@ -93,7 +94,7 @@ async def _conversation_page(
     person = person_of(principal)
     detail = await messaging.conversation_detail(person, conversation_id)
     before = request.query.get("before", "")
-    before_id = int(before) if before.isdigit() and len(before) < 19 else None
+    before_id = id_from_text(before)
     page = await messaging.list_messages(ctx, person, conversation_id, before_id, 50)
     names = {p["id"]: p["name"] + (" (Away)" if p["away"] else "") for p in detail["participants"]}
     items = [
@@ -131,7 +132,7 @@ async def _conversation_page(
 
 def _conversation_id(request: web.Request) -> int | None:
     raw = request.match_info["id"]
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return id_from_text(raw)
 
 
 def _not_found(request: web.Request, principal: Principal) -> web.Response:

@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.auth import PORTAL_COOKIE
 from gateway.keys import CONFIG, CTX
 from gateway.templating import render_page
+from gateway.validation import raise_nul
 from inbox import accounts, links
 from inbox.accounts import Principal
 from inbox.models import TEAM, Participant
@@ -94,7 +95,11 @@ def form_csrf_ok(request: web.Request, sent: str) -> bool:
 
 async def read_form(request: web.Request) -> dict[str, str]:
     data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    form = {k: v for k, v in data.items() if isinstance(v, str)}
+    for key, value in form.items():
+        if "\x00" in key or "\x00" in value:
+            raise_nul(key)
+    return form
 
 
 def client_ip(request: web.Request) -> str:
@@ -117,6 +122,8 @@ def portal_page(
     base: dict[str, Any] = {
         "practice_name": practice_name,
         "signed_in": principal is not None,
+        # The live-events script connects only for a signed-in person (templates/pages/portal/_base.html).
+        "me_id": principal.participant.id if principal is not None and principal.participant else None,
         "csrf": principal.csrf_token if principal is not None else "",
         "form_csrf": "",
     }

@@ -12,16 +12,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 
 from aiohttp import web
 
+from gateway.auditing import audit_request
 from gateway.auth import PORTAL_COOKIE
-from gateway.keys import CTX, DISPATCHER, RATE_LIMITER
+from gateway.keys import CTX, DISPATCHER
+from gateway.limits import POLICIES, retry_after
 from gateway.portal_session import (
-    client_ip,
     csrf_failed,
     form_csrf_ok,
     person_of,
@@ -37,8 +36,8 @@ from inbox import accounts, links, notify, portal
 routes = web.RouteTableDef()
 
 # Instant Sign In requests: per address and per IP, in any window of an hour.
-SIGNIN_PER_ADDRESS = (5, 3600.0)
-SIGNIN_PER_IP = (20, 3600.0)
+SIGNIN_PER_ADDRESS = POLICIES["signin_link"]["who"]
+SIGNIN_PER_IP = POLICIES["signin_link"]["ip"]
 
 
 def _sign_in_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
@@ -76,6 +75,9 @@ async def notification_link(request: web.Request) -> web.Response:
     conversation_id = resolved.link.conversation_id
     resp = see_other(f"/portal/c/{conversation_id}" if conversation_id else "/portal")
     await start_session(request, resp, resolved)
+    await audit_request(
+        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "notify"}
+    )
     return resp
 
 
@@ -103,6 +105,9 @@ async def use_signin_link(request: web.Request) -> web.Response:
         return _invalid_link(request)
     resp = see_other("/portal")
     await start_session(request, resp, resolved)
+    await audit_request(
+        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "signin"}
+    )
     return resp
 
 
@@ -115,10 +120,6 @@ async def sign_in_form(request: web.Request) -> web.Response:
     return _sign_in_page(request, notice=notice)
 
 
-async def _limited(request: web.Request, key: str, rule: tuple[int, float]) -> float:
-    return await request.app[RATE_LIMITER].check(key, rule[0], rule[1])
-
-
 @routes.post("/portal/sign-in")
 async def sign_in_request(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
@@ -128,10 +129,7 @@ async def sign_in_request(request: web.Request) -> web.Response:
     email = links.normalise_email(form.get("email", ""))
     if not email:
         return _sign_in_page(request, status=422, error="Enter your email address.")
-    address_key = hmac.new(ctx.secret, email.encode(), hashlib.sha256).hexdigest()[:32]
-    wait = await _limited(request, f"portal-signin:ip:{client_ip(request)}", SIGNIN_PER_IP)
-    if not wait:
-        wait = await _limited(request, f"portal-signin:address:{address_key}", SIGNIN_PER_ADDRESS)
+    wait = await retry_after(request, "signin_link", email)
     if wait:
         minutes = max(1, round(wait / 60))
         return _sign_in_page(

@@ -2,7 +2,11 @@
 
 Publishing never awaits a socket: each socket has a bounded queue drained by its own writer task, so one
 slow or dead socket cannot stall the request that published, or the other sockets. A socket whose queue
-fills up (a client that stopped reading) is closed instead of letting memory grow without bound.
+fills up (a client that stopped reading) is cut off instead of letting memory grow without bound: the
+queue is bounded in frames (QUEUE_LIMIT) and in bytes (QUEUE_BYTES, since one message can make a 120 kB
+frame), and a write that has waited SEND_TIMEOUT_S for the client is given up too. Cut off means: taken
+out of the hub at once with its queue emptied, sent a close frame if the client takes it within
+CLOSE_TIMEOUT_S, else its TCP connection is aborted (a client that reads nothing would never take it).
 
 Without Redis, events are delivered in this process. With `SECUREMSG_REDIS_URL`, every event goes through
 one Redis pub/sub channel and each process delivers to the sockets it holds, so a socket on gateway A sees
@@ -23,29 +27,64 @@ from aiohttp import WSCloseCode, web
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 256
+QUEUE_BYTES = 4 << 20
+SEND_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
 CHANNEL = "securemsg:events"
 
 
 class Subscriber:
-    __slots__ = ("participant_id", "ws", "queue", "task")
+    __slots__ = ("participant_id", "ws", "transport", "queue", "queued_bytes", "task")
 
-    def __init__(self, participant_id: int, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
+    ) -> None:
         self.participant_id = participant_id
         self.ws = ws
+        self.transport = transport  # to cut a client off that does not even take the close frame
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        self.queued_bytes = 0
         self.task: asyncio.Task[None] | None = None
+
+    def offer(self, frame: str) -> bool:
+        """Queue a frame; False when this socket is too far behind to take it (it is to be cut off)."""
+        if self.queued_bytes + len(frame) > QUEUE_BYTES and not self.queue.empty():
+            return False
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        self.queued_bytes += len(frame)
+        return True
+
+    def cut_off(self) -> None:
+        """Drop what is queued now (that memory is the point) and end the writer, which closes the socket."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queued_bytes = 0
+        if self.task is not None:
+            self.task.cancel()
 
     async def run_writer(self) -> None:
         try:
             while True:
                 frame = await self.queue.get()
-                await asyncio.wait_for(self.ws.send_str(frame), timeout=10)
+                self.queued_bytes -= len(frame)
+                await asyncio.wait_for(self.ws.send_str(frame), timeout=SEND_TIMEOUT_S)
         except (ConnectionError, RuntimeError, TimeoutError, asyncio.CancelledError):
             pass
         finally:
-            if not self.ws.closed:
-                with contextlib.suppress(Exception):
-                    await self.ws.close(code=WSCloseCode.GOING_AWAY)
+            await self._close()
+
+    async def _close(self) -> None:
+        closed = self.ws.closed
+        if not closed:
+            with contextlib.suppress(Exception):
+                closed = await asyncio.wait_for(
+                    self.ws.close(code=WSCloseCode.GOING_AWAY), timeout=CLOSE_TIMEOUT_S
+                )
+        if not closed and self.transport is not None:
+            self.transport.abort()
 
 
 class Hub:
@@ -53,18 +92,23 @@ class Hub:
         self._subs: dict[int, set[Subscriber]] = {}
         self.dropped_slow = 0
 
-    def subscribe(self, participant_id: int, ws: web.WebSocketResponse) -> Subscriber:
-        sub = Subscriber(participant_id, ws)
+    def subscribe(
+        self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
+    ) -> Subscriber:
+        sub = Subscriber(participant_id, ws, transport)
         sub.task = asyncio.create_task(sub.run_writer())
         self._subs.setdefault(participant_id, set()).add(sub)
         return sub
 
-    async def unsubscribe(self, sub: Subscriber) -> None:
+    def _forget(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.participant_id)
         if subs is not None:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.participant_id]
+
+    async def unsubscribe(self, sub: Subscriber) -> None:
+        self._forget(sub)
         if sub.task is not None:
             sub.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -79,21 +123,23 @@ class Hub:
             return  # nobody connected here: no frame to build
         frame = json.dumps(payload, separators=(",", ":"))
         for sub in targets:
-            try:
-                sub.queue.put_nowait(frame)
-            except asyncio.QueueFull:
+            if not sub.offer(frame):
                 # A client that stopped reading: cut it off rather than buffer without bound.
                 self.dropped_slow += 1
-                if sub.task is not None:
-                    sub.task.cancel()
+                self._forget(sub)
+                sub.cut_off()
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         self.deliver_local(recipients, payload)
 
-    async def close(self) -> None:
+    async def close_sockets(self) -> None:
+        """Close every local socket (going away); their handlers then end."""
         for subs in list(self._subs.values()):
             for sub in list(subs):
                 await self.unsubscribe(sub)
+
+    async def close(self) -> None:
+        await self.close_sockets()
 
 
 class RedisHub(Hub):

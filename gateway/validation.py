@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox.errors import Invalid, TooLarge
+from inbox.errors import Invalid, NotFound, TooLarge
+from inbox.ids import MAX_BIG_ID, id_from_text
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -29,11 +30,29 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
             raise Invalid("invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise Invalid("invalid_json", "The request body must be a JSON object.")
+    for key, value in data.items():
+        if _holds_nul(key) or _holds_nul(value):
+            raise_nul(str(key))
     if allowed is not None:
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise Invalid("unknown_field", f"Unknown field: {unknown[0]}.", field=unknown[0])
     return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
+def raise_nul(field: str) -> None:
+    """PostgreSQL cannot store U+0000 in text, and no person types it: refused wherever text comes in."""
+    raise Invalid("invalid_character", f"{field} must not contain the NUL character (U+0000).", field=field)
 
 
 def _type_ok(value: Any, kind: type) -> bool:
@@ -84,21 +103,21 @@ def present(data: dict[str, Any], spec: dict[str, tuple[type, bool]]) -> dict[st
     }
 
 
-def path_int(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        from inbox.errors import NotFound
-
+def path_int(request: web.Request, name: str, *, big: bool = False) -> int:
+    """An id from the path; one that cannot name a row (not digits, 0, past the column's range) is a 404."""
+    value = id_from_text(request.match_info[name], big=big)
+    if value is None:
         raise NotFound()
-    return int(raw)
+    return value
 
 
 def query_int(
-    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = 2**62
+    request: web.Request, name: str, *, default: int | None = None, lo: int = 0, hi: int = MAX_BIG_ID
 ) -> int | None:
+    """A whole number from the query string (by default up to the largest 64-bit id), else 422."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not lo <= int(raw) <= hi:
         raise Invalid("invalid_query", f"{name} must be a whole number from {lo} to {hi}.", field=name)
     return int(raw)

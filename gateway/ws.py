@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from gateway.auth import require_participant
-from gateway.keys import HUB
+from gateway.auth import bearer_token, require_participant
+from gateway.keys import CONFIG, HUB
 from inbox import messaging
+from inbox.errors import Forbidden
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
+    if bearer_token(request) is None and not _same_origin(request):
+        # A cookie-authenticated socket opened by another site's page would read this person's events.
+        raise Forbidden("cross_origin", "Open the websocket from this site's pages, or with a bearer token.")
     participant = await require_participant(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     hub = request.app[HUB]
-    sub = hub.subscribe(participant.id, ws)
+    sub = hub.subscribe(participant.id, ws, request.transport)
     try:
         await ws.send_str(
             json.dumps({"type": "unread", "unread_total": await messaging.unread_total(participant.id)})
@@ -33,3 +38,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         await hub.unsubscribe(sub)
     return ws
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser page (browsers always send Origin on a websocket handshake)
+    host = urlsplit(origin).netloc
+    return bool(host) and host in (request.host, urlsplit(request.app[CONFIG].public_url).netloc)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -16,6 +18,7 @@ from tortoise.transactions import in_transaction
 from inbox import rawsql
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -182,10 +185,12 @@ def _check_roles(roles: list[str]) -> str:
 
 
 async def get_participant(practice_id: int, participant_id: int, *, kind: str | None = None) -> Participant:
-    query = Participant.filter(id=participant_id, practice_id=practice_id)
-    if kind:
-        query = query.filter(kind=kind)
-    found = await query.first()
+    found = None
+    if is_id(participant_id):
+        query = Participant.filter(id=participant_id, practice_id=practice_id)
+        if kind:
+            query = query.filter(kind=kind)
+        found = await query.first()
     if found is None:
         raise NotFound(
             {TEAM: "team member", CLIENT: "client", CONTACT: "contact"}.get(kind or "", "participant")
@@ -350,6 +355,16 @@ async def withdraw_access(client: Participant, member: Participant) -> bool:
     return bool(await ClientAccess.filter(client_id=client.id, team_member_id=member.id).delete())
 
 
+async def access_list(client: Participant) -> list[int]:
+    """The team members granted access to this client's profile (the primary clinician has it anyway)."""
+    rows: list[Any] = (
+        await ClientAccess.filter(client_id=client.id)
+        .order_by("team_member_id")
+        .values_list("team_member_id", flat=True)
+    )
+    return [int(r) for r in rows]
+
+
 # --- sign-in and tokens ------------------------------------------------------------------------------
 
 
@@ -420,36 +435,93 @@ async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
     await Device.filter(auth_token_id=principal.token_id).delete()
 
 
-async def authenticate(ctx: InboxContext, email: str, password: str, otp: str | None) -> Participant:
+async def authenticate(
+    ctx: InboxContext, email: str, password: str, otp: str | None, *, trusted_device: bool = False
+) -> Participant:
     """Team sign-in: password (argon2), then the TOTP code when enrolled.
 
-    Ten failures lock the account for 15 minutes, then it opens again by itself, so an attacker can slow a
-    person down but never lock them out for good.
+    Ten failures (wrong passwords or wrong codes) lock the account for 15 minutes; during the lockout even
+    the right password is refused, failures do not extend it, and then it opens again by itself.
+
+    An attacker could still keep a person locked out for good by sending ten wrong passwords every 15
+    minutes. So a sign-in from a trusted device — one that signed in to this account before and shows the
+    device token it was given (`device_token_for`, checked by `device_token_valid`) — neither meets the
+    account's lockout nor counts towards it; its own failures are throttled per device token by the caller
+    (gateway.limits). The person keeps getting in from their own phone or browser while an attacker, who
+    has no such token, stays locked out. (The pattern is OWASP's "device cookies".)
     """
     member = await Participant.filter(kind=TEAM, email=email.strip().lower()).first()
     now = ctx.clock.now()
     ok = await verify_password(member.password_hash if member else None, password)
     if member is None:
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
-    if member.locked_until is not None and member.locked_until > now:
+    if not trusted_device and member.locked_until is not None and member.locked_until > now:
         raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
     if not ok:
-        member.failed_logins += 1
-        if member.failed_logins >= LOCKOUT_AFTER:
-            member.locked_until = now + timedelta(seconds=LOCKOUT_S)
-            member.failed_logins = 0
-        await member.save(update_fields=["failed_logins", "locked_until"])
+        if not trusted_device:
+            await _count_failure(member, now)
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
     if member.totp_enabled and member.totp_secret:
         if not otp:
             raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
-        if not totp_matches(member, otp, ctx):
-            raise Unauthenticated("invalid_otp", "That code is not right.")
+        await verify_otp(ctx, member, otp, trusted_device=trusted_device)
+    elif not trusted_device:
+        await _clear_failures(member)
+    return member
+
+
+async def verify_otp(
+    ctx: InboxContext, member: Participant, code: str, *, trusted_device: bool = False
+) -> None:
+    """The second factor (API sign-in and the web page's code step). A wrong code counts towards the same
+    lockout as a wrong password: with the password known, the six digits are all that is left to guess."""
+    now = ctx.clock.now()
+    if not trusted_device and member.locked_until is not None and member.locked_until > now:
+        raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
+    if not totp_matches(member, code, ctx):
+        if not trusted_device:
+            await _count_failure(member, now)
+        raise Unauthenticated("invalid_otp", "That code is not right.")
+    if not trusted_device:
+        # A trusted device's success does not clear the count: someone else may be guessing meanwhile.
+        await _clear_failures(member)
+
+
+async def _count_failure(member: Participant, now: datetime) -> None:
+    member.failed_logins += 1
+    if member.failed_logins >= LOCKOUT_AFTER:
+        member.locked_until = now + timedelta(seconds=LOCKOUT_S)
+        member.failed_logins = 0
+    await member.save(update_fields=["failed_logins", "locked_until"])
+
+
+async def _clear_failures(member: Participant) -> None:
     if member.failed_logins or member.locked_until:
         member.failed_logins = 0
         member.locked_until = None
         await member.save(update_fields=["failed_logins", "locked_until"])
-    return member
+
+
+DEVICE_TOKEN_PREFIX = "smd_"  # noqa: S105 - a label, not a secret
+
+
+def _device_mac(ctx: InboxContext, email: str, nonce: str) -> str:
+    message = f"device-trust:{email.strip().lower()}:{nonce}".encode()
+    return hmac.new(ctx.secret, message, hashlib.sha256).hexdigest()
+
+
+def device_token_for(ctx: InboxContext, email: str) -> str:
+    """A token that marks the device that just signed in to `email` as trusted for later sign-ins. Nothing is
+    stored: it is a random nonce and an HMAC over it and the address with the server secret."""
+    nonce = new_token(16)
+    return f"{DEVICE_TOKEN_PREFIX}{nonce}.{_device_mac(ctx, email, nonce)}"
+
+
+def device_token_valid(ctx: InboxContext, email: str, token: str | None) -> bool:
+    if not token or len(token) > 200 or not token.startswith(DEVICE_TOKEN_PREFIX):
+        return False
+    nonce, _, mac = token[len(DEVICE_TOKEN_PREFIX) :].partition(".")
+    return bool(nonce and mac) and hmac.compare_digest(mac.encode(), _device_mac(ctx, email, nonce).encode())
 
 
 async def start_totp_enrolment(member: Participant, issuer: str) -> str:
@@ -464,6 +536,33 @@ def totp_matches(member: Participant, code: str, ctx: InboxContext) -> bool:
     if not member.totp_secret:
         return False
     return bool(pyotp.TOTP(member.totp_secret).verify(code, for_time=ctx.clock.now(), valid_window=1))
+
+
+def is_owner_level(principal: Principal) -> bool:
+    """The practice API key, or an account owner's token."""
+    member = principal.participant
+    return principal.is_api_key or (
+        member is not None and member.kind == TEAM and "account_owner" in member.role_set
+    )
+
+
+def check_team_change(
+    principal: Principal, target: Participant | None, roles: list[str] | None, sets_can_export: bool
+) -> None:
+    """Practice managers run the team, but not past their own rights: only the account owner (or the
+    practice's API key) changes an account owner's account, makes someone an account owner, or decides who
+    may export client data (R23). Otherwise a manager could reset the owner's password, or give themself
+    the export and the audit log (R24)."""
+    if is_owner_level(principal):
+        return
+    if target is not None and "account_owner" in target.role_set:
+        raise Forbidden("owner_only", "Only the account owner can change an account owner's account.")
+    if roles is not None and "account_owner" in roles:
+        raise Forbidden("owner_only", "Only the account owner can make someone an account owner.")
+    if sets_can_export:
+        raise Forbidden(
+            "owner_only", "Only the account owner can allow a manager to export client data.", rule="R23"
+        )
 
 
 def require_manager(principal: Principal) -> None:

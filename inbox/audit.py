@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import random
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from tortoise.exceptions import IntegrityError
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Invalid
+from inbox.ids import id_from_text
 from inbox.messaging import ids_of
 from inbox.models import TEAM, AuditEvent, Participant
 
@@ -193,19 +195,22 @@ def parse_since(raw: str | None) -> datetime | None:
         return None
     try:
         at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, as stored: a time zone must not push 0001-01-01 or 9999-12-31 past what a date can be.
+        at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Invalid(
             "invalid_since", "since must be a date or time such as 2026-01-05T09:00:00Z.", field="since"
         ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at
 
 
 def parse_cursor(raw: str | None) -> int:
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 12:
+    value = id_from_text(raw)  # seq is a 32-bit column, like the ids
+    if value is None:
         raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
-    return int(raw)
+    return value
 
 
 async def list_events(
@@ -266,9 +271,9 @@ async def verify_chain(practice_id: int) -> ChainReport:
                 if row.seq > expected_seq
                 else f"seq {row.seq} is out of order"
             )
-        elif row.prev_hash != prev:
+        elif not hmac.compare_digest(row.prev_hash, prev):
             problem = f"its prev_hash is not the hash of row seq {row.seq - 1} (one of them was changed)"
-        elif row.hash != chain_hash(row.prev_hash, row_fields(row)):
+        elif not hmac.compare_digest(row.hash, chain_hash(row.prev_hash, row_fields(row))):
             problem = "its hash does not match its contents (the row was changed)"
         if problem is not None:
             report.bad_row_id, report.bad_seq, report.problem = row.id, row.seq, problem

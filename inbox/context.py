@@ -22,3 +22,6 @@ class InboxContext:
     app_link_scheme: str = "securemsg"
     # Sends share transactions through this (inbox.groupcommit); one per process and event loop.
     writes: GroupCommit = field(default_factory=GroupCommit)
+    # How long a dispatcher's claim on an outbox row holds before another worker may take the row (a
+    # worker killed mid-batch leaves its claims behind).
+    outbox_lease_s: int = 120

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.migrations.api import migrate as _migrate
 
 from inbox import rawsql
@@ -14,18 +18,60 @@ MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
 
 
+# The database drivers' DEBUG records carry every statement's values: CSRF tokens, TOTP and webhook secrets,
+# device tokens, names and addresses. Whatever level a process logs at, those records are dropped: nothing
+# secret is ever logged (docs/security.md).
+SQL_LOGGERS = ("tortoise.db_client", "aiosqlite")
+
+
+class _NoDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO
+
+
+_NO_DEBUG = _NoDebug()
+
+
+def keep_values_out_of_logs() -> None:
+    for name in SQL_LOGGERS:
+        logger = logging.getLogger(name)
+        if _NO_DEBUG not in logger.filters:
+            logger.addFilter(_NO_DEBUG)
+
+
 def _ensure_sqlite_dir(url: str) -> None:
     if url.startswith("sqlite://") and ":memory:" not in url:
         path = url[len("sqlite://") :].split("?", 1)[0]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
+# "The database is not there right now": the server is down or restarting, a connection was cut, or a
+# call took longer than the timeout. Requests that meet one answer 503 with Retry-After (gateway.middleware);
+# the connection pool opens new connections by itself once the database is back.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBConnectionError,
+    OperationalError,  # SQLite: "database is locked"
+    asyncpg.PostgresConnectionError,  # class 08: the connection was lost or could not be made
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+    ConnectionError,
+    OSError,  # connection refused; TimeoutError (a call over the timeout) is an OSError too
+)
+
+
+def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+    """`timeout_s` (PostgreSQL): how long connecting, and then any one statement, may take before it fails
+    (a database that stopped answering must not hold requests forever). Unset for migrations, which may
+    rightly run long."""
     url = database_url
     if url.startswith("postgres://") and "maxsize" not in url:
         url += ("&" if "?" in url else "?") + "minsize=1&maxsize=10"
+    connection: str | dict[str, Any] = url
+    if timeout_s is not None and url.startswith(("postgres://", "asyncpg://")):
+        connection = expand_db_url(url)
+        connection["credentials"] |= {"timeout": timeout_s, "command_timeout": timeout_s}
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],
@@ -40,6 +86,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 async def migrate(database_url: str) -> None:
     """Bring the schema up to date; idempotent."""
+    keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     try:
         await _migrate(config=tortoise_config(database_url))
@@ -47,11 +94,14 @@ async def migrate(database_url: str) -> None:
         await Tortoise.close_connections()
 
 
-async def connect(database_url: str) -> None:
+async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
+    keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     # The global fallback lets aiohttp's request tasks, which do not inherit the start-up task's context,
     # see the connections opened here.
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await Tortoise.init(
+        config=tortoise_config(database_url, timeout_s=timeout_s), _enable_global_fallback=True
+    )
 
 
 async def disconnect() -> None:

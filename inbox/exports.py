@@ -35,6 +35,7 @@ from tortoise.transactions import in_transaction
 from inbox import outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound
+from inbox.ids import is_id
 from inbox.messaging import ids_of, iso
 from inbox.models import (
     CLIENT,
@@ -96,9 +97,11 @@ async def request_export(
             raise Invalid(
                 "missing_field", 'clinician_id is required for scope "clinician".', field="clinician_id"
             )
-        clinician = await Participant.filter(
-            id=clinician_id, practice_id=actor.practice_id, kind=TEAM
-        ).first()
+        clinician = None
+        if is_id(clinician_id):
+            clinician = await Participant.filter(
+                id=clinician_id, practice_id=actor.practice_id, kind=TEAM
+            ).first()
         if clinician is None or "clinician" not in clinician.role_set:
             raise Invalid(
                 "unknown_clinician",
@@ -395,7 +398,7 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
 async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:
     """Extend this worker's lease on the job while the zip is written, so that a long export is not taken
     over by a second worker; False when the job is no longer ours."""
-    until = ctx.clock.now() + timedelta(seconds=outbox.LEASE_S)
+    until = ctx.clock.now() + timedelta(seconds=ctx.outbox_lease_s)
     return bool(
         await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
             claimed_until=until

@@ -9,6 +9,7 @@ publish after its transaction has committed.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from tortoise.transactions import in_transaction
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -250,6 +252,8 @@ async def open_conversation(
             f"A conversation holds at most {MAX_PARTICIPANTS} people.",
             field="participant_ids",
         )
+    if not all(is_id(i) for i in ids):
+        raise NotFound("participant")
     others = list(await Participant.filter(id__in=list(ids), practice_id=actor.practice_id).order_by("id"))
     if len(others) != len(ids):
         raise NotFound("participant")
@@ -318,9 +322,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         ts, cid = raw.split(":")
         from datetime import UTC
 
-        return datetime.fromtimestamp(float(ts), UTC), int(cid)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor") from None
+        at, conv_id = datetime.fromtimestamp(float(ts), UTC), int(cid)
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError):
+        at, conv_id = None, 0
+    if at is None or not is_id(conv_id):
+        raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
+    return at, conv_id
 
 
 async def list_conversations(
@@ -435,7 +442,10 @@ async def mark_read(
 ) -> tuple[int, Outcome]:
     """R15: reading a conversation up to a message clears its part of the unread count."""
     conv = await _conversation_for(actor, conversation_id)
-    if not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists():
+    if (
+        not is_id(up_to_message_id, big=True)
+        or not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists()
+    ):
         raise NotFound("message")
     async with in_transaction():
         member = await ConversationMember.get(conversation_id=conv.id, participant_id=actor.id)
@@ -563,8 +573,15 @@ async def set_away(ctx: InboxContext, actor: Participant, enabled: bool, message
 # --- the recipient picker ----------------------------------------------------------------------------
 
 
-async def recipients(actor: Participant, q: str | None, limit: int = 20) -> list[dict[str, Any]]:
-    """People the actor may message: recently messaged first, then matches for `q`."""
+async def recipients(
+    actor: Participant, q: str | None, limit: int = 20, *, include_disabled: bool = False
+) -> list[dict[str, Any]]:
+    """People the actor may message: recently messaged first, then matches for `q`.
+
+    With `include_disabled`, clients whose own messaging is off but whom the actor could message once it
+    is on are listed too, with `messaging_enabled: false` and `can_enable` (owners and managers may turn
+    it on, R4), so the picker can offer "Enable Secure Messaging".
+    """
     recent_convs = await ids_of(
         ConversationMember.filter(participant_id=actor.id).order_by("-last_activity_at").limit(50),
         "conversation_id",
@@ -600,12 +617,27 @@ async def recipients(actor: Participant, q: str | None, limit: int = 20) -> list
     facts = await load_facts(actor.practice_id, [actor, *[p for p, _ in candidates]])
     me = facts.party(actor)
     out = []
+    can_enable = actor.kind == TEAM and bool({"account_owner", "practice_manager"} & actor.role_set)
     for p, is_recent in candidates:
-        if may_message_directly(
-            me, facts.party(p), flags=facts.flags, grants=facts.grants, clients=facts.client_parties()
-        ):
+        target = facts.party(p)
+        allowed = may_message_directly(
+            me, target, flags=facts.flags, grants=facts.grants, clients=facts.client_parties()
+        )
+        enabled = True
+        if not allowed and include_disabled and p.kind == CLIENT and not p.messaging_enabled:
+            # Would it work once the client's own messaging is on? Then offer to turn it on.
+            turned_on = dataclasses.replace(target, messaging_enabled=True)
+            clients = facts.client_parties() | {p.id: turned_on}
+            allowed = may_message_directly(
+                me, turned_on, flags=facts.flags, grants=facts.grants, clients=clients
+            )
+            enabled = False
+        if allowed:
             item = participant_json(p)
             item["recent"] = is_recent
+            if include_disabled:
+                item["messaging_enabled"] = enabled
+                item["can_enable"] = can_enable and not enabled
             out.append(item)
         if len(out) >= limit:
             break

@@ -98,7 +98,9 @@ async def cancel_for_message(ctx: InboxContext, message_id: int) -> int:
 
 # --- claiming and finishing (the dispatcher's storage side) -------------------------------------------
 
-LEASE_S = 120  # a claim a dead worker left behind expires after this long and the row is taken again
+# A claim a dead worker left behind expires after this long and the row is taken again (the default of
+# `ctx.outbox_lease_s`, SECUREMSG_OUTBOX_LEASE_S).
+LEASE_S = 120
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 3600.0
 GIVE_UP_AFTER_S = 24 * 3600.0
@@ -121,7 +123,7 @@ async def claim_due_jobs(
 
     conn = Tortoise.get_connection("default")
     now = ctx.clock.now()
-    until = now + timedelta(seconds=LEASE_S)
+    until = now + timedelta(seconds=ctx.outbox_lease_s)
     pg = conn.capabilities.dialect == "postgres"
     ph = (lambda i: f"${i}") if pg else (lambda i: "?")
     kind_sql = ""
@@ -153,7 +155,7 @@ async def claim_rows(ctx: InboxContext, worker_id: str, ids: Sequence[int]) -> l
     now = ctx.clock.now()
     await OutboxJob.filter(
         Q(claimed_until=None) | Q(claimed_until__lt=now), id__in=list(ids), status="pending"
-    ).update(claimed_by=worker_id, claimed_until=now + timedelta(seconds=LEASE_S))
+    ).update(claimed_by=worker_id, claimed_until=now + timedelta(seconds=ctx.outbox_lease_s))
     return list(await OutboxJob.filter(id__in=list(ids), claimed_by=worker_id, status="pending"))
 
 

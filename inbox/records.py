@@ -17,8 +17,11 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
+
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.ids import id_from_text, is_id
 from inbox.messaging import ids_of, iso, participant_json
 from inbox.models import (
     CLIENT,
@@ -99,7 +102,7 @@ def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
     if raw is None or not raw.strip():
         return []
     parts = [p.strip() for p in raw.split(",") if p.strip()]
-    if len(parts) > MAX_FILTER_IDS or not all(p.isdigit() and len(p) <= 18 for p in parts):
+    if len(parts) > MAX_FILTER_IDS or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
         raise Invalid(
             "invalid_query",
             f"{field} must be up to {MAX_FILTER_IDS} participant ids separated by commas.",
@@ -108,12 +111,14 @@ def parse_id_list(raw: str | None, field: str = "participants") -> list[int]:
     return sorted({int(p) for p in parts})
 
 
-def parse_message_cursor(raw: str | None) -> int:
+def parse_message_cursor(raw: str | None, *, big: bool = True) -> int:
+    """A page cursor: the id of the last row of the previous page (a message's, unless big=False)."""
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 18:
+    value = id_from_text(raw, big=big)
+    if value is None:
         raise Invalid("invalid_cursor", "cursor is not one this server gave out.", field="cursor")
-    return int(raw)
+    return value
 
 
 async def _members_by_conversation(conv_ids: Iterable[int]) -> dict[int, list[Participant]]:
@@ -204,7 +209,7 @@ async def create_chart_note(
     it was removed because it should not have been sent here, so it does not go into the client's chart."""
     client = await client_for_records(actor, client_id)
     ids = sorted(set(message_ids))
-    if any(not 0 < i < 2**62 for i in ids):
+    if not all(is_id(i, big=True) for i in ids):
         raise Invalid("invalid_field", "message_ids must be message ids.", field="message_ids")
     if not ids:
         raise Invalid("no_messages", "message_ids must name at least one message.", field="message_ids")
@@ -269,3 +274,30 @@ async def list_chart_notes(
         "items": [chart_note_json(ctx, r, authors.get(r.author_id)) for r in rows],
         "next_cursor": str(rows[-1].id) if more and rows else None,
     }
+
+
+# --- for the records page ----------------------------------------------------------------------------
+
+
+async def clients_with_record_access(actor: Participant) -> list[Participant]:
+    """The clients whose records this team member may read (R21), by name: every client for the account
+    owner; otherwise the clients the member is primary clinician of or has been granted access to."""
+    if actor.kind != TEAM:
+        return []
+    query = Participant.filter(practice_id=actor.practice_id, kind=CLIENT)
+    if "account_owner" not in actor.role_set:
+        granted = await ids_of(ClientAccess.filter(team_member_id=actor.id), "client_id")
+        query = query.filter(Q(primary_clinician_id=actor.id) | Q(id__in=granted))
+    return list(await query.order_by("name", "id").limit(1000))
+
+
+async def record_participants(actor: Participant, client_id: int) -> tuple[Participant, list[Participant]]:
+    """The client (access checked as for its transcripts) and everyone who appears in its conversations:
+    the client, then its contacts, then team members, each group by name. No message is read here."""
+    client = await client_for_records(actor, client_id)
+    conv_ids = await ids_of(Conversation.filter(practice_id=actor.practice_id, client_id=client.id), "id")
+    people_ids = await ids_of(ConversationMember.filter(conversation_id__in=conv_ids), "participant_id")
+    people = list(await Participant.filter(id__in=list(set(people_ids) | {client.id})))
+    order = {CLIENT: 0, "contact": 1, TEAM: 2}
+    people.sort(key=lambda p: (order.get(p.kind, 3), p.name.lower(), p.id))
+    return client, people

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hmac
 import http.client
 import urllib.error
 import urllib.parse
@@ -109,8 +110,13 @@ class AccessTokens:
     async def invalidate(self, rejected: str) -> str:
         """The server refused `rejected`: get a new token, unless someone already replaced it."""
         async with self._lock:
-            if self._token is not None and self._token != rejected and self._clock() < self._refresh_at:
-                return self._token
+            token = self._token
+            if (
+                token is not None
+                and not hmac.compare_digest(token, rejected)
+                and self._clock() < self._refresh_at
+            ):
+                return token
             return await self._refresh()
 
     async def _refresh(self) -> str:

@@ -1,15 +1,23 @@
-// The portal works without this file; it only adds comfort: local times, a character counter near the
-// limit, the newest message in view, and no double submits.
+// The portal works without this file; it adds comfort: local times, a character counter near the limit,
+// Enter to send (Shift+Enter for a new line), the newest message in view, no double submits, and live
+// pages: when the websocket says a message arrived or was removed, or a team member's away banner changed,
+// the part of the page that shows it (#live) is read again from the server and swapped in. The server
+// stays the one renderer of the portal; the reply box is never replaced, so nothing typed is lost.
 (function () {
   "use strict";
-  document.querySelectorAll("time[datetime]").forEach(function (el) {
-    var at = new Date(el.getAttribute("datetime"));
-    if (!isNaN(at.getTime())) {
-      el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    }
-  });
+
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var at = new Date(el.getAttribute("datetime"));
+      if (!isNaN(at.getTime())) {
+        el.textContent = at.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+      }
+    });
+  }
+  localTimes(document);
 
   var box = document.getElementById("body");
+  var form = document.getElementById("reply");
   var counter = document.querySelector("[data-counter-for='body']");
   if (box && counter) {
     var update = function () {
@@ -19,18 +27,87 @@
     box.addEventListener("input", update);
     update();
   }
-
-  var messages = document.querySelectorAll(".thread .message");
-  if (messages.length && !window.location.hash) {
-    messages[messages.length - 1].scrollIntoView({ block: "nearest" });
+  if (box && form) {
+    var hint = document.getElementById("reply-hint");
+    if (hint) hint.hidden = false;
+    box.addEventListener("keydown", function (ev) {
+      if (ev.key !== "Enter" || ev.shiftKey || ev.altKey || ev.ctrlKey || ev.metaKey || ev.isComposing) return;
+      ev.preventDefault();
+      if (box.value.trim()) form.requestSubmit();
+    });
   }
 
-  document.querySelectorAll("form").forEach(function (form) {
-    form.addEventListener("submit", function () {
-      var button = form.querySelector("button[type='submit']");
+  function newestInView() {
+    var messages = document.querySelectorAll(".thread .message");
+    if (messages.length) messages[messages.length - 1].scrollIntoView({ block: "nearest" });
+  }
+  if (!window.location.hash) newestInView();
+
+  document.querySelectorAll("form").forEach(function (f) {
+    f.addEventListener("submit", function () {
+      var button = f.querySelector("button[type='submit']");
       if (button) {
         window.setTimeout(function () { button.disabled = true; }, 0);
       }
     });
+  });
+
+  // --- live ---------------------------------------------------------------------------------------
+  var live = document.getElementById("live");
+  var Live = window.Live;
+  if (!live || !Live || !Live.me) return;
+  var conversationId = Number(live.dataset.conversation || 0);
+  if (conversationId && live.dataset.latest !== "1") return;  // an older page of a conversation stays still
+
+  var waiting = false;
+  var timer = 0;
+  async function refresh() {
+    if (document.hidden) {  // reading marks messages read: wait until the page is seen
+      waiting = true;
+      return;
+    }
+    var resp;
+    try {
+      resp = await fetch(location.pathname + location.search, {
+        credentials: "same-origin", headers: { Accept: "text/html" },
+      });
+    } catch (e) {
+      return;
+    }
+    if (!resp.ok || resp.redirected) {  // signed out, or the conversation is gone
+      location.reload();
+      return;
+    }
+    var doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+    var fresh = doc.getElementById("live");
+    if (!fresh) return;
+    var before = live.querySelectorAll(".thread .message").length;
+    live.replaceChildren.apply(live, Array.from(fresh.childNodes));
+    localTimes(live);
+    var after = live.querySelectorAll(".thread .message").length;
+    if (after > before) {
+      newestInView();
+      Live.toast("New message");
+    }
+  }
+  function soon() {
+    clearTimeout(timer);
+    timer = setTimeout(refresh, 150);
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && waiting) {
+      waiting = false;
+      soon();
+    }
+  });
+  Live.onReconnect(soon);
+  Live.onEvent(function (e) {
+    if (e.type === "away") {
+      soon();
+    } else if (e.type === "message.created" || e.type === "message.removed") {
+      if (!conversationId || e.conversation_id === conversationId) soon();
+    } else if (e.type === "conversation.read" && !conversationId) {
+      soon();
+    }
   });
 })();

@@ -389,3 +389,19 @@ async def test_health_and_ready(api):
     assert (await api.get("/healthz"))[0] == 200
     status, body = await api.get("/readyz")
     assert status == 200 and body["checks"]["database"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("GET", "/conversations/99999999999", None),
+        ("GET", "/conversations/99999999999/messages", None),
+        ("POST", "/conversations/99999999999/messages", {"body": "x"}),
+        ("POST", "/conversations", {"participant_ids": [99999999999]}),
+        ("DELETE", "/messages/999999999999999", None),
+    ],
+)
+async def test_ids_past_the_column_range_are_404_not_5xx(api, cast, method, path, payload):
+    status, body = await api.call(method, path, payload, cast.tok("clinician"))
+    assert status == 404, body
+    assert body["error"]["code"] == "not_found"

@@ -214,7 +214,13 @@ async def test_pages_follow_the_csp_no_inline_script_or_style(client, api, cast,
         assert re.findall(r"<script(?![^>]*\bsrc=)", html) == []
         assert " style=" not in html and "<style" not in html
         assert 'name="viewport"' in html
-    for asset, kind in (("/static/portal.css", "text/css"), ("/static/portal.js", "javascript")):
+    # One stylesheet for the portal and the team pages (issue 5); portal.js and the shared live.js.
+    assets = (
+        ("/static/app.css", "text/css"),
+        ("/static/portal.js", "javascript"),
+        ("/static/live.js", "javascript"),
+    )
+    for asset, kind in assets:
         resp = await client.get(asset)
         assert resp.status == 200 and kind in resp.headers["Content-Type"]
 

@@ -125,3 +125,40 @@ async def test_a_socket_that_stops_reading_does_not_stall_others(client, cast):
     assert closed
     await reader.close()
     await stalled.close()
+
+
+async def test_shutdown_closes_open_sockets_at_once(client, cast):
+    """An open socket must not hold a graceful shutdown (Ctrl+C, a deploy) for its whole timeout."""
+    import time
+
+    from aiohttp import WSMsgType
+
+    ws = await connect(client, cast.tok("clinician"))
+    started = time.monotonic()
+    await asyncio.wait_for(client.server.close(), timeout=10)
+    assert time.monotonic() - started < 5
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
+
+
+async def test_a_socket_too_far_behind_in_bytes_is_dropped_from_the_hub_at_once(client, cast):
+    """Few but large frames: the byte cap, not the frame count, cuts the socket off; its queue goes with it."""
+    from gateway.realtime import QUEUE_BYTES, QUEUE_LIMIT
+
+    hub = client.server.app[HUB]
+    stalled = await connect(client, cast.tok("clinician2"))  # never reads again
+    pid = cast.id("clinician2")
+    [sub] = hub._subs[pid]
+    frame_pad = "y" * (QUEUE_BYTES // 8)
+    sent = 0
+    while hub.connected() and sent < QUEUE_LIMIT:
+        hub.deliver_local([pid], {"type": "blob", "n": sent, "pad": frame_pad})
+        sent += 1
+    assert hub.connected() == 0 and hub.dropped_slow == 1
+    assert sent < 64  # cut off by bytes, long before the frame limit
+    assert sub.queue.empty() and sub.queued_bytes == 0
+    while True:
+        msg = await stalled.receive(timeout=10)
+        if msg.type.name in ("CLOSE", "CLOSED", "CLOSING", "ERROR"):
+            break
+    await stalled.close()

@@ -1,0 +1,146 @@
+// Shared by every signed-in page, the team's and the portal's: the JSON API (session cookie + the session's
+// CSRF token), the live event stream over the websocket (with reconnects), the team's unread bubble and
+// "(Away)" flag in the top bar, and a status line. Plain script, no build step; the pages' CSP allows
+// scripts from this site only.
+(function () {
+  "use strict";
+
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = meta ? meta.content : "";
+  const me = Number(document.body.dataset.me || 0);
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  function signInAgain() {
+    if (document.body.classList.contains("portal")) {
+      location.assign("/portal/sign-in");
+      return;
+    }
+    const next = location.pathname + location.search;
+    location.assign("/?" + new URLSearchParams({ next: next, notice: "expired" }));
+  }
+
+  async function api(method, path, body) {
+    const opts = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch("/api/v1" + path, opts);
+    } catch (e) {
+      throw new ApiError(0, "network", "The server cannot be reached. Check your connection and try again.");
+    }
+    let data = null;
+    try {
+      data = await resp.json();
+    } catch (e) {
+      data = null;
+    }
+    if (resp.status === 401) {
+      signInAgain();
+      throw new ApiError(401, "unauthenticated", "Your session has ended.");
+    }
+    if (!resp.ok) {
+      const err = (data && data.error) || {};
+      throw new ApiError(resp.status, err.code || "error", err.message || "Something went wrong; please try again.");
+    }
+    return data;
+  }
+
+  const toastEl = document.getElementById("toast");
+  let toastTimer = 0;
+  function toast(text, kind) {
+    if (!toastEl) return;
+    toastEl.textContent = text;
+    toastEl.dataset.kind = kind || "info";
+    toastEl.classList.add("show");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { toastEl.classList.remove("show"); }, 6000);
+  }
+  function showError(e) {
+    toast(e && e.message ? e.message : "Something went wrong; please try again.", "error");
+  }
+
+  // --- top bar -------------------------------------------------------------------------------------
+  const bubble = document.querySelector("[data-unread-total]");
+  const awayFlag = document.querySelector("[data-away-flag]");
+  const baseTitle = document.title;
+
+  function setUnread(n) {
+    if (bubble) {
+      bubble.querySelector("[data-count]").textContent = n > 99 ? "99+" : String(n);
+      bubble.hidden = !n;
+    }
+    document.title = n ? "(" + n + ") " + baseTitle : baseTitle;
+  }
+  function setAwayFlag(on) {
+    if (awayFlag) awayFlag.hidden = !on;
+  }
+
+  // --- live events ---------------------------------------------------------------------------------
+  const listeners = [];
+  const reconnectListeners = [];
+  let failures = 0;
+  let everOpen = false;
+
+  function connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws";
+    const ws = new WebSocket(url);
+    ws.addEventListener("open", function () {
+      if (everOpen) reconnectListeners.forEach(function (fn) { fn(); });  // catch up on what was missed
+      everOpen = true;
+      failures = 0;
+      document.body.dataset.live = "on";
+    });
+    ws.addEventListener("message", function (ev) {
+      let event;
+      try {
+        event = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (event.type === "unread") setUnread(event.unread_total);
+      if (event.type === "away" && event.participant_id === me) setAwayFlag(event.enabled);
+      listeners.forEach(function (fn) { fn(event); });
+    });
+    ws.addEventListener("close", function () {
+      document.body.dataset.live = "off";
+      failures += 1;
+      const wait = Math.min(30000, 1000 * Math.pow(2, Math.min(failures - 1, 5)));
+      setTimeout(async function () {
+        if (failures >= 3) {
+          // Several failed attempts in a row: perhaps the session has ended (api() then signs in again).
+          try {
+            await api("GET", "/me");
+          } catch (e) {
+            if (e.status === 401) return;
+          }
+        }
+        connect();
+      }, wait);
+    });
+  }
+
+  window.Live = {
+    api: api,
+    ApiError: ApiError,
+    toast: toast,
+    showError: showError,
+    me: me,
+    setUnread: setUnread,
+    setAwayFlag: setAwayFlag,
+    onEvent: function (fn) { listeners.push(fn); },
+    onReconnect: function (fn) { reconnectListeners.push(fn); },
+  };
+
+  if (me) connect();
+})();

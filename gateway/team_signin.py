@@ -1,0 +1,291 @@
+"""The team's sign-in (password, then the TOTP code when enrolled), sign-out and TOTP enrolment pages.
+
+Before there is a session, the sign-in forms carry a CSRF nonce that must match a cookie (double submit),
+so another site cannot sign a browser in to an account of its choosing. It is the portal's pre-session
+cookie (gateway.portal_session): one such cookie per browser, whichever sign-in page set it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import segno
+from aiohttp import web
+from markupsafe import Markup
+
+from gateway.auditing import audit_request
+from gateway.auth import SESSION_COOKIE
+from gateway.keys import CONFIG, CTX
+from gateway.limits import client_ip, enforce
+from gateway.portal_session import FORM_COOKIE, form_csrf_ok, set_cookie
+from gateway.team_web import (
+    TeamSession,
+    chrome,
+    csrf_ok,
+    form_text,
+    redirect,
+    render,
+    safe_next,
+    set_session_cookie,
+    team_session,
+    to_sign_in,
+)
+from inbox import accounts, audit, signin
+from inbox.errors import Invalid, SlowDown, Unauthenticated
+from inbox.models import Participant
+
+routes = web.RouteTableDef()
+
+PENDING_COOKIE = "securemsg_signin"  # between the password and the code step
+PENDING_PATH = "/sign-in"
+
+_NOTICES = {
+    "signed_out": "You have signed out.",
+    "expired": "Your session has ended. Please sign in again.",
+    "restart": "That sign-in took too long. Please start again.",
+}
+
+
+def _form_page(
+    request: web.Request,
+    template: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    next_path: str | None = None,
+    **context: object,
+) -> web.Response:
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    if not form_csrf_ok(request, nonce):  # none yet, or not one this server makes
+        nonce = signin.new_form_nonce()
+    notice = _NOTICES.get(request.query.get("notice", ""))
+    resp = render(
+        request,
+        template,
+        status=status,
+        csrf=nonce,
+        error=error,
+        notice=notice,
+        next=next_path or safe_next(request.query.get("next")),
+        **context,
+    )
+    set_cookie(request, resp, FORM_COOKIE, nonce, 3600)
+    return resp
+
+
+def _slow_down(request: web.Request, exc: SlowDown, template: str, next_path: str) -> web.Response:
+    minutes = max(1, -(-exc.retry_after // 60))
+    error = f"Too many sign-in attempts. Please try again in {minutes} minute{'s' if minutes > 1 else ''}."
+    resp = _form_page(request, template, status=429, error=error, email="", next_path=next_path)
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+
+
+async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
+    ctx = request.app[CTX]
+    token = await signin.start_session(ctx, member, request.cookies.get(SESSION_COOKIE))
+    await audit.record_sign_in(ctx, member.email, member, None, client_ip(request))
+    resp = redirect(next_path)
+    set_session_cookie(request, resp, token)
+    resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+    return resp
+
+
+# --- password ----------------------------------------------------------------------------------------
+
+
+@routes.get("/")
+async def sign_in_page(request: web.Request) -> web.Response:
+    if await team_session(request) is not None:
+        return redirect(safe_next(request.query.get("next")))
+    resp = _form_page(request, "inbox/sign_in.html", email="")
+    if request.cookies.get(SESSION_COOKIE):  # a session that has ended: forget it
+        resp.del_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+@routes.post("/")
+async def sign_in(request: web.Request) -> web.Response:
+    form = await request.post()
+    next_path = safe_next(form_text(form, "next", 500))
+    email = form_text(form, "email", 254).strip()
+    if not form_csrf_ok(request, form_text(form, "csrf", 200)):
+        error = "The form had expired; please try again."
+        return _form_page(
+            request, "inbox/sign_in.html", status=403, error=error, email=email, next_path=next_path
+        )
+    ctx = request.app[CTX]
+    try:
+        # The same limits as the API's sign-in: per address tried and per IP (issue 6's limiter).
+        await enforce(request, "login", email)
+    except SlowDown as exc:
+        return _slow_down(request, exc, "inbox/sign_in.html", next_path)
+    try:
+        step = await signin.check_password(ctx, email, form_text(form, "password", 256))
+    except Unauthenticated as exc:
+        await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
+        return _form_page(
+            request, "inbox/sign_in.html", status=401, error=exc.message, email=email, next_path=next_path
+        )
+    if not step.needs_code:
+        return await _signed_in(request, step.member, next_path)
+    resp = redirect("/sign-in/code?" + urlencode({"next": next_path}))
+    resp.set_cookie(
+        PENDING_COOKIE,
+        signin.pending_signin_ticket(request.app[CTX], step.member),
+        max_age=signin.PENDING_SIGNIN_TTL_S,
+        path=PENDING_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=request.app[CONFIG].cookie_secure,
+    )
+    return resp
+
+
+# --- the code ----------------------------------------------------------------------------------------
+
+
+def _restart(request: web.Request) -> web.Response:
+    resp = redirect("/?" + urlencode({"notice": "restart", "next": safe_next(request.query.get("next"))}))
+    resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+    return resp
+
+
+@routes.get("/sign-in/code")
+async def code_page(request: web.Request) -> web.Response:
+    if signin.read_pending_signin(request.app[CTX], request.cookies.get(PENDING_COOKIE)) is None:
+        return _restart(request)
+    return _form_page(request, "inbox/sign_in_code.html")
+
+
+@routes.post("/sign-in/code")
+async def sign_in_code(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    form = await request.post()
+    member_id = signin.read_pending_signin(ctx, request.cookies.get(PENDING_COOKIE))
+    if member_id is None:
+        return _restart(request)
+    next_path = safe_next(form_text(form, "next", 500))
+    if not form_csrf_ok(request, form_text(form, "csrf", 200)):
+        error = "The form had expired; please try again."
+        return _form_page(request, "inbox/sign_in_code.html", status=403, error=error, next_path=next_path)
+    pending = await signin.pending_member(member_id)
+    if pending is None:
+        return _restart(request)
+    try:
+        await enforce(request, "login", pending.email)
+    except SlowDown as exc:
+        return _slow_down(request, exc, "inbox/sign_in_code.html", next_path)
+    try:
+        member = await signin.check_code(ctx, pending, form_text(form, "code", 20))
+    except Unauthenticated as exc:
+        await audit.record_sign_in(ctx, pending.email, None, exc.code, client_ip(request))
+        if exc.code == "invalid_otp":
+            error = "That code is not right. Check your authenticator app and try again."
+            return _form_page(
+                request, "inbox/sign_in_code.html", status=401, error=error, next_path=next_path
+            )
+        resp = _form_page(
+            request, "inbox/sign_in.html", status=401, error=exc.message, email="", next_path=next_path
+        )
+        resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+        return resp
+    return await _signed_in(request, member, next_path)
+
+
+async def _expired(request: web.Request, session: TeamSession) -> web.Response:
+    text = "The page had expired. Go back, reload it and try again."
+    top = await chrome(request, session)
+    return render(request, "inbox/problem.html", status=403, **top, title="Please try again", text=text)
+
+
+# --- sign out ----------------------------------------------------------------------------------------
+
+
+@routes.post("/sign-out")
+async def sign_out(request: web.Request) -> web.Response:
+    session = await team_session(request)
+    if session is not None:
+        form = await request.post()
+        if not csrf_ok(session.csrf, form):
+            return await _expired(request, session)
+        await accounts.revoke_token(request.app[CTX], session.principal)
+        await audit_request(request, session.principal, "auth.logout")
+    resp = redirect("/?notice=signed_out")
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    return resp
+
+
+# --- TOTP enrolment ----------------------------------------------------------------------------------
+
+
+def _qr(uri: str) -> Markup:
+    svg = segno.make(uri, error="m").svg_inline(scale=5, border=2, svgclass="qr", omitsize=True)
+    return Markup(svg)  # noqa: S704 - segno's own SVG output: paths only, no text from the user
+
+
+async def _enrolment_page(
+    request: web.Request, session: TeamSession, enrolment: signin.Enrolment, *, error: str | None, status: int
+) -> web.Response:
+    return render(
+        request,
+        "inbox/two_step.html",
+        status=status,
+        **await chrome(request, session),
+        enrolment=enrolment,
+        qr=_qr(enrolment.uri),
+        error=error,
+        enabled=session.member.totp_enabled,
+        done=False,
+    )
+
+
+@routes.get("/settings/two-step")
+async def two_step_page(request: web.Request) -> web.Response:
+    session = await team_session(request)
+    if session is None:
+        return to_sign_in(request)
+    if session.member.totp_enabled and request.query.get("new") != "1":
+        return render(
+            request,
+            "inbox/two_step.html",
+            **await chrome(request, session),
+            enabled=True,
+            done=request.query.get("done") == "1",
+            enrolment=None,
+            qr=None,
+            error=None,
+        )
+    enrolment = await signin.new_enrolment(request.app[CTX], session.member, session.principal.token_id)
+    return await _enrolment_page(request, session, enrolment, error=None, status=200)
+
+
+@routes.post("/settings/two-step")
+async def two_step_confirm(request: web.Request) -> web.Response:
+    session = await team_session(request)
+    if session is None:
+        return to_sign_in(request)
+    ctx = request.app[CTX]
+    form = await request.post()
+    if not csrf_ok(session.csrf, form):
+        return await _expired(request, session)
+    try:
+        enrolment = await signin.pending_enrolment(
+            ctx,
+            session.member,
+            session.principal.token_id,
+            form_text(form, "secret", 64),
+            form_text(form, "expires", 20),
+            form_text(form, "signature", 64),
+        )
+    except Invalid:
+        fresh = await signin.new_enrolment(ctx, session.member, session.principal.token_id)
+        return await _enrolment_page(
+            request, session, fresh, error="The set-up had expired. Scan this new code.", status=422
+        )
+    try:
+        await signin.confirm_enrolment(ctx, session.member, enrolment, form_text(form, "code", 20))
+    except Invalid as exc:
+        return await _enrolment_page(request, session, enrolment, error=exc.message, status=422)
+    await audit_request(request, session.member, "totp.enrol", "participant", session.member.id)
+    return redirect("/settings/two-step?done=1")
