@@ -1,12 +1,13 @@
 """The dispatcher against a large stored history, and emails per second to the SMTP fake.
 
-    python -m bench.dispatch [--history 1000,1000000] [--due 300] [--emails 1000]
+    python -m bench.dispatch [--history 1000,1000000] [--due 100] [--rounds 5] [--emails 1000]
 
 1. Tick cost: a practice whose clients already have H stored messages (each with its outbox rows done
-   long ago: the history is bulk-inserted with SQL, not sent through the API), then `--due` new messages
-   sent through the real send path; the dispatcher's ticks (`Dispatcher.run_once`: claim up to 100 due rows,
-   plan, send the emails over SMTP, settle the rows) are timed until nothing is due, then again after the
-   unread-email delay. Goal (issue #7): the cost with 1,000,000 stored messages within 1.2× of the cost with
+   long ago: the history is bulk-inserted with SQL, not sent through the API). Each round sends `--due` new
+   messages through the real send path and times the dispatcher's ticks (`Dispatcher.run_once`: claim up to
+   100 due rows, plan, send the emails over SMTP, settle the rows) until nothing is due, then again after
+   the unread-email delay; the figure is the median over the rounds (a first round warms the caches and
+   is not counted) of milliseconds per 100 rows handled. Goal (issue #7): the cost with 1,000,000 stored messages within 1.2× of the cost with
    1,000 — work proportional to what is due, not to what is stored. The history is concentrated on the same
    clients who get the new messages, the worst case for any query that is not bounded by an index.
 2. Emails per second: `--emails` clients get one message each; the dispatcher sends the emails to the SMTP
@@ -228,7 +229,7 @@ async def started_app(config: Config, clock: FakeClock) -> web.AppRunner:
     return runner
 
 
-async def tick_cost(backend: str, history: int, due: int, smtp_port: int) -> dict[str, Any]:
+async def tick_cost(backend: str, history: int, due: int, rounds: int, smtp_port: int) -> dict[str, Any]:
     var = Path(tempfile.mkdtemp(prefix=f"bench-dispatch-{backend}-"))
     url = f"sqlite://{var}/securemsg.sqlite3" if backend == "sqlite" else await fresh_pg_database()
     try:
@@ -246,27 +247,35 @@ async def tick_cost(backend: str, history: int, due: int, smtp_port: int) -> dic
             app = runner.app
             ctx = app[CTX]
             stored = await OutboxJob.all().count()
-            for i in range(due):
-                k = i % len(cast.conversations)
-                await messaging.send_message(ctx, cast.clinician, cast.conversations[k], f"new {i}")
-            at_once = await run_ticks(app)  # new-message emails (R16) and pushes
-            clock.advance(ctx.default_unread_delay_s + 1)
-            later = await run_ticks(app)  # the unread checks (R17), covered by the emails above
+            per_round: list[float] = []
+            ticks = rows = 0
+            for round_no in range(rounds + 1):  # the first round warms the caches and is not counted
+                for i in range(due):
+                    k = i % len(cast.conversations)
+                    await messaging.send_message(ctx, cast.clinician, cast.conversations[k], f"new {i}")
+                at_once = await run_ticks(app)  # new-message emails (R16) and pushes
+                clock.advance(ctx.default_unread_delay_s + 1)
+                later = await run_ticks(app)  # the unread checks (R17), covered by the emails above
+                clock.advance(3600)  # past the hourly throttle: every round does the same work
+                if round_no:
+                    spent = sum(at_once.times) + sum(later.times)
+                    per_round.append(spent / max(1, at_once.rows + later.rows) * 100 * 1000)
+                    ticks += len(at_once.times) + len(later.times)
+                    rows += at_once.rows + later.rows
             done = await OutboxJob.filter(kind="client_email", status="done", created_at__gte=NOW).count()
         finally:
             await runner.cleanup()
     finally:
         if backend != "sqlite":
             await drop_pg_database(url)
-    every = at_once.times + later.times
     return {
         "history": history,
         "stored_outbox_rows": stored,
         "insert_s": insert_s,
-        "ticks": len(every),
-        "rows": at_once.rows + later.rows,
-        "tick_ms_median": statistics.median(every) * 1000 if every else float("nan"),
-        "per_100_rows_ms": (sum(every) / max(1, at_once.rows + later.rows)) * 100 * 1000,
+        "ticks": ticks,
+        "rows": rows,
+        "per_100_rows_ms": statistics.median(per_round),
+        "rounds_ms": per_round,
         "emails_done": done,
     }
 
@@ -305,7 +314,8 @@ async def emails_per_second(backend: str, emails: int) -> dict[str, Any]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--history", default="1000,1000000")
-    parser.add_argument("--due", type=int, default=300)
+    parser.add_argument("--due", type=int, default=100, help="new messages per round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--emails", type=int, default=1000)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgres"])
     args = parser.parse_args()
@@ -315,15 +325,18 @@ async def main() -> None:
     out = []
     proc, directory, port = await start_smtp_fake()
     try:
-        results = [await tick_cost(args.backend, int(h), args.due, port) for h in args.history.split(",")]
+        results = [
+            await tick_cost(args.backend, int(h), args.due, args.rounds, port)
+            for h in args.history.split(",")
+        ]
     finally:
         await stop_smtp_fake(proc, directory)
     for r in results:
+        rounds = " ".join(f"{x:.0f}" for x in r["rounds_ms"])
         out.append(
-            f"dispatch {args.backend}: {r['history']:>9,} stored messages ({r['stored_outbox_rows']:,} outbox rows; "
-            f"bulk insert {r['insert_s']:.1f} s)  {r['rows']} due rows in {r['ticks']} ticks: "
-            f"median tick {r['tick_ms_median']:.1f} ms, {r['per_100_rows_ms']:.1f} ms per 100 rows "
-            f"({r['emails_done']} emails)"
+            f"dispatch {args.backend}: {r['history']:>9,} stored messages ({r['stored_outbox_rows']:,} outbox rows, "
+            f"bulk insert {r['insert_s']:.0f} s): {r['rows']} due rows in {r['ticks']} ticks, "
+            f"{r['per_100_rows_ms']:.0f} ms per 100 rows (median of rounds: {rounds}; {r['emails_done']} emails)"
         )
     if len(results) >= 2:
         ratio = results[-1]["per_100_rows_ms"] / results[0]["per_100_rows_ms"]
