@@ -1,8 +1,10 @@
-"""The ceiling for bench/send.py: a bare aiohttp server of the same shape (parse a JSON body, check a bearer
-header, answer JSON with 201), with no storage, no auth lookup and no realtime."""
+"""The ceilings for bench/send.py and bench/fanout.py: a bare aiohttp server of the same shape (parse a JSON
+body, check a bearer header, answer JSON with 201), with no storage, no auth lookup and no realtime; and a bare
+fan-out (`/ws` sockets, `POST /broadcast` writes one frame to every one of them in turn)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -32,13 +34,40 @@ async def send(request: web.Request) -> web.Response:
     )
 
 
+SOCKETS = web.AppKey("sockets", set)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    try:
+        await ws.send_str('{"type":"unread","unread_total":0}')
+        async for _ in ws:
+            pass
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+async def broadcast(request: web.Request) -> web.Response:
+    data = await request.json()
+    frame = json.dumps({"type": "message.created", "message": data}, separators=(",", ":"))
+    for ws in list(request.app[SOCKETS]):
+        await ws.send_str(frame)
+    return web.json_response(data, status=201)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 def main() -> None:
     app = web.Application()
+    app[SOCKETS] = set()
     app.router.add_post("/api/v1/conversations/{id}/messages", send)
+    app.router.add_get("/ws", websocket)
+    app.router.add_post("/broadcast", broadcast)
     app.router.add_get("/healthz", healthz)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import resource
+import statistics
 import tempfile
 import time
 import uuid
@@ -22,7 +23,15 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import base_env, make_practice, percentile, run_cli, start_securemsg, summary_ms
+from bench.common import (
+    base_env,
+    make_practice,
+    percentile,
+    run_cli,
+    start_bare,
+    start_securemsg,
+    summary_ms,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -98,16 +107,18 @@ async def bare_ws_round_trip(n: int) -> list[float]:
     return latencies
 
 
-async def many_sockets(url: str, practice, count: int) -> float:
-    """`count` sockets held by the recipient (a conversation holds at most 50 people, so the sockets are one
-    person's many tabs and devices — the hub's fan-out work is the same); time one send until all have it."""
+async def many_sockets(
+    connect: str, headers: dict[str, str], send: str, send_headers: dict[str, str], count: int
+) -> float:
+    """`count` sockets open at `connect`; time from one POST to `send` until the last of them has the
+    `message.created` frame. Against securemsg the sockets are the recipient's (a conversation holds at most
+    50 people, so they are one person's many tabs and devices: the hub's fan-out work is the same)."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        auth = {"Authorization": f"Bearer {practice.recipient_token}"}
         sockets = []
         for start in range(0, count, 250):
             sockets += await asyncio.gather(
                 *(
-                    http.ws_connect(url + "/api/v1/ws", headers=auth, heartbeat=None)
+                    http.ws_connect(connect, headers=headers, heartbeat=None)
                     for _ in range(min(250, count - start))
                 )
             )
@@ -122,16 +133,30 @@ async def many_sockets(url: str, practice, count: int) -> float:
         waiters = [asyncio.create_task(wait_for(ws)) for ws in sockets]
         await asyncio.sleep(0.2)
         t0 = time.perf_counter()
-        path = f"{url}/api/v1/conversations/{practice.conversation_id}/messages"
-        async with http.post(
-            path,
-            json={"body": "to every socket"},
-            headers={"Authorization": f"Bearer {practice.sender_token}"},
-        ) as resp:
+        async with http.post(send, json={"body": "to every socket"}, headers=send_headers) as resp:
             await resp.read()
         done = await asyncio.gather(*waiters)
         await asyncio.gather(*(ws.close() for ws in sockets))
         return max(done) - t0
+
+
+async def fan_out_to_many(
+    url: str, bare_url: str, practice, count: int, rounds: int = 3
+) -> tuple[float, float]:
+    """Ours and the bare fan-out in turn, `rounds` times each; the median of each."""
+    ours, bare = [], []
+    for _ in range(rounds):
+        ours.append(
+            await many_sockets(
+                url + "/api/v1/ws",
+                {"Authorization": f"Bearer {practice.recipient_token}"},
+                f"{url}/api/v1/conversations/{practice.conversation_id}/messages",
+                {"Authorization": f"Bearer {practice.sender_token}"},
+                count,
+            )
+        )
+        bare.append(await many_sockets(bare_url + "/ws", {}, bare_url + "/broadcast", {}, count))
+    return statistics.median(ours), statistics.median(bare)
 
 
 async def idle_sockets(url: str, pid: int, token: str, count: int) -> tuple[float, float]:
@@ -175,9 +200,14 @@ async def main() -> None:
         p50, p99 = percentile(ours, 50) * 1000, percentile(ours, 99) * 1000
         out.append(f"send → websocket  securemsg {summary_ms(ours)}  |  bare {summary_ms(bare)}")
         out.append(f"  goal p50 ≤ 3 ms, p99 ≤ 10 ms: {'met' if p50 <= 3 and p99 <= 10 else 'NOT met'}")
-        spread = await many_sockets(server.url, practice, args.sockets)
+        bare_server = await start_bare()
+        try:
+            spread, bare_spread = await fan_out_to_many(server.url, bare_server.url, practice, args.sockets)
+        finally:
+            await bare_server.stop()
         out.append(
-            f"one event to {args.sockets} sockets: last frame after {spread * 1000:.1f} ms (goal ≤ 50 ms: {'met' if spread <= 0.05 else 'NOT met'})"
+            f"one event to {args.sockets} sockets: last frame after {spread * 1000:.1f} ms  |  bare fan-out "
+            f"{bare_spread * 1000:.1f} ms (medians of 3; goal ≤ 50 ms: {'met' if spread <= 0.05 else 'NOT met'})"
         )
         before, after = await idle_sockets(server.url, server.proc.pid, practice.recipient_token, args.idle)
         out.append(

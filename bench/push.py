@@ -99,12 +99,22 @@ async def bare_h2(info: dict[str, str], n: int) -> float:
             "type": "new_message",
         }
     ).encode()
+    # A careful client: wait for the server's SETTINGS (its stream limit), then never have more streams open
+    # than it allows nor send more than the flow-control window holds.
+    settled = False
+    while not settled:
+        data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("the APNs fake closed the connection")
+        settled = any(isinstance(e, h2.events.RemoteSettingsChanged) for e in conn.receive_data(data))
+        writer.write(conn.data_to_send())
+    limit = min(500, conn.remote_settings.max_concurrent_streams)
     done = 0
     sent = 0
     open_streams = 0
     t0 = time.perf_counter()
     while done < n:
-        while sent < n and open_streams < 500:
+        while sent < n and open_streams < limit and conn.outbound_flow_control_window >= len(body):
             sid = conn.get_next_available_stream_id()
             conn.send_headers(
                 sid,
@@ -117,12 +127,16 @@ async def bare_h2(info: dict[str, str], n: int) -> float:
         writer.write(conn.data_to_send())
         await writer.drain()
         data = await reader.read(65536)
+        if not data:
+            raise ConnectionError("the APNs fake closed the connection")
         for event in conn.receive_data(data):
             if isinstance(event, h2.events.StreamEnded):
                 done += 1
                 open_streams -= 1
             elif isinstance(event, h2.events.DataReceived):
                 conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                raise ConnectionError(f"the APNs fake ended the connection: {event.error_code!r}")
         writer.write(conn.data_to_send())
     elapsed = time.perf_counter() - t0
     writer.close()

@@ -112,7 +112,7 @@ async def send_message(request: web.Request) -> web.Response:
     assert sent.message is not None
     await publish(request, sent.events)
     return web.json_response(
-        {"message": messaging.message_json(ctx, sent.message), "banner": sent.banner},
+        {"message": sent.data or messaging.message_json(ctx, sent.message), "banner": sent.banner},
         status=201 if sent.created else 200,
     )
 

@@ -51,6 +51,8 @@ class Config:
     fcm_credentials_file: str | None = None
     fcm_endpoint: str = "https://fcm.googleapis.com"
     app_link_scheme: str = "securemsg"
+    # Sends per person per minute before 429 (per client IP: five times this); a flood guard (R12).
+    send_rate_per_min: int = 60
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -247,5 +249,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         fcm_credentials_file=fcm_file,
         fcm_endpoint=fcm_endpoint,
         app_link_scheme=scheme,
+        send_rate_per_min=_int(
+            "SECUREMSG_SEND_RATE_PER_MIN", env.get("SECUREMSG_SEND_RATE_PER_MIN", "60"), 1, 10_000_000
+        ),
         testing=testing,
     )

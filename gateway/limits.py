@@ -27,6 +27,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from gateway.config import Config
 from gateway.keys import CONFIG, CTX
 from inbox.clock import Clock
 from inbox.errors import SlowDown
@@ -118,6 +119,15 @@ class RedisLimiter:
 
 
 LIMITER = web.AppKey("limiter", Limiter)
+LIMIT_POLICIES = web.AppKey("limit_policies", dict[str, dict[str, tuple[int, int]]])
+
+
+def policies_for(config: Config) -> dict[str, dict[str, tuple[int, int]]]:
+    """POLICIES, with the send limit from the configuration (SECUREMSG_SEND_RATE_PER_MIN)."""
+    if config.send_rate_per_min == POLICIES["send"]["who"][0]:
+        return POLICIES
+    per_min = config.send_rate_per_min
+    return {**POLICIES, "send": {"ip": (5 * per_min, 60), "who": (per_min, 60)}}
 
 
 async def limiter_part(app: web.Application) -> AsyncIterator[None]:
@@ -130,6 +140,7 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
     else:
         limiter = MemoryLimiter(app[CTX].clock)
     app[LIMITER] = limiter
+    app[LIMIT_POLICIES] = policies_for(config)
     yield
     await limiter.close()
 
@@ -154,7 +165,7 @@ async def enforce(request: web.Request, action: str, who: str | int | None = Non
     limiter = request.app.get(LIMITER)
     if limiter is None:
         return
-    policy = POLICIES[action]
+    policy = request.app.get(LIMIT_POLICIES, POLICIES)[action]
     limit, window = policy["ip"]
     await limiter.check(f"{action}:ip:{client_ip(request)}", limit, window)
     if who is not None:

@@ -4,7 +4,9 @@ Publishing never awaits a socket: each socket has a bounded queue drained by its
 slow or dead socket cannot stall the request that published, or the other sockets. A socket whose queue
 fills up (a client that stopped reading) is cut off instead of letting memory grow without bound: the
 queue is bounded in frames (QUEUE_LIMIT) and in bytes (QUEUE_BYTES, since one message can make a 120 kB
-frame), and a write that has waited SEND_TIMEOUT_S for the client is given up too. Cut off means: taken
+frame), and a write that has waited SEND_TIMEOUT_S for the client is given up too (one watchdog looks every
+WATCH_EVERY_S, rather than a timer per frame: one event to a thousand sockets is a thousand writes, and the
+timers were most of their cost; bench/fanout.py). Cut off means: taken
 out of the hub at once with its queue emptied, sent a close frame if the client takes it within
 CLOSE_TIMEOUT_S, else its TCP connection is aborted (a client that reads nothing would never take it).
 
@@ -29,12 +31,13 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 256
 QUEUE_BYTES = 4 << 20
 SEND_TIMEOUT_S = 10.0
+WATCH_EVERY_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
 CHANNEL = "securemsg:events"
 
 
 class Subscriber:
-    __slots__ = ("participant_id", "ws", "transport", "queue", "queued_bytes", "task")
+    __slots__ = ("participant_id", "ws", "transport", "queue", "queued_bytes", "task", "sending_since")
 
     def __init__(
         self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
@@ -45,6 +48,7 @@ class Subscriber:
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.queued_bytes = 0
         self.task: asyncio.Task[None] | None = None
+        self.sending_since: float | None = None  # loop time the write in progress began
 
     def offer(self, frame: str) -> bool:
         """Queue a frame; False when this socket is too far behind to take it (it is to be cut off)."""
@@ -66,11 +70,14 @@ class Subscriber:
             self.task.cancel()
 
     async def run_writer(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 frame = await self.queue.get()
                 self.queued_bytes -= len(frame)
-                await asyncio.wait_for(self.ws.send_str(frame), timeout=SEND_TIMEOUT_S)
+                self.sending_since = loop.time()  # the hub's watchdog cuts off a write that hangs
+                await self.ws.send_str(frame)
+                self.sending_since = None
         except (ConnectionError, RuntimeError, TimeoutError, asyncio.CancelledError):
             pass
         finally:
@@ -91,6 +98,7 @@ class Hub:
     def __init__(self) -> None:
         self._subs: dict[int, set[Subscriber]] = {}
         self.dropped_slow = 0
+        self._watchdog: asyncio.Task[None] | None = None
 
     def subscribe(
         self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
@@ -98,7 +106,22 @@ class Hub:
         sub = Subscriber(participant_id, ws, transport)
         sub.task = asyncio.create_task(sub.run_writer())
         self._subs.setdefault(participant_id, set()).add(sub)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch(), name="securemsg-ws-watchdog")
         return sub
+
+    async def _watch(self) -> None:
+        """Cut off every socket whose current write has waited SEND_TIMEOUT_S for its client."""
+        loop = asyncio.get_running_loop()
+        while self._subs:
+            await asyncio.sleep(WATCH_EVERY_S)
+            now = loop.time()
+            for subs in list(self._subs.values()):
+                for sub in list(subs):
+                    since = sub.sending_since
+                    if since is not None and now - since >= SEND_TIMEOUT_S:
+                        self._forget(sub)
+                        sub.cut_off()
 
     def _forget(self, sub: Subscriber) -> None:
         subs = self._subs.get(sub.participant_id)
@@ -118,14 +141,16 @@ class Hub:
         return sum(len(s) for s in self._subs.values())
 
     def deliver_local(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        targets = [sub for pid in recipients for sub in self._subs.get(pid, ())]
+        if not targets:
+            return  # nobody connected here: no frame to build
         frame = json.dumps(payload, separators=(",", ":"))
-        for pid in recipients:
-            for sub in list(self._subs.get(pid, ())):
-                if not sub.offer(frame):
-                    # A client that stopped reading: cut it off rather than buffer without bound.
-                    self.dropped_slow += 1
-                    self._forget(sub)
-                    sub.cut_off()
+        for sub in targets:
+            if not sub.offer(frame):
+                # A client that stopped reading: cut it off rather than buffer without bound.
+                self.dropped_slow += 1
+                self._forget(sub)
+                sub.cut_off()
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         self.deliver_local(recipients, payload)
@@ -138,6 +163,10 @@ class Hub:
 
     async def close(self) -> None:
         await self.close_sockets()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
 
 
 class RedisHub(Hub):

@@ -12,6 +12,8 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.migrations.api import migrate as _migrate
 
+from inbox import rawsql
+
 MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
 
@@ -103,6 +105,7 @@ async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
 
 
 async def disconnect() -> None:
+    rawsql.close_readers()
     await Tortoise.close_connections()
 
 

@@ -24,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
-from inbox.errors import Conflict, Forbidden, Invalid, NotFound
+from inbox.errors import Forbidden, Invalid, NotFound
 from inbox.ids import is_id
 from inbox.models import (
     CLIENT,
@@ -408,78 +408,16 @@ class Sent(Outcome):
     message: Message | None = None
     created: bool = True
     banner: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None  # message_json(message), when the sender already has it
 
 
 async def send_message(
     ctx: InboxContext, actor: Participant, conversation_id: int, body: str, client_msg_id: str | None = None
 ) -> Sent:
-    conv = await _conversation_for(actor, conversation_id)
-    text = validate_body(body)
-    if client_msg_id is not None:
-        if not 1 <= len(client_msg_id) <= 100:
-            raise Invalid(
-                "invalid_client_msg_id", "client_msg_id must be 1 to 100 characters.", field="client_msg_id"
-            )
-        earlier = await Message.filter(sender_id=actor.id, client_msg_id=client_msg_id).first()
-        if earlier is not None:
-            return await _replayed(conv, earlier)
+    """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`."""
+    from inbox import sending  # it builds on this module
 
-    people = await _members(conv.id)
-    others = [p for p in people if p.id != actor.id]
-    writers = await ids_of(
-        ConversationMember.filter(conversation_id=conv.id, has_written=True), "participant_id"
-    )
-    facts = await load_facts(actor.practice_id, people)
-    _check(actor, others, facts, writers)
-
-    practice = await Practice.get(id=actor.practice_id)
-    now = ctx.clock.now()
-    cipher = ctx.keyring.encrypt(text, f"conversation:{conv.id}")
-    try:
-        async with in_transaction():
-            msg = await Message.create(
-                conversation_id=conv.id,
-                sender_id=actor.id,
-                body_cipher=cipher,
-                client_msg_id=client_msg_id,
-                created_at=now,
-            )
-            await ConversationMember.filter(conversation_id=conv.id, participant_id__not=actor.id).update(
-                unread_count=F("unread_count") + 1, last_activity_at=now
-            )
-            await ConversationMember.filter(conversation_id=conv.id, participant_id=actor.id).update(
-                has_written=True, last_read_message_id=msg.id, last_activity_at=now
-            )
-            await Conversation.filter(id=conv.id).update(last_message_at=now, last_message_id=msg.id)
-            await outbox.enqueue_for_new_message(ctx, practice, msg, actor, others)
-            await webhooks.enqueue_event(
-                ctx,
-                actor.practice_id,
-                "message.created",
-                {"conversation_id": conv.id, "message_id": msg.id, "sender_id": actor.id},
-            )
-    except IntegrityError:
-        if client_msg_id is None:
-            raise
-        earlier = await Message.filter(sender_id=actor.id, client_msg_id=client_msg_id).first()
-        if earlier is None:
-            raise
-        return await _replayed(conv, earlier)
-
-    everyone = tuple(p.id for p in people)
-    data = message_json(ctx, msg)
-    events = [Event(everyone, {"type": "message.created", "conversation_id": conv.id, "message": data})]
-    totals = await unread_totals([o.id for o in others])
-    events += [Event((pid,), {"type": "unread", "unread_total": total}) for pid, total in totals.items()]
-    return Sent(events=events, message=msg, created=True, banner=banner_for(people, actor.id))
-
-
-async def _replayed(conv: Conversation, earlier: Message) -> Sent:
-    """The same client_msg_id again: the first message, never a duplicate."""
-    if earlier.conversation_id != conv.id:
-        raise Conflict("client_msg_id_reused", "This client_msg_id was already used in another conversation.")
-    people = await _members(conv.id)
-    return Sent(message=earlier, created=False, banner=banner_for(people))
+    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id)
 
 
 async def unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:

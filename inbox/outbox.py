@@ -15,7 +15,7 @@ Written elsewhere:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q
@@ -37,6 +37,39 @@ async def enqueue(ctx: InboxContext, kind: str, *, delay_s: float = 0, **fields:
     )
 
 
+def new_message_rows(
+    *,
+    practice_id: int,
+    conversation_id: int,
+    message_id: int,
+    recipients: Sequence[tuple[int, str]],
+    delay_s: float,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The outbox rows one new message implies, as column values; `recipients` are (id, kind) pairs.
+
+    The send path (`inbox.sending`) writes these with prepared SQL; `enqueue_for_new_message` through the
+    ORM. Both take them from here, so there is one definition of what a message sets in motion."""
+    rows: list[dict[str, Any]] = []
+    for recipient_id, kind in recipients:
+        common = {
+            "status": "pending",
+            "attempts": 0,
+            "practice_id": practice_id,
+            "recipient_id": recipient_id,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "created_at": now,
+        }
+        if kind != TEAM:
+            rows.append({"kind": CLIENT_EMAIL, "due_at": now, "payload": {}, **common})
+        rows.append(
+            {"kind": UNREAD_CHECK, "due_at": now + timedelta(seconds=delay_s), "payload": {}, **common}
+        )
+        rows.append({"kind": PUSH, "due_at": now, "payload": {"push_type": "new_message"}, **common})
+    return rows
+
+
 async def enqueue_for_new_message(
     ctx: InboxContext,
     practice: Practice,
@@ -44,23 +77,16 @@ async def enqueue_for_new_message(
     sender: Participant,
     recipients: Sequence[Participant],
 ) -> None:
-    now = ctx.clock.now()
-    delay = practice.unread_email_delay_s or ctx.default_unread_delay_s
-    rows: list[OutboxJob] = []
-    for r in recipients:
-        common = {
-            "practice_id": practice.id,
-            "recipient_id": r.id,
-            "conversation_id": msg.conversation_id,
-            "message_id": msg.id,
-            "created_at": now,
-        }
-        if r.kind != TEAM:
-            rows.append(OutboxJob(kind=CLIENT_EMAIL, due_at=now, **common))
-        rows.append(OutboxJob(kind=UNREAD_CHECK, due_at=now + timedelta(seconds=delay), **common))
-        rows.append(OutboxJob(kind=PUSH, due_at=now, payload={"push_type": "new_message"}, **common))
+    rows = new_message_rows(
+        practice_id=practice.id,
+        conversation_id=msg.conversation_id,
+        message_id=msg.id,
+        recipients=[(r.id, r.kind) for r in recipients],
+        delay_s=practice.unread_email_delay_s or ctx.default_unread_delay_s,
+        now=ctx.clock.now(),
+    )
     if rows:
-        await OutboxJob.bulk_create(rows)
+        await OutboxJob.bulk_create([OutboxJob(**row) for row in rows])
 
 
 async def cancel_for_message(ctx: InboxContext, message_id: int) -> int:

@@ -18,6 +18,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -171,6 +172,12 @@ async def list_deliveries(
 # --- deliveries --------------------------------------------------------------------------------------
 
 
+def new_delivery(event: str, data: Mapping[str, int], now: datetime) -> tuple[str, dict[str, Any]]:
+    """A delivery's id and the body every attempt sends (also used by the send path, `inbox.sending`)."""
+    delivery_id = uuid.uuid4().hex
+    return delivery_id, {"id": delivery_id, "event": event, "created_at": _iso(now), "data": dict(data)}
+
+
 async def enqueue_event(ctx: InboxContext, practice_id: int, event: str, data: Mapping[str, int]) -> int:
     """Queue one delivery per active webhook of the practice that subscribed to `event` (call inside the
     transaction of the change). `data` holds ids only. Returns how many were queued."""
@@ -178,8 +185,7 @@ async def enqueue_event(ctx: InboxContext, practice_id: int, event: str, data: M
     hooks = [h for h in await Webhook.filter(practice_id=practice_id, active=True) if event in h.events]
     now = ctx.clock.now()
     for hook in hooks:
-        delivery_id = uuid.uuid4().hex
-        body = {"id": delivery_id, "event": event, "created_at": _iso(now), "data": dict(data)}
+        delivery_id, body = new_delivery(event, data, now)
         delivery = await WebhookDelivery.create(
             webhook_id=hook.id, delivery_id=delivery_id, event=event, payload=body, created_at=now
         )

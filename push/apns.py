@@ -9,6 +9,8 @@ answer is ignored rather than resolving a cancelled future), and the 429 `Retry-
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
 import logging
 import ssl
 import string
@@ -102,6 +104,41 @@ class _EndpointProtocol(APNsTLSClientProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lost = asyncio.Event()
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def send_notification(self, request: NotificationRequest) -> NotificationResult:
+        """aioapns writes the body without looking at HTTP/2 flow control: with many pushes in flight the
+        connection's window (64 KiB until the server widens it) runs out, h2 raises FlowControlError, and
+        aioapns retries after a second, then gives up ("Failed to send after 2 attempts"). So wait, in
+        order, until a stream and the window are free; aioapns then writes headers and body at once."""
+        size = len(json.dumps(request.message, ensure_ascii=False).encode())
+        if self._waiting or not self._room_for(size):
+            loop = asyncio.get_running_loop()
+            while True:
+                turn: asyncio.Future[None] = loop.create_future()
+                self._waiting.append(turn)
+                await turn
+                if self.lost.is_set():
+                    raise ConnectionClosed("connection lost while waiting for flow control")
+                if self._room_for(size):
+                    break
+        # The next in line looks once this push has gone out (aioapns writes it before its first await).
+        asyncio.get_running_loop().call_soon(self._wake_next)
+        return await super().send_notification(request)
+
+    def _room_for(self, size: int) -> bool:
+        return not self.free_channels.locked() and self.conn.outbound_flow_control_window >= size
+
+    def _wake_next(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():  # a caller that timed out has left the line
+                turn.set_result(None)
+                return
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # window updates, stream ends and settings arrive here
+        self._wake_next()
 
     def on_response_received(self, headers: dict[bytes, bytes]) -> None:
         value = headers.get(b"retry-after")
@@ -140,6 +177,10 @@ class _EndpointProtocol(APNsTLSClientProtocol):
             super().connection_lost(exc)
         finally:
             self.lost.set()
+            while self._waiting:
+                turn = self._waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)
 
 
 def _protocol_for(settings: ApnsSettings, retry_after_sink: dict[str, str]) -> type[_EndpointProtocol]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from push.apns import ApnsProvider, ApnsSettings
+from push.apns import ApnsProvider, ApnsSettings, build_payload
 from push.base import PushMessage
 from tests.fakes.apns import ApnsKey, ApnsReply, FakeApns, make_apns_key
 from tests.fakes.certs import CertPaths
@@ -350,3 +351,73 @@ def test_provider_refuses_to_be_built_outside_a_running_loop(apns_key: ApnsKey) 
     settings = ApnsSettings(key_pem=apns_key.private_pem, key_id="K", team_id="T", topic="org.x")
     with pytest.raises(RuntimeError):
         ApnsProvider(settings)
+
+
+async def test_a_burst_bigger_than_the_flow_control_window_waits_for_it_instead_of_failing(
+    apns_settings: ApnsSettings, fake_apns: FakeApns, tls_certs: CertPaths
+) -> None:
+    # 800 pushes of ~1 KB in flight at once are far more than the 64 KiB the connection may send before
+    # the server's WINDOW_UPDATE. aioapns alone raised FlowControlError (leaving the stream half-open),
+    # retried a second later and gave up ("Failed to send after 2 attempts"); now the pushes wait for the
+    # window, in order.
+    settings = dataclasses.replace(apns_settings, max_in_flight=800, timeout_s=20)
+    batch = [
+        dataclasses.replace(m, data={**m.data, "ref": "r" * 800})
+        for m in (new_message(n) for n in range(800))
+    ]
+    assert sum(len(json.dumps(build_payload(m))) for m in batch) > 10 * 65535
+    async with provider_for(settings, tls_certs) as provider:
+        assert (await provider.send([new_message(9999)])).delivered  # connected: the burst goes out at once
+        started = time.monotonic()
+        result = await provider.send(batch)
+        elapsed = time.monotonic() - started
+    assert sorted(result.delivered) == sorted(token(n) for n in range(800))
+    assert not result.retry_tokens and not result.failed
+    assert len(fake_apns.received) == 801 and len(fake_apns.alpn_protocols) == 1  # one connection
+    assert fake_apns.in_flight == 0  # no stream left half-open
+    assert elapsed < 10  # no second-long back-off in the way
+
+
+async def test_the_fake_takes_its_full_stream_limit_from_the_first_request(
+    fake_apns: FakeApns, tls_certs: CertPaths, apns_key: ApnsKey
+) -> None:
+    """A raw h2 client opens 300 streams before it has read the server's SETTINGS: allowed, since the fake
+    advertises 1,000 in its first SETTINGS frame and enforces that from the start."""
+    import asyncio
+
+    import h2.config
+    import h2.connection
+    import h2.events
+    import jwt
+
+    ctx = tls_certs.client_context()
+    ctx.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", fake_apns.port, ssl=ctx)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    bearer = jwt.encode(
+        {"iss": APNS_TEAM_ID, "iat": int(time.time())}, apns_key.private_pem, "ES256", {"kid": APNS_KEY_ID}
+    )
+    body = json.dumps({"aps": {"alert": {"title": "t"}}}).encode()
+    for n in range(300):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(
+            sid,
+            [(":method", "POST"), (":scheme", "https"), (":authority", "127.0.0.1"),
+             (":path", f"/3/device/{token(n)}"), ("authorization", f"bearer {bearer}"),
+             ("apns-topic", APNS_TOPIC)],
+        )  # fmt: skip
+        conn.send_data(sid, body, end_stream=True)
+    writer.write(conn.data_to_send())
+    ended, terminated = 0, False
+    async with asyncio.timeout(10):
+        while ended < 300 and not terminated:
+            data = await reader.read(65536)
+            assert data, "the fake closed the connection"
+            for event in conn.receive_data(data):
+                ended += isinstance(event, h2.events.StreamEnded)
+                terminated |= isinstance(event, h2.events.ConnectionTerminated)
+            writer.write(conn.data_to_send())
+    writer.close()
+    assert (ended, terminated) == (300, False)
+    assert conn.remote_settings.max_concurrent_streams == 1000

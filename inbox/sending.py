@@ -1,0 +1,326 @@
+"""The send path (POST /conversations/{id}/messages): the same rules as the rest of `inbox.messaging`, with
+as few round trips as the rules allow.
+
+One read unit, one write unit (see `inbox.rawsql`):
+
+- read: the conversation's members (the actor must be one of them, in the actor's practice; anything else
+  is a 404), their `has_written` flags and the practice's flags in one query; the earlier message when a
+  `client_msg_id` is given; then, only if the conversation holds both a client side and team members, the
+  access grants (and a contact's client when the client is not in it). On SQLite all of it is one hop.
+- the checks, in Python, in the same order as ever: 404, body (R12), client_msg_id, the replay of an
+  earlier send (200, never a duplicate), then who may write to whom (R1–R10, `inbox.permissions`).
+- write, through the group commit (`inbox.groupcommit`): the message, the members' unread counts and
+  activity, the conversation's last message, the outbox rows (`outbox.new_message_rows`), the webhook
+  deliveries (`webhooks.new_delivery`), and the recipients' unread totals read in the same transaction.
+
+A duplicate `client_msg_id` that races past the read (two sends of the same id at once) fails its write on
+the unique index and is answered with the first message, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+
+from inbox import outbox, rawsql, webhooks
+from inbox.context import InboxContext
+from inbox.errors import Conflict, Invalid, NotFound
+from inbox.messaging import (
+    Event,
+    Facts,
+    Sent,
+    _check,
+    banner_for,
+    iso,
+    render_body_html,
+    validate_body,
+)
+from inbox.models import CLIENT, TEAM, Message, OutboxJob, Participant, Webhook, WebhookDelivery
+from inbox.permissions import PracticeFlags
+from inbox.rawsql import Stmt, marks
+
+EVENT = "message.created"
+
+
+@cache
+def _members_sql() -> str:
+    return (
+        f"SELECT {rawsql.columns(Participant, 'p')}, cm.has_written AS m_has_written, "  # noqa: S608
+        "pr.client_messaging_enabled AS pr_client_on, pr.team_messaging_enabled AS pr_team_on, "
+        "pr.unread_email_delay_s AS pr_delay "
+        "FROM conversation c JOIN practice pr ON pr.id = c.practice_id "
+        "JOIN conversation_member cm ON cm.conversation_id = c.id "
+        "JOIN participant p ON p.id = cm.participant_id "
+        "WHERE c.id = ? AND c.practice_id = ? ORDER BY p.id"
+    )
+
+
+@cache
+def _earlier_sql() -> str:
+    columns = rawsql.columns(Message, "m")
+    return f"SELECT {columns} FROM message m WHERE m.sender_id = ? AND m.client_msg_id = ?"  # noqa: S608
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at) "
+    "VALUES (?, ?, ?, ?, ?) RETURNING id"
+)
+# The sender has written and read up to its own message; everyone else has one more unread.
+_UPDATE_MEMBERS = (
+    "UPDATE conversation_member SET "
+    "unread_count = CASE WHEN participant_id = ? THEN unread_count ELSE unread_count + 1 END, "
+    "has_written = CASE WHEN participant_id = ? THEN TRUE ELSE has_written END, "
+    "last_read_message_id = CASE WHEN participant_id = ? THEN ? ELSE last_read_message_id END, "
+    "last_activity_at = ? WHERE conversation_id = ?"
+)
+_UPDATE_CONVERSATION = "UPDATE conversation SET last_message_at = ?, last_message_id = ? WHERE id = ?"
+_OUTBOX_COLUMNS = (
+    "kind",
+    "status",
+    "due_at",
+    "attempts",
+    "practice_id",
+    "recipient_id",
+    "conversation_id",
+    "message_id",
+    "payload",
+    "created_at",
+)
+_SELECT_WEBHOOKS = "SELECT id, events FROM webhook WHERE practice_id = ? AND active = ? ORDER BY id"
+_INSERT_DELIVERY = (
+    "INSERT INTO webhook_delivery (webhook_id, delivery_id, event, payload, status, attempts, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+
+
+def _insert_outbox(rows: Sequence[dict[str, Any]]) -> Stmt:
+    values = ", ".join(f"({marks(len(_OUTBOX_COLUMNS))})" for _ in rows)
+    params: list[Any] = []
+    for row in rows:
+        for column in _OUTBOX_COLUMNS:
+            value = row.get(column)
+            params.append(rawsql.db_value(OutboxJob, "payload", value) if column == "payload" else value)
+    return Stmt(f"INSERT INTO outbox_job ({', '.join(_OUTBOX_COLUMNS)}) VALUES {values}", params)  # noqa: S608
+
+
+# --- read -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    people: list[Participant]
+    writers: set[int]
+    flags: PracticeFlags
+    unread_delay_s: int | None
+    earlier: Message | None = None
+    grants: set[tuple[int, int]] = field(default_factory=set)
+    clients: dict[int, Participant] = field(default_factory=dict)
+
+
+def _read(
+    actor: Participant, conversation_id: int, client_msg_id: str | None
+) -> Generator[Stmt, Any, _Loaded | None]:
+    rows: list[dict[str, Any]] = yield Stmt(_members_sql(), (conversation_id, actor.practice_id), rows=True)
+    if not any(r["id"] == actor.id for r in rows):
+        return None
+    first = rows[0]
+    loaded = _Loaded(
+        people=[rawsql.model_from_row(Participant, r) for r in rows],
+        writers={r["id"] for r in rows if r["m_has_written"]},
+        flags=PracticeFlags(bool(first["pr_client_on"]), bool(first["pr_team_on"])),
+        unread_delay_s=first["pr_delay"],
+    )
+    if client_msg_id is not None and 1 <= len(client_msg_id) <= 100:
+        found = yield Stmt(_earlier_sql(), (actor.id, client_msg_id), rows=True)
+        if found:
+            loaded.earlier = rawsql.model_from_row(Message, found[0])
+            return loaded
+    # The facts the permission check needs beyond the members (as `messaging.load_facts` loads them).
+    people = loaded.people
+    clients = {p.id: p for p in people if p.kind == CLIENT}
+    client_ids = {p.id if p.kind == CLIENT else p.client_id for p in people if p.kind != TEAM}
+    client_ids.discard(None)
+    missing = [c for c in client_ids if c is not None and c not in clients]
+    if missing:
+        found = yield Stmt(
+            f"SELECT {rawsql.columns(Participant, 'p')} FROM participant p "  # noqa: S608
+            f"WHERE p.id IN ({marks(len(missing))}) AND p.practice_id = ?",
+            (*missing, actor.practice_id),
+            rows=True,
+        )
+        for r in found:
+            clients[r["id"]] = rawsql.model_from_row(Participant, r)
+    loaded.clients = clients
+    team_ids = [p.id for p in people if p.kind == TEAM]
+    if client_ids and team_ids:
+        cids = sorted(c for c in client_ids if c is not None)
+        grants = yield Stmt(
+            f"SELECT team_member_id, client_id FROM client_access WHERE client_id IN ({marks(len(cids))}) "  # noqa: S608
+            f"AND team_member_id IN ({marks(len(team_ids))})",
+            (*cids, *team_ids),
+            rows=True,
+        )
+        loaded.grants = {(int(g["team_member_id"]), int(g["client_id"])) for g in grants}
+    return loaded
+
+
+# --- write ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _NewMessage:
+    conversation_id: int
+    practice_id: int
+    sender_id: int
+    cipher: bytes
+    client_msg_id: str | None
+    now: datetime
+    recipients: tuple[tuple[int, str], ...]  # (id, kind) of everyone but the sender
+    unread_delay_s: int
+
+
+def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]:
+    now = new.now
+    inserted = yield Stmt(
+        _INSERT_MESSAGE,
+        (new.conversation_id, new.sender_id, new.cipher, new.client_msg_id, now),
+        rows=True,
+    )
+    message_id = int(inserted[0]["id"])
+    sender = new.sender_id
+    yield Stmt(_UPDATE_MEMBERS, (sender, sender, sender, message_id, now, new.conversation_id))
+    yield Stmt(_UPDATE_CONVERSATION, (now, message_id, new.conversation_id))
+    rows = outbox.new_message_rows(
+        practice_id=new.practice_id,
+        conversation_id=new.conversation_id,
+        message_id=message_id,
+        recipients=new.recipients,
+        delay_s=new.unread_delay_s,
+        now=now,
+    )
+    if rows:
+        yield _insert_outbox(rows)
+    hooks = yield Stmt(_SELECT_WEBHOOKS, (new.practice_id, True), rows=True)
+    for hook in hooks:
+        if EVENT not in rawsql.python_value(Webhook, "events", hook["events"]):
+            continue
+        data = {"conversation_id": new.conversation_id, "message_id": message_id, "sender_id": sender}
+        delivery_id, body = webhooks.new_delivery(EVENT, data, now)
+        made = yield Stmt(
+            _INSERT_DELIVERY,
+            (
+                hook["id"],
+                delivery_id,
+                EVENT,
+                rawsql.db_value(WebhookDelivery, "payload", body),
+                "pending",
+                0,
+                now,
+            ),
+            rows=True,
+        )
+        job = {
+            "kind": webhooks.WEBHOOK,
+            "status": "pending",
+            "due_at": now,
+            "attempts": 0,
+            "practice_id": new.practice_id,
+            "payload": {"delivery": int(made[0]["id"])},
+            "created_at": now,
+        }
+        yield _insert_outbox([job])
+    totals: dict[int, int] = {}
+    ids = [rid for rid, _ in new.recipients]
+    if ids:
+        found = yield Stmt(
+            "SELECT participant_id, SUM(unread_count) AS total FROM conversation_member "  # noqa: S608
+            f"WHERE participant_id IN ({marks(len(ids))}) GROUP BY participant_id",
+            ids,
+            rows=True,
+        )
+        summed = {int(r["participant_id"]): int(r["total"] or 0) for r in found}
+        totals = {rid: summed.get(rid, 0) for rid in ids}
+    return message_id, totals
+
+
+# --- the whole send -------------------------------------------------------------------------------------
+
+
+async def send_message(
+    ctx: InboxContext, actor: Participant, conversation_id: int, body: str, client_msg_id: str | None = None
+) -> Sent:
+    loaded = await rawsql.read(lambda: _read(actor, conversation_id, client_msg_id))
+    if loaded is None:
+        raise NotFound("conversation")
+    text = validate_body(body)
+    if client_msg_id is not None and not 1 <= len(client_msg_id) <= 100:
+        raise Invalid(
+            "invalid_client_msg_id", "client_msg_id must be 1 to 100 characters.", field="client_msg_id"
+        )
+    people = loaded.people
+    if loaded.earlier is not None:
+        return _replayed(conversation_id, loaded.earlier, people)
+    others = [p for p in people if p.id != actor.id]
+    _check(actor, others, Facts(loaded.flags, loaded.grants, loaded.clients), loaded.writers)
+
+    now = ctx.clock.now()
+    new = _NewMessage(
+        conversation_id=conversation_id,
+        practice_id=actor.practice_id,
+        sender_id=actor.id,
+        cipher=ctx.keyring.encrypt(text, f"conversation:{conversation_id}"),
+        client_msg_id=client_msg_id,
+        now=now,
+        recipients=tuple((o.id, o.kind) for o in others),
+        unread_delay_s=loaded.unread_delay_s or ctx.default_unread_delay_s,
+    )
+    try:
+        message_id, totals = await ctx.writes.run(lambda: _write(new))
+    except IntegrityError:
+        if client_msg_id is None:
+            raise
+        found = await rawsql.fetch(_earlier_sql(), (actor.id, client_msg_id))
+        if not found:
+            raise
+        return _replayed(conversation_id, rawsql.model_from_row(Message, found[0]), people)
+
+    msg = rawsql.model_from_row(
+        Message,
+        {
+            "id": message_id,
+            "conversation_id": conversation_id,
+            "sender_id": actor.id,
+            "body_cipher": new.cipher,
+            "client_msg_id": client_msg_id,
+            "created_at": now,
+            "removed_at": None,
+            "removed_by_id": None,
+        },
+    )
+    # What `messaging.message_json` would say, without decrypting what was just encrypted.
+    data = {
+        "id": message_id,
+        "conversation_id": conversation_id,
+        "sender_id": actor.id,
+        "body": text,
+        "body_html": render_body_html(text),
+        "created_at": iso(now),
+        "removed": None,
+        "client_msg_id": client_msg_id,
+    }
+    everyone = tuple(p.id for p in people)
+    events = [Event(everyone, {"type": EVENT, "conversation_id": conversation_id, "message": data})]
+    events += [Event((pid,), {"type": "unread", "unread_total": total}) for pid, total in totals.items()]
+    return Sent(events=events, message=msg, created=True, banner=banner_for(people, actor.id), data=data)
+
+
+def _replayed(conversation_id: int, earlier: Message, people: list[Participant]) -> Sent:
+    """The same client_msg_id again: the first message, never a duplicate."""
+    if earlier.conversation_id != conversation_id:
+        raise Conflict("client_msg_id_reused", "This client_msg_id was already used in another conversation.")
+    return Sent(message=earlier, created=False, banner=banner_for(people))
