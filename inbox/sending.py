@@ -70,10 +70,11 @@ _INSERT_MESSAGE = (
     "INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at) "
     "VALUES (?, ?, ?, ?, ?) RETURNING id"
 )
-# The sender has written and read up to its own message; everyone else has one more unread.
+# The sender has written and read up to its own message (so nothing before it is unread for them: replying
+# clears one's own part of the red bubble, R15); everyone else has one more unread.
 _UPDATE_MEMBERS = (
     "UPDATE conversation_member SET "
-    "unread_count = CASE WHEN participant_id = ? THEN unread_count ELSE unread_count + 1 END, "
+    "unread_count = CASE WHEN participant_id = ? THEN 0 ELSE unread_count + 1 END, "
     "has_written = CASE WHEN participant_id = ? THEN TRUE ELSE has_written END, "
     "last_read_message_id = CASE WHEN participant_id = ? THEN ? ELSE last_read_message_id END, "
     "last_activity_at = ? WHERE conversation_id = ?"
@@ -235,7 +236,7 @@ def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]
         }
         yield _insert_outbox([job])
     totals: dict[int, int] = {}
-    ids = [rid for rid, _ in new.recipients]
+    ids = [rid for rid, _ in new.recipients] + [new.sender_id]  # the sender's total may have dropped to 0
     if ids:
         found = yield Stmt(
             "SELECT participant_id, SUM(unread_count) AS total FROM conversation_member "  # noqa: S608
