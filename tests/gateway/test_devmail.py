@@ -12,7 +12,7 @@ from gateway.app import create_app
 from gateway.config import ConfigError
 from gateway.devmail import linkify
 from tests.conftest import Api, build_cast, make_config
-from tests.gateway.mail_helpers import PRACTICE, drain
+from tests.gateway.mail_helpers import PRACTICE, drain, email_of
 
 
 def free_port() -> int:
@@ -103,3 +103,47 @@ async def test_bad_smtp_settings_stop_the_start_with_one_clear_line(db_url, tmp_
     config = make_config(db_url, tmp_path / "var", smtp_from="not an address")
     with pytest.raises(ConfigError, match="SECUREMSG_SMTP"):
         await start_fails(create_app(config, clock=clock))
+
+
+async def test_the_sinks_smtp_library_does_not_log_the_emails_or_their_links_even_at_debug(dev_client, clock):
+    """aiosmtpd logs every command, and at DEBUG every line of every email: the links carry tokens."""
+    import logging
+
+    class Capture(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    client, config = dev_client
+    api = Api(client)
+    cast = await build_cast(api, config, clock)
+    root, capture = logging.getLogger(), Capture()
+    level = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    try:
+        status, _ = await api.post(
+            "/conversations",
+            {"participant_ids": [cast.id("client")], "body": "hi"},
+            token=cast.tok("clinician"),
+        )
+        assert status == 201
+        await drain(client)
+        logging.getLogger("tests.capture").debug("the capture sees DEBUG records")
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(level)
+    listing = await (await client.get("/dev/mail")).text()
+    key = re.search(r'href="/dev/mail/([^"]+)"', listing)
+    assert key
+    html = await (await client.get(f"/dev/mail/{key.group(1)}")).text()
+    token = re.search(r"/portal/m/([A-Za-z0-9_-]+)", html)
+    message_id = re.search(r"outbox-\d+@127\.0\.0\.1", html.replace("&lt;", "<"))
+    assert token and message_id and "the capture sees DEBUG records" in capture.lines
+    # No line of the email is logged, so neither is its link, in whatever transfer encoding it went; nor
+    # the SMTP commands with the client's address.
+    needles = (token.group(1), message_id.group(0), await email_of(cast.id("client")))
+    assert [line for line in capture.lines if any(n in line for n in needles)] == []
