@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -57,6 +58,12 @@ async def blast(url: str, token: str, conv_id: int, n: int, concurrency: int) ->
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
     return n / elapsed, latencies
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far (every thread, user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sqlite_commit_ms(directory: Path, n: int = 200) -> float:
@@ -111,16 +118,26 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
         await blast(bare.url, "x", practice.conversation_id, 200, 8)
         for c in CONCURRENCY:
             ours_rates, bare_rates, ours_lat, bare_lat = [], [], [], []
+            ours_cpu = bare_cpu = 0.0
             for _ in range(rounds):  # interleaved: ours, bare, ours, bare …
+                before = cpu_s(server.proc.pid)
                 rate, lat = await blast(
                     server.url, practice.sender_token, practice.conversation_id, messages, c
                 )
+                ours_cpu += cpu_s(server.proc.pid) - before
                 ours_rates.append(rate)
                 ours_lat += lat
+                before = cpu_s(bare.proc.pid)
                 rate, lat = await blast(bare.url, "x", practice.conversation_id, messages, c)
+                bare_cpu += cpu_s(bare.proc.pid) - before
                 bare_rates.append(rate)
                 bare_lat += lat
             ours, ceiling = max(ours_rates), max(bare_rates)
+            per = 1000 / (messages * rounds)
+            cpu_line = (
+                f"{name:8s} c={c:<3d} server CPU per request: securemsg {ours_cpu * per:.3f} ms, "
+                f"bare {bare_cpu * per:.3f} ms (the server process, all threads, user + system; a database server is not counted)"
+            )
             lines.append(
                 f"{name:8s} c={c:<3d} securemsg {ours:8.0f} msg/s  {summary_ms(ours_lat)}  |  "
                 f"bare {ceiling:8.0f} req/s  {summary_ms(bare_lat)}  |  ratio {ours / ceiling:4.2f}"
@@ -137,6 +154,7 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
                 lines.append(
                     f"{name:8s} c=32 ratio {ours / ceiling:.2f} (goal ≥ 0.5: {'met' if ok else 'NOT met'})"
                 )
+            lines.append(cpu_line)
     finally:
         await server.stop()
         await bare.stop()
