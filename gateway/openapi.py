@@ -150,7 +150,10 @@ SCHEMAS: dict[str, Schema] = {
             "roles": arr(enum(*ROLES)),
             "away": BOOL,
             "recent": BOOL,
-        }
+            "messaging_enabled": BOOL,
+            "can_enable": BOOL,
+        },
+        ["id", "name", "kind", "roles", "away", "recent"],
     ),
     "Away": obj({"enabled": BOOL, "message": {"type": "string", "maxLength": messaging.MAX_AWAY}}),
     "Banner": null(
@@ -516,18 +519,23 @@ def _paths() -> dict[str, dict[str, Any]]:
     }
 
     # sign-in
-    me_answer = obj({"token": STR, "participant": ref("Me")})
+    login_answer = obj({"token": STR, "participant": ref("Me"), "device_token": STR})
     p[f"{v1}/auth/login"] = {
         "post": op(
             "login",
             "Team sign-in: password, then the TOTP code when enrolled.",
             tag="auth",
             security=NONE,
-            request=body({"email": STR, "password": STR, "otp": null(STR)}, ["email", "password"]),
-            ok={200: ("Signed in.", me_answer)},
+            request=body(
+                {"email": STR, "password": STR, "otp": null(STR), "device_token": null(STR)},
+                ["email", "password"],
+            ),
+            ok={200: ("Signed in.", login_answer)},
             errors=[401, 429],
             description=f"401 `invalid_credentials`, `otp_required`, `invalid_otp`, or `account_locked` "
-            f"(for 15 minutes after {LOCKOUT_AFTER} failures).",
+            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token` marks this "
+            "device as trusted: sent back with later sign-ins of the same address, they are throttled on "
+            "their own and neither meet nor count towards the account's lockout (docs/security.md).",
         )
     }
     p[f"{v1}/auth/logout"] = {
@@ -722,6 +730,17 @@ def _paths() -> dict[str, dict[str, Any]]:
             errors=[403, 404],
         ),
     }
+    p[f"{v1}/clients/{{id}}/access"] = {
+        "get": op(
+            "list_access",
+            "Who has access to the client's profile: the primary clinician and the grants (R5, R21).",
+            tag="provisioning",
+            security=MANAGER,
+            params=[path_id(what="client")],
+            ok={200: ("Access.", obj({"primary_clinician_id": null(INT), "team_member_ids": arr(INT)}))},
+            errors=[403, 404],
+        )
+    }
     access_params = [path_id(what="client"), path_id("member_id", "team member")]
     p[f"{v1}/clients/{{id}}/access/{{member_id}}"] = {
         "put": op(
@@ -776,7 +795,16 @@ def _paths() -> dict[str, dict[str, Any]]:
             "People the caller may message: recently messaged first, then matches for q.",
             tag="messaging",
             security=PERSON,
-            params=[query("q", STR, "Part of a name or email address."), limit(20, 100)],
+            params=[
+                query("q", STR, "Part of a name or email address."),
+                query(
+                    "include_disabled",
+                    STR,
+                    '"1" or "true": also clients whose own messaging is off but who could be messaged once '
+                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, R4).",
+                ),
+                limit(20, 100),
+            ],
             ok={200: ("Recipients.", items(ref("Recipient")))},
             errors=[403, 422],
         )

@@ -38,6 +38,11 @@ routes = web.RouteTableDef()
 
 PENDING_COOKIE = "securemsg_signin"  # between the password and the code step
 PENDING_PATH = "/sign-in"
+# A browser that signed in before keeps a device token (accounts.device_token_for) for its address: its
+# sign-ins are throttled on their own and never meet the account's lockout, so nobody can keep a person
+# out of their own browser by failing ten times every 15 minutes (docs/security.md).
+DEVICE_COOKIE = "securemsg_device"
+DEVICE_COOKIE_MAX_AGE_S = 180 * 86400
 
 _NOTICES = {
     "signed_out": "You have signed out.",
@@ -81,6 +86,20 @@ def _slow_down(request: web.Request, exc: SlowDown, template: str, next_path: st
     return resp
 
 
+def _trusted(request: web.Request, email: str) -> bool:
+    return accounts.device_token_valid(request.app[CTX], email, request.cookies.get(DEVICE_COOKIE))
+
+
+async def _throttle(request: web.Request, email: str) -> bool:
+    """The sign-in limits (issue 6's limiter, shared with the API): per device for a trusted browser, else
+    per address tried; per IP either way. Whether this browser is trusted for `email`."""
+    if _trusted(request, email):
+        await enforce(request, "login_device", request.cookies.get(DEVICE_COOKIE))
+        return True
+    await enforce(request, "login", email)
+    return False
+
+
 async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
     ctx = request.app[CTX]
     token = await signin.start_session(ctx, member, request.cookies.get(SESSION_COOKIE))
@@ -88,6 +107,14 @@ async def _signed_in(request: web.Request, member: Participant, next_path: str) 
     resp = redirect(next_path)
     set_session_cookie(request, resp, token)
     resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+    if not _trusted(request, member.email):
+        set_cookie(
+            request,
+            resp,
+            DEVICE_COOKIE,
+            accounts.device_token_for(ctx, member.email),
+            DEVICE_COOKIE_MAX_AGE_S,
+        )
     return resp
 
 
@@ -116,12 +143,14 @@ async def sign_in(request: web.Request) -> web.Response:
         )
     ctx = request.app[CTX]
     try:
-        # The same limits as the API's sign-in: per address tried and per IP (issue 6's limiter).
-        await enforce(request, "login", email)
+        # The same limits as the API's sign-in: per address tried (or per trusted device) and per IP.
+        trusted = await _throttle(request, email)
     except SlowDown as exc:
         return _slow_down(request, exc, "inbox/sign_in.html", next_path)
     try:
-        step = await signin.check_password(ctx, email, form_text(form, "password", 256))
+        step = await signin.check_password(
+            ctx, email, form_text(form, "password", 256), trusted_device=trusted
+        )
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         return _form_page(
@@ -173,11 +202,11 @@ async def sign_in_code(request: web.Request) -> web.Response:
     if pending is None:
         return _restart(request)
     try:
-        await enforce(request, "login", pending.email)
+        trusted = await _throttle(request, pending.email)
     except SlowDown as exc:
         return _slow_down(request, exc, "inbox/sign_in_code.html", next_path)
     try:
-        member = await signin.check_code(ctx, pending, form_text(form, "code", 20))
+        member = await signin.check_code(ctx, pending, form_text(form, "code", 20), trusted_device=trusted)
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, pending.email, None, exc.code, client_ip(request))
         if exc.code == "invalid_otp":

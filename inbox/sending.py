@@ -72,10 +72,11 @@ _INSERT_MESSAGE = (
     "INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at) "
     "VALUES (?, ?, ?, ?, ?) RETURNING id"
 )
-# The sender has written and read up to its own message; everyone else has one more unread.
+# The sender has written and read up to its own message (so nothing before it is unread for them: replying
+# clears one's own part of the red bubble, R15); everyone else has one more unread.
 _UPDATE_MEMBERS = (
     "UPDATE conversation_member SET "
-    "unread_count = CASE WHEN participant_id = ? THEN unread_count ELSE unread_count + 1 END, "
+    "unread_count = CASE WHEN participant_id = ? THEN 0 ELSE unread_count + 1 END, "
     "has_written = CASE WHEN participant_id = ? THEN TRUE ELSE has_written END, "
     "last_read_message_id = CASE WHEN participant_id = ? THEN ? ELSE last_read_message_id END, "
     "last_activity_at = ? WHERE conversation_id = ?"
@@ -103,15 +104,16 @@ _INSERT_DELIVERY = (
 # PostgreSQL: the whole write as one statement (data-modifying CTEs), one round trip instead of six or
 # more. The same rows as `_write` builds statement by statement (the outbox rows from
 # `outbox.new_message_rows`, the webhook body as `webhooks.new_delivery` shapes it, its id a uuid4 in hex).
-# All parts of one statement see the snapshot from before it, so the recipients' unread totals it reads are
-# one short: each recipient has exactly one more unread message in this conversation once it has run.
+# All parts of one statement see the snapshot from before it, so the unread totals it reads are from before
+# the message: each recipient has exactly one more once it has run, and the sender none left in this
+# conversation (replying clears one's own part, R15).
 _PG_WRITE = """
 WITH m AS (
     INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at)
     VALUES (?, ?, ?, ?, ?) RETURNING id
 ), members AS (
     UPDATE conversation_member SET
-        unread_count = CASE WHEN participant_id = ? THEN unread_count ELSE unread_count + 1 END,
+        unread_count = CASE WHEN participant_id = ? THEN 0 ELSE unread_count + 1 END,
         has_written = CASE WHEN participant_id = ? THEN TRUE ELSE has_written END,
         last_read_message_id = CASE WHEN participant_id = ? THEN (SELECT id FROM m)
                                     ELSE last_read_message_id END,
@@ -142,10 +144,11 @@ WITH m AS (
     SELECT ?, 'pending', ?, 0, ?, jsonb_build_object('delivery', d.id), ? FROM deliveries d
     RETURNING 1
 ), totals AS (
-    SELECT participant_id, SUM(unread_count) AS total FROM conversation_member
-    WHERE participant_id = ANY(?::int[]) GROUP BY participant_id
+    SELECT participant_id, SUM(unread_count) AS total,
+           SUM(CASE WHEN conversation_id = ? THEN unread_count ELSE 0 END) AS here
+    FROM conversation_member WHERE participant_id = ANY(?::int[]) GROUP BY participant_id
 )
-SELECT m.id, t.participant_id, t.total FROM m LEFT JOIN totals t ON TRUE
+SELECT m.id, t.participant_id, t.total, t.here FROM m LEFT JOIN totals t ON TRUE
 """
 
 
@@ -261,11 +264,18 @@ def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[in
         *(practice, json.dumps([EVENT])),
         *(EVENT, EVENT, webhooks.new_delivery(EVENT, {}, now)[1]["created_at"], conv, sender, now),
         *(webhooks.WEBHOOK, now, practice, now),
-        [rid for rid, _ in new.recipients],
+        conv,
+        [*(rid for rid, _ in new.recipients), sender],
     )
     rows_back = yield Stmt(_PG_WRITE, params, rows=True)
-    before = {int(r["participant_id"]): int(r["total"] or 0) for r in rows_back if r["participant_id"]}
-    return int(rows_back[0]["id"]), {rid: before.get(rid, 0) + 1 for rid, _ in new.recipients}
+    before = {int(r["participant_id"]): r for r in rows_back if r["participant_id"] is not None}
+
+    def total(pid: int) -> int:
+        return int(before[pid]["total"] or 0) if pid in before else 0
+
+    totals = {rid: total(rid) + 1 for rid, _ in new.recipients}
+    totals[sender] = total(sender) - (int(before[sender]["here"] or 0) if sender in before else 0)
+    return int(rows_back[0]["id"]), totals
 
 
 def _totals(ids: list[int]) -> Generator[Stmt, Any, dict[int, int]]:
@@ -331,7 +341,8 @@ def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]
             "created_at": now,
         }
         yield _insert_outbox([job])
-    return message_id, (yield from _totals([rid for rid, _ in new.recipients]))
+    # The sender's total too: replying clears their own part of this conversation (R15).
+    return message_id, (yield from _totals([rid for rid, _ in new.recipients] + [new.sender_id]))
 
 
 # --- the whole send -------------------------------------------------------------------------------------

@@ -49,10 +49,13 @@ class PasswordStep:
     needs_code: bool
 
 
-async def check_password(ctx: InboxContext, email: str, password: str) -> PasswordStep:
-    """The first step. Raises `Unauthenticated` (invalid_credentials / account_locked) like the API."""
+async def check_password(
+    ctx: InboxContext, email: str, password: str, *, trusted_device: bool = False
+) -> PasswordStep:
+    """The first step. Raises `Unauthenticated` (invalid_credentials / account_locked) like the API.
+    `trusted_device`: the browser showed this address's device token (see accounts.authenticate)."""
     try:
-        member = await accounts.authenticate(ctx, email, password, None)
+        member = await accounts.authenticate(ctx, email, password, None, trusted_device=trusted_device)
     except Unauthenticated as exc:
         if exc.code != "otp_required":
             raise
@@ -87,9 +90,11 @@ async def pending_member(member_id: int) -> Participant | None:
     return await Participant.filter(id=member_id, kind=TEAM).first()
 
 
-async def check_code(ctx: InboxContext, member: Participant, code: str) -> Participant:
+async def check_code(
+    ctx: InboxContext, member: Participant, code: str, *, trusted_device: bool = False
+) -> Participant:
     """The second step: the authenticator's code for the member named by a pending ticket."""
-    await accounts.verify_otp(ctx, member, code.replace(" ", "").strip())
+    await accounts.verify_otp(ctx, member, code.replace(" ", "").strip(), trusted_device=trusted_device)
     return member
 
 

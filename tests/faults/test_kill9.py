@@ -18,6 +18,7 @@ import asyncio
 import re
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -76,9 +77,7 @@ async def email_rows() -> list[OutboxJob]:
 
 async def settled() -> bool:
     """Nothing due is waiting: every email row is done/skipped, or postponed to later (the hourly throttle)."""
-    import datetime
-
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.now(UTC)
     for row in await email_rows():
         if row.status == "failed":
             raise AssertionError(f"outbox row {row.id} failed: {row.last_error}")
@@ -170,7 +169,6 @@ async def test_kill_9_during_sends_loses_nothing_and_sends_each_email_once(
             if line.lower().startswith(b"message-id:")
         ]
         lead = by_id[int(re.fullmatch(r"<outbox-(\d+)@[^>]+>", in_flight)[1])]
-
         if lead.status == "done":
             assert lead.last_error == f"sent as {in_flight}" and in_flight in received
         else:
@@ -178,8 +176,6 @@ async def test_kill_9_during_sends_loses_nothing_and_sends_each_email_once(
         # Each client was told (R16), and the colleague's unread messages reached the clinician (R17).
         reached = {m.rcpt_tos[0] for m in smtp.received}
         assert {people.emails[c] for c in (*CLIENTS, "clinician")} <= reached
-        for row in rows:
-            assert row.status in ("done", "skipped", "pending"), row.status
         assert stats["ServerDisconnectedError"] + stats["ClientConnectorError"] + stats["ClientOSError"] > 0
     finally:
         await server.stop()

@@ -1,7 +1,7 @@
 """No token, link, password or secret is ever logged: a full flow with every logger captured at DEBUG.
 
 The flow issues every kind of secret the system has — the practice API key, bearer tokens from sign-in and
-from a magic link, portal session cookies, CSRF tokens, notification links and Instant Sign In links from
+from a magic link, the web inbox's session cookie, portal session cookies, CSRF tokens, notification links and Instant Sign In links from
 real emails, a TOTP secret, a trusted-device token, a webhook secret, an export's password — and uses each; it also sends wrong passwords and forged
 tokens. Afterwards not one of them appears in any log record of any logger (the loggers of the test's own
 fake servers aside), nor any device token in full.
@@ -12,13 +12,15 @@ from __future__ import annotations
 import pyotp
 import pytest
 
-from gateway.auth import PORTAL_COOKIE
+from gateway.auth import PORTAL_COOKIE, SESSION_COOKIE
 from gateway.keys import CTX
+from gateway.team_signin import DEVICE_COOKIE
 from tests.conftest import PASSWORD
 from tests.fakes.apns import FakeApns
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp
 from tests.faults.system import CLIENT_MSG_ID, CSRF, Logs, Receiver, drain, links_in
+from tests.gateway.pages import cookie, meta_csrf, post_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +59,14 @@ async def test_no_token_link_or_secret_is_logged(
     assert status == 200
     first = secrets["sign-in token"] = login["token"]
     secrets["device token"] = login["device_token"]
+    # The web inbox's sign-in page: a session cookie, its CSRF token, the browser's device token.
+    resp = await post_sign_in(client, email, PASSWORD)
+    assert resp.status == 303
+    secrets["team session cookie"] = cookie(client, SESSION_COOKIE)
+    secrets["team browser device token"] = cookie(client, DEVICE_COOKIE)
+    page = await client.get("/inbox")
+    secrets["team csrf"] = meta_csrf(await page.text())
+    client.session.cookie_jar.clear()
     status, enrolled = await api.post(f"/team-members/{cast.id('clinician')}/totp", {}, token=first)
     assert status == 200, enrolled
     totp_secret = secrets["totp secret"] = pyotp.parse_uri(enrolled["provisioning_uri"]).secret

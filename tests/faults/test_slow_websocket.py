@@ -55,15 +55,13 @@ async def never_reading_socket(
     return reader, writer
 
 
-async def read_until_closed(reader: asyncio.StreamReader) -> int:
-    """Read what is left; the number of bytes, once the server has closed or cut the connection."""
-    total = 0
+async def read_until_closed(reader: asyncio.StreamReader) -> None:
+    """Read what is left in flight; returns once the server has closed or cut the connection."""
     try:
-        while chunk := await reader.read(1 << 16):
-            total += len(chunk)
+        while await reader.read(1 << 16):
+            pass
     except ConnectionResetError:
         pass
-    return total
 
 
 async def test_a_never_reading_websocket_is_cut_off_and_memory_stays_bounded(tmp_path: Path) -> None:
@@ -92,7 +90,7 @@ async def test_a_never_reading_websocket_is_cut_off_and_memory_stays_bounded(tmp
                 headers={"Authorization": f"Bearer {tok['reader']}"},
                 max_msg_size=0,
             )
-            _stalled_reader, stalled_writer = await never_reading_socket(server, tok["stalled"])
+            stalled_reader, stalled_writer = await never_reading_socket(server, tok["stalled"])
             await asyncio.sleep(0.5)
             baseline_kb = server.status("VmRSS")
 
@@ -138,14 +136,10 @@ async def test_a_never_reading_websocket_is_cut_off_and_memory_stays_bounded(tmp
             took = time.monotonic() - started
 
             growth_kb = max(peak_kb, server.status("VmRSS")) - baseline_kb
-            print(
-                f"\nflow of {expected} messages took {took:.1f}s; RSS baseline {baseline_kb} kB, peak growth {growth_kb} kB"
-            )
             assert received == expected
-            assert growth_kb < GROWTH_LIMIT_KB, f"the server grew by {growth_kb} kB"
+            assert growth_kb < GROWTH_LIMIT_KB, f"the server grew by {growth_kb} kB in {took:.1f} s"
             # The server gave up on the stalled socket: reading now finds the end, not a backlog.
-            leftover = await asyncio.wait_for(read_until_closed(_stalled_reader), timeout=20)
-            print(f"stalled socket: {leftover} bytes were in flight before the cut")
+            await asyncio.wait_for(read_until_closed(stalled_reader), timeout=20)
             stalled_writer.close()
             assert (await http.reply("GET", "/healthz")).status == 200
             await reader_ws.close()

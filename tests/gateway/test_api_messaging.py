@@ -405,3 +405,17 @@ async def test_ids_past_the_column_range_are_404_not_5xx(api, cast, method, path
     status, body = await api.call(method, path, payload, cast.tok("clinician"))
     assert status == 404, body
     assert body["error"]["code"] == "not_found"
+
+
+async def test_r15_replying_clears_ones_own_unread_part(api, cast):
+    _, conv = await open_conv(api, cast, "biller", "clinician", body="Question about a claim")
+    _, me = await api.get("/me", token=cast.tok("clinician"))
+    assert me["unread_total"] == 1
+    status, _ = await send(api, cast, "clinician", conv["id"], "Answered: it is approved")
+    assert status == 201
+    _, me = await api.get("/me", token=cast.tok("clinician"))
+    assert me["unread_total"] == 0
+    _, listing = await api.get("/conversations", token=cast.tok("clinician"))
+    assert listing["items"][0]["unread_count"] == 0
+    _, me = await api.get("/me", token=cast.tok("biller"))
+    assert me["unread_total"] == 1

@@ -225,6 +225,11 @@ ROWS: list[Row] = [
         _unique("contact"),
     ),
     Row(
+        "GET",
+        "/clients/{client}/access",
+        expect(team=403, portal=403, other=404, key=200, other_key=404) | MANAGERS,
+    ),
+    Row(
         "PUT",
         "/clients/{client2}/access/{scheduler}",
         expect(team=403, portal=403, other=404, key=200, other_key=404, owner=201, mgr_export=200, mgr=200),

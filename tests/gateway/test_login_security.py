@@ -175,3 +175,55 @@ async def test_a_device_token_works_only_for_its_address_and_cannot_be_forged(ap
     # The clinician's device token does not open the owner's account.
     assert code_of(*await login(api, owner_email, PASSWORD, device_token=device)) == "account_locked"
     assert code_of(*await login(api, email, PASSWORD, device_token=device)) == "ok"
+
+
+async def test_an_attacker_cannot_keep_a_trusted_browser_out_of_the_team_inbox(client, api, cast, clock):
+    """The web inbox's sign-in: the browser keeps its device token in an HttpOnly cookie; while an attacker
+    keeps the account locked, that browser signs in and a new browser does not."""
+    from gateway.team_signin import DEVICE_COOKIE
+    from tests.gateway.pages import cookie, post_sign_in
+
+    email = await clinician_email(api, cast)
+    resp = await post_sign_in(client, email, PASSWORD)
+    assert resp.status == 303
+    set_cookie = next(v for v in resp.headers.getall("Set-Cookie") if v.startswith(DEVICE_COOKIE + "="))
+    assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
+    device = cookie(client, DEVICE_COOKIE)
+    assert device is not None and device.startswith("smd_")
+    for _ in range(3):
+        next_window(clock)
+        await lock(api, email)
+        resp = await post_sign_in(client, email, PASSWORD)
+        assert resp.status == 303 and resp.headers["Location"] == "/inbox"
+        assert cookie(client, DEVICE_COOKIE) == device  # the same trusted browser
+        client.session.cookie_jar.clear()
+        resp = await post_sign_in(client, email, PASSWORD)  # a browser that never signed in here
+        assert resp.status in (401, 429) and "Too many" in await resp.text()
+        client.session.cookie_jar.update_cookies({DEVICE_COOKIE: device})
+        clock.advance(LOCKOUT_S)
+
+
+async def test_the_login_answer_and_request_with_a_device_token_follow_the_openapi_description(api, cast):
+    from jsonschema import Draft202012Validator
+
+    from gateway.openapi import document
+
+    doc = document()
+    operation = doc["paths"]["/api/v1/auth/login"]["post"]
+
+    def validator(schema: dict) -> Draft202012Validator:
+        return Draft202012Validator(dict(schema, components=doc["components"]))
+
+    answer = validator(operation["responses"]["200"]["content"]["application/json"]["schema"])
+    request = validator(operation["requestBody"]["content"]["application/json"]["schema"])
+    email = await clinician_email(api, cast)
+    first_request = {"email": email, "password": PASSWORD}
+    status, first = await api.post("/auth/login", first_request)
+    assert status == 200
+    again_request = first_request | {"device_token": first["device_token"]}
+    status, again = await api.post("/auth/login", again_request)
+    assert status == 200
+    for body in (first_request, again_request):
+        assert list(request.iter_errors(body)) == []
+    for body in (first, again):
+        assert list(answer.iter_errors(body)) == []
