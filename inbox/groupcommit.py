@@ -50,15 +50,18 @@ def unit_specific(exc: BaseException) -> bool:
 class GroupCommit:
     def __init__(self, max_batch: int = MAX_BATCH) -> None:
         self.max_batch = max_batch
-        self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Unit[Any], asyncio.Future[Any], bool]] = []
         self._writer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Counters, for benchmarks and tests: how many transactions, and how many units they held.
         self.batches = 0
         self.units = 0
 
-    async def run(self, unit: Unit[Any]) -> Any:
-        """Run `unit` in a shared transaction; returns its result once that transaction has committed."""
+    async def run(self, unit: Unit[Any], *, one_statement: bool = False) -> Any:
+        """Run `unit` in a shared transaction; returns its result once that transaction has committed.
+
+        `one_statement`: the unit writes with a single statement, atomic by itself, so when it has no
+        company on PostgreSQL it runs without BEGIN/COMMIT: one round trip."""
         conn = rawsql.client()
         if isinstance(conn, TransactionalDBClient):
             return await rawsql.drive_async(unit, conn)
@@ -66,34 +69,47 @@ class GroupCommit:
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one carries over
             self._loop, self._pending, self._writer = loop, [], None
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((unit, future))
+        self._pending.append((unit, future, one_statement))
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._drain(), name="securemsg-group-commit")
         return await future
 
     async def _drain(self) -> None:
         while self._pending:
-            batch = [(u, f) for u, f in self._pending[: self.max_batch] if not f.done()]
+            batch = [(u, f, one) for u, f, one in self._pending[: self.max_batch] if not f.done()]
             del self._pending[: self.max_batch]
             if not batch:
                 continue
             try:
-                outcomes = await self._commit([u for u, _ in batch])
+                if len(batch) == 1 and batch[0][2] and rawsql.sqlite_thread_runner(rawsql.client()) is None:
+                    outcomes = await self._alone(batch[0][0])
+                else:
+                    outcomes = await self._commit([u for u, _, _ in batch])
             except BaseException as exc:
-                for _, future in batch:
+                for _, future, _ in batch:
                     if not future.done():
                         future.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 continue
             # In batch order, so the callers wake (and publish their events) in the order of their messages.
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue
                 if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+    async def _alone(self, unit: Unit[Any]) -> list[Outcome]:
+        self.batches += 1
+        self.units += 1
+        try:
+            return [(True, await rawsql.drive_async(unit, rawsql.client()))]
+        except Exception as exc:
+            if not unit_specific(exc):
+                raise
+            return [(False, exc)]
 
     async def _commit(self, units: list[Unit[Any]]) -> list[Outcome]:
         self.batches += 1

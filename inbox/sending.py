@@ -19,6 +19,7 @@ the unique index and is answered with the first message, as before.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +53,8 @@ def _members_sql() -> str:
     return (
         f"SELECT {rawsql.columns(Participant, 'p')}, cm.has_written AS m_has_written, "  # noqa: S608
         "pr.client_messaging_enabled AS pr_client_on, pr.team_messaging_enabled AS pr_team_on, "
-        "pr.unread_email_delay_s AS pr_delay "
+        "pr.unread_email_delay_s AS pr_delay, "
+        "(SELECT e.id FROM message e WHERE e.sender_id = ? AND e.client_msg_id = ?) AS earlier_id "
         "FROM conversation c JOIN practice pr ON pr.id = c.practice_id "
         "JOIN conversation_member cm ON cm.conversation_id = c.id "
         "JOIN participant p ON p.id = cm.participant_id "
@@ -99,6 +101,57 @@ _INSERT_DELIVERY = (
 )
 
 
+# PostgreSQL: the whole write as one statement (data-modifying CTEs), one round trip instead of six or
+# more. The same rows as `_write` builds statement by statement (the outbox rows from
+# `outbox.new_message_rows`, the webhook body as `webhooks.new_delivery` shapes it, its id a uuid4 in hex).
+# All parts of one statement see the snapshot from before it, so the unread totals it reads are from before
+# the message: each recipient has exactly one more once it has run, and the sender none left in this
+# conversation (replying clears one's own part, R15).
+_PG_WRITE = """
+WITH m AS (
+    INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at)
+    VALUES (?, ?, ?, ?, ?) RETURNING id
+), members AS (
+    UPDATE conversation_member SET
+        unread_count = CASE WHEN participant_id = ? THEN 0 ELSE unread_count + 1 END,
+        has_written = CASE WHEN participant_id = ? THEN TRUE ELSE has_written END,
+        last_read_message_id = CASE WHEN participant_id = ? THEN (SELECT id FROM m)
+                                    ELSE last_read_message_id END,
+        last_activity_at = ?
+    WHERE conversation_id = ? RETURNING 1
+), conv AS (
+    UPDATE conversation SET last_message_at = ?, last_message_id = (SELECT id FROM m) WHERE id = ? RETURNING 1
+), jobs AS (
+    INSERT INTO outbox_job (kind, status, due_at, attempts, practice_id, recipient_id, conversation_id,
+                            message_id, payload, created_at)
+    SELECT u.kind, 'pending', u.due_at, 0, ?, u.recipient_id, ?, (SELECT id FROM m), u.payload::jsonb, ?
+    FROM unnest(?::varchar[], ?::timestamptz[], ?::int[], ?::text[]) AS u(kind, due_at, recipient_id, payload)
+    RETURNING 1
+), hooks AS (
+    SELECT id, replace(gen_random_uuid()::text, '-', '') AS delivery_id FROM webhook
+    WHERE practice_id = ? AND active AND events @> ?::jsonb ORDER BY id
+), deliveries AS (
+    INSERT INTO webhook_delivery (webhook_id, delivery_id, event, payload, status, attempts, created_at)
+    SELECT h.id, h.delivery_id, ?,
+           jsonb_build_object(
+               'id', h.delivery_id, 'event', ?::text, 'created_at', ?::text,
+               'data', jsonb_build_object(
+                   'conversation_id', ?::int, 'message_id', (SELECT id FROM m), 'sender_id', ?::int)),
+           'pending', 0, ?
+    FROM hooks h ORDER BY h.id RETURNING id
+), hook_jobs AS (
+    INSERT INTO outbox_job (kind, status, due_at, attempts, practice_id, payload, created_at)
+    SELECT ?, 'pending', ?, 0, ?, jsonb_build_object('delivery', d.id), ? FROM deliveries d
+    RETURNING 1
+), totals AS (
+    SELECT participant_id, SUM(unread_count) AS total,
+           SUM(CASE WHEN conversation_id = ? THEN unread_count ELSE 0 END) AS here
+    FROM conversation_member WHERE participant_id = ANY(?::int[]) GROUP BY participant_id
+)
+SELECT m.id, t.participant_id, t.total, t.here FROM m LEFT JOIN totals t ON TRUE
+"""
+
+
 def _insert_outbox(rows: Sequence[dict[str, Any]]) -> Stmt:
     values = ", ".join(f"({marks(len(_OUTBOX_COLUMNS))})" for _ in rows)
     params: list[Any] = []
@@ -126,7 +179,11 @@ class _Loaded:
 def _read(
     actor: Participant, conversation_id: int, client_msg_id: str | None
 ) -> Generator[Stmt, Any, _Loaded | None]:
-    rows: list[dict[str, Any]] = yield Stmt(_members_sql(), (conversation_id, actor.practice_id), rows=True)
+    # The earlier message of this client_msg_id, if any, comes along in the same query (its id, at least).
+    earlier_key = client_msg_id if client_msg_id is not None and 1 <= len(client_msg_id) <= 100 else None
+    rows: list[dict[str, Any]] = yield Stmt(
+        _members_sql(), (actor.id, earlier_key, conversation_id, actor.practice_id), rows=True
+    )
     if not any(r["id"] == actor.id for r in rows):
         return None
     first = rows[0]
@@ -136,8 +193,8 @@ def _read(
         flags=PracticeFlags(bool(first["pr_client_on"]), bool(first["pr_team_on"])),
         unread_delay_s=first["pr_delay"],
     )
-    if client_msg_id is not None and 1 <= len(client_msg_id) <= 100:
-        found = yield Stmt(_earlier_sql(), (actor.id, client_msg_id), rows=True)
+    if first["earlier_id"] is not None:
+        found = yield Stmt(_earlier_sql(), (actor.id, earlier_key), rows=True)
         if found:
             loaded.earlier = rawsql.model_from_row(Message, found[0])
             return loaded
@@ -183,6 +240,55 @@ class _NewMessage:
     now: datetime
     recipients: tuple[tuple[int, str], ...]  # (id, kind) of everyone but the sender
     unread_delay_s: int
+
+
+def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]:
+    now, conv, sender, practice = new.now, new.conversation_id, new.sender_id, new.practice_id
+    rows = outbox.new_message_rows(
+        practice_id=practice,
+        conversation_id=conv,
+        message_id=0,  # the statement puts in the new message's id
+        recipients=new.recipients,
+        delay_s=new.unread_delay_s,
+        now=now,
+    )
+    params = (
+        *(conv, sender, new.cipher, new.client_msg_id, now),
+        *(sender, sender, sender, now, conv),
+        *(now, conv),
+        *(practice, conv, now),
+        [r["kind"] for r in rows],
+        [r["due_at"] for r in rows],
+        [r["recipient_id"] for r in rows],
+        [rawsql.db_value(OutboxJob, "payload", r["payload"]) for r in rows],
+        *(practice, json.dumps([EVENT])),
+        *(EVENT, EVENT, webhooks.new_delivery(EVENT, {}, now)[1]["created_at"], conv, sender, now),
+        *(webhooks.WEBHOOK, now, practice, now),
+        conv,
+        [*(rid for rid, _ in new.recipients), sender],
+    )
+    rows_back = yield Stmt(_PG_WRITE, params, rows=True)
+    before = {int(r["participant_id"]): r for r in rows_back if r["participant_id"] is not None}
+
+    def total(pid: int) -> int:
+        return int(before[pid]["total"] or 0) if pid in before else 0
+
+    totals = {rid: total(rid) + 1 for rid, _ in new.recipients}
+    totals[sender] = total(sender) - (int(before[sender]["here"] or 0) if sender in before else 0)
+    return int(rows_back[0]["id"]), totals
+
+
+def _totals(ids: list[int]) -> Generator[Stmt, Any, dict[int, int]]:
+    if not ids:
+        return {}
+    found = yield Stmt(
+        "SELECT participant_id, SUM(unread_count) AS total FROM conversation_member "  # noqa: S608
+        f"WHERE participant_id IN ({marks(len(ids))}) GROUP BY participant_id",
+        ids,
+        rows=True,
+    )
+    summed = {int(r["participant_id"]): int(r["total"] or 0) for r in found}
+    return {rid: summed.get(rid, 0) for rid in ids}
 
 
 def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]:
@@ -235,18 +341,8 @@ def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]
             "created_at": now,
         }
         yield _insert_outbox([job])
-    totals: dict[int, int] = {}
-    ids = [rid for rid, _ in new.recipients] + [new.sender_id]  # the sender's total may have dropped to 0
-    if ids:
-        found = yield Stmt(
-            "SELECT participant_id, SUM(unread_count) AS total FROM conversation_member "  # noqa: S608
-            f"WHERE participant_id IN ({marks(len(ids))}) GROUP BY participant_id",
-            ids,
-            rows=True,
-        )
-        summed = {int(r["participant_id"]): int(r["total"] or 0) for r in found}
-        totals = {rid: summed.get(rid, 0) for rid in ids}
-    return message_id, totals
+    # The sender's total too: replying clears their own part of this conversation (R15).
+    return message_id, (yield from _totals([rid for rid, _ in new.recipients] + [new.sender_id]))
 
 
 # --- the whole send -------------------------------------------------------------------------------------
@@ -280,8 +376,10 @@ async def send_message(
         recipients=tuple((o.id, o.kind) for o in others),
         unread_delay_s=loaded.unread_delay_s or ctx.default_unread_delay_s,
     )
+    pg = rawsql.is_postgres(rawsql.client())
+    write = _write_postgres if pg else _write
     try:
-        message_id, totals = await ctx.writes.run(lambda: _write(new))
+        message_id, totals = await ctx.writes.run(lambda: write(new), one_statement=pg)
     except IntegrityError:
         if client_msg_id is None:
             raise

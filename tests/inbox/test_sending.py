@@ -127,3 +127,32 @@ async def test_a_refused_send_among_concurrent_ones_fails_alone(api: Any, cast: 
     status, page = await api.get(f"/conversations/{conv}/messages", token=cast.tok("client"))
     assert sorted(m["body"] for m in page["items"]) == [f"ok {i}" for i in range(5)]
     assert json.dumps(page).count("not yours") == 0
+
+
+async def test_r15_the_sender_is_told_its_new_total_once_replying_cleared_its_part(
+    api: Any, cast: Any, client: Any
+) -> None:
+    async def write(who: str, conv: int, body: str) -> None:
+        status, data = await api.post(f"/conversations/{conv}/messages", {"body": body}, token=cast.tok(who))
+        assert status == 201, data
+
+    status, with_biller = await api.post(
+        "/conversations", {"participant_ids": [cast.id("clinician")]}, token=cast.tok("biller")
+    )
+    assert status == 201
+    status, with_scheduler = await api.post(
+        "/conversations", {"participant_ids": [cast.id("clinician")]}, token=cast.tok("scheduler")
+    )
+    assert status == 201
+    await write("biller", with_biller["id"], "a claim question")
+    await write("scheduler", with_scheduler["id"], "one")
+    await write("scheduler", with_scheduler["id"], "two")
+    ws = await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {cast.tok('clinician')}"})
+    assert (await ws.receive_json(timeout=5)) == {"type": "unread", "unread_total": 3}
+    await write("clinician", with_biller["id"], "answered")
+    while (event := await ws.receive_json(timeout=5))["type"] != "unread":
+        pass
+    assert event["unread_total"] == 2  # the scheduler's two are still unread; the biller's one is answered
+    status, me = await api.get("/me", token=cast.tok("clinician"))
+    assert me["unread_total"] == 2
+    await ws.close()
