@@ -59,6 +59,16 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+async def _release_reset(conn: asyncpg.Connection) -> None:
+    """What a pooled PostgreSQL connection runs when it goes back to the pool: nothing more than asyncpg's
+    own clean-up, which has already rolled back a transaction left open (a cancelled request).
+
+    asyncpg's default also sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on
+    every release: one more round trip to the server for every query Tortoise runs outside a transaction
+    (three on each send). This code keeps no session state for that to clear (no SET, LISTEN, advisory locks
+    or cursors: `tests/test_db.py` checks), so the round trip bought nothing."""
+
+
 def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dict[str, Any]:
     """`timeout_s` (PostgreSQL): how long connecting, and then any one statement, may take before it fails
     (a database that stopped answering must not hold requests forever). Unset for migrations, which may
@@ -67,9 +77,11 @@ def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dic
     if url.startswith("postgres://") and "maxsize" not in url:
         url += ("&" if "?" in url else "?") + "minsize=1&maxsize=10"
     connection: str | dict[str, Any] = url
-    if timeout_s is not None and url.startswith(("postgres://", "asyncpg://")):
+    if url.startswith(("postgres://", "asyncpg://")):
         connection = expand_db_url(url)
-        connection["credentials"] |= {"timeout": timeout_s, "command_timeout": timeout_s}
+        connection["credentials"]["reset"] = _release_reset
+        if timeout_s is not None:
+            connection["credentials"] |= {"timeout": timeout_s, "command_timeout": timeout_s}
     return {
         "connections": {"default": connection},
         "apps": {
