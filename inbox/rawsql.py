@@ -136,6 +136,14 @@ class SqliteReader:
     need: nothing reads its own uncommitted writes through here (inside a transaction, `read` uses the
     transaction's connection).
 
+    The reads that use it are a few indexed lookups, tens of microseconds of SQLite's time: less than a hop
+    to a thread and back costs (the hand-over, the wake-up, and the GIL under load). So a read first runs
+    right here in the event loop, on a connection of its own that never waits for a lock (busy timeout 0).
+    Only when SQLite answers "busy" — another connection is doing something readers must wait for, such as
+    recovering the write-ahead log — does the read go to the thread, whose connection waits as long as
+    SQLite's usual timeout, while the loop serves everyone else. (A lookup on pages not yet in the page cache
+    or the OS's reads the disk in the loop; on the send path these are the same few index pages every time.)
+
     Reads that arrive while the thread is busy go together in its next hop, one snapshot for all of them:
     under load a hop to the thread and back is paid per batch, not per read."""
 
@@ -143,21 +151,30 @@ class SqliteReader:
         self.path = path
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="securemsg-sqlite-read")
         self._db: sqlite3.Connection | None = None
+        self._inline_db: sqlite3.Connection | None = None
         self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hops = 0  # for benchmarks and tests: hops to the thread, and the reads they carried
         self.units = 0
+        self.inline = 0  # reads answered in the loop
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA query_only = ON")
+        return db
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA query_only = ON")
-            self._db = db
+            self._db = self._open(timeout=5.0)  # Python's default: wait up to 5 s for a lock
         return self._db
 
     async def run(self, unit: Unit[T]) -> T:
+        try:
+            return self._run_inline(unit)
+        except _Busy:
+            pass  # wait for SQLite in the thread, not in the loop
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._loop, self._pending, self._busy = loop, [], False
@@ -166,6 +183,28 @@ class SqliteReader:
         if not self._busy:
             self._start(loop)
         return await future
+
+    def _run_inline(self, unit: Unit[T]) -> T:
+        """The read, here and now, or `_Busy` (nothing read) when SQLite would have it wait for a lock."""
+        try:
+            if self._inline_db is None:
+                self._inline_db = self._open(timeout=0)
+            db = self._inline_db
+            db.execute("BEGIN")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise _Busy from exc
+            raise OperationalError(exc) from exc
+        try:
+            result = drive_sync(unit, db)
+        except OperationalError as exc:
+            if _is_busy(exc.__cause__):
+                raise _Busy from exc
+            raise
+        finally:
+            db.execute("ROLLBACK")  # a read-only transaction: nothing to keep, and never busy
+        self.inline += 1
+        return result
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
@@ -214,6 +253,10 @@ class SqliteReader:
                 self._start(loop)
 
     def close(self) -> None:
+        if self._inline_db is not None:
+            self._inline_db.close()
+            self._inline_db = None
+
         def close_db() -> None:
             if self._db is not None:
                 self._db.close()
@@ -221,6 +264,16 @@ class SqliteReader:
 
         self._pool.submit(close_db)
         self._pool.shutdown(wait=True)
+
+
+class _Busy(Exception):
+    """SQLite would have a read wait for a lock."""
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, or one of their extended codes (SQLITE_BUSY_RECOVERY, …)."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.OperationalError) else None
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 _READERS: dict[str, SqliteReader] = {}
