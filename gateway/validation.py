@@ -18,9 +18,16 @@ _NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "
 async def read_json(request: web.Request, allowed: set[str] | None = None) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise TooLarge("request_too_large", f"A request body holds at most {MAX_BODY_BYTES // 1024} KiB.")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise TooLarge("request_too_large", f"A request body holds at most {MAX_BODY_BYTES // 1024} KiB.")
+    # `read(n)` answers with what has arrived so far (up to n bytes), not with n bytes: a body that comes
+    # in pieces (chunked, or over a slow link) is read piece by piece until it ends or passes the limit.
+    parts: list[bytes] = []
+    size = 0
+    while part := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        parts.append(part)
+        size += len(part)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge("request_too_large", f"A request body holds at most {MAX_BODY_BYTES // 1024} KiB.")
+    raw = b"".join(parts)
     if not raw.strip():
         data: Any = {}
     else:

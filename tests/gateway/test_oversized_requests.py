@@ -76,7 +76,28 @@ async def test_a_chunked_body_over_the_limit_is_cut_at_the_limit(client: Any, ca
         headers={"Authorization": f"Bearer {cast.tok('clinician')}", "Content-Type": "application/json"},
     )
     body = await resp.json()
-    assert resp.status == 413 and body["error"]["code"] == "request_too_large"
+    assert resp.status == 413 and body["error"]["code"] == "request_too_large", body
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(client: Any, cast: Cast) -> None:
+    """A body within the limit, sent chunked in small pieces with pauses (a slow link): the whole of it is
+    read, not the first piece that had arrived."""
+    text = "Running ten minutes late." * 196  # 4,900 characters, within R12
+    payload = json.dumps({"participant_ids": [cast.id("client")], "body": text}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(payload), 512):
+            yield payload[i : i + 512]
+            await asyncio.sleep(0.005)
+
+    resp = await client.post(
+        "/api/v1/conversations",
+        data=pieces(),
+        headers={"Authorization": f"Bearer {cast.tok('clinician')}", "Content-Type": "application/json"},
+    )
+    body = await resp.json()
+    assert resp.status == 201, body
+    assert body["message"]["body"] == text
 
 
 async def _nothing_opened(api: Api, cast: Cast) -> None:
