@@ -105,6 +105,7 @@ class _EndpointProtocol(APNsTLSClientProtocol):
         super().__init__(*args, **kwargs)
         self.lost = asyncio.Event()
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._flush_pending = False
 
     async def send_notification(self, request: NotificationRequest) -> NotificationResult:
         """aioapns writes the body without looking at HTTP/2 flow control: with many pushes in flight the
@@ -135,6 +136,19 @@ class _EndpointProtocol(APNsTLSClientProtocol):
             if not turn.done():  # a caller that timed out has left the line
                 turn.set_result(None)
                 return
+
+    def flush(self) -> None:
+        """aioapns flushes after every push it writes and after every read: one TLS record and one send()
+        per push. Gather the frames instead and write them once, when the callbacks already queued have run
+        (the other pushes woken in the same loop iteration)."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        if self.transport is not None and not self.transport.is_closing():
+            super().flush()  # refreshes the inactivity timer and writes the frames h2 holds
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)  # window updates, stream ends and settings arrive here
