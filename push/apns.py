@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import h2.errors
 import h2.exceptions
+import hpack
 from aioapns import APNs, NotificationRequest, PushType
 from aioapns.common import NotificationResult
 from aioapns.connection import APNsTLSClientProtocol
@@ -96,6 +97,13 @@ class ApnsSettings:
         return urllib.parse.urlsplit(self.endpoint).port or 443
 
 
+class _PlainEncoder(hpack.Encoder):
+    """An HPACK encoder that never Huffman-codes literals; the header block decodes to the same headers."""
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        return super().encode(headers, huffman=False)
+
+
 class _EndpointProtocol(APNsTLSClientProtocol):
     """aioapns' client protocol; subclassed per provider with APNS_SERVER / APNS_PORT set."""
 
@@ -106,6 +114,10 @@ class _EndpointProtocol(APNsTLSClientProtocol):
         self.lost = asyncio.Event()
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._flush_pending = False
+        # Literals go out without Huffman coding (RFC 7541 §5.2 leaves the choice to the encoder). h2 sends
+        # the authorization header as a never-indexed literal on every request, so Huffman coding meant
+        # coding a ~250-character JWT per push here and decoding it per push at APNs, in pure Python.
+        self.conn.encoder = _PlainEncoder()
 
     async def send_notification(self, request: NotificationRequest) -> NotificationResult:
         """aioapns writes the body without looking at HTTP/2 flow control: with many pushes in flight the
