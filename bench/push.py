@@ -129,6 +129,8 @@ async def bare_h2(info: dict[str, str], n: int) -> float:
             conn.send_data(sid, bodies[sent], end_stream=True)
             sent += 1
             open_streams += 1
+            if sent % 32 == 0:  # hand the fake work in small writes, not one per window's worth
+                writer.write(conn.data_to_send())
         writer.write(conn.data_to_send())
         await writer.drain()
         data = await reader.read(65536)
