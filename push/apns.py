@@ -124,8 +124,7 @@ class _EndpointProtocol(APNsTLSClientProtocol):
         connection's window (64 KiB until the server widens it) runs out, h2 raises FlowControlError, and
         aioapns retries after a second, then gives up ("Failed to send after 2 attempts"). So wait, in
         order, until a stream and the window are free; aioapns then writes headers and body at once."""
-        size = len(json.dumps(request.message, ensure_ascii=False).encode())
-        if self._waiting or not self._room_for(size):
+        if self._waiting or not self._room_for(request):
             loop = asyncio.get_running_loop()
             while True:
                 turn: asyncio.Future[None] = loop.create_future()
@@ -133,14 +132,22 @@ class _EndpointProtocol(APNsTLSClientProtocol):
                 await turn
                 if self.lost.is_set():
                     raise ConnectionClosed("connection lost while waiting for flow control")
-                if self._room_for(size):
+                if self._room_for(request):
                     break
         # The next in line looks once this push has gone out (aioapns writes it before its first await).
         asyncio.get_running_loop().call_soon(self._wake_next)
         return await super().send_notification(request)
 
-    def _room_for(self, size: int) -> bool:
-        return not self.free_channels.locked() and self.conn.outbound_flow_control_window >= size
+    def _room_for(self, request: NotificationRequest) -> bool:
+        if self.free_channels.locked():
+            return False
+        window = self.conn.outbound_flow_control_window
+        # h2 sends no body bigger than one frame (FrameTooLargeError), so a window of a frame's size has room
+        # for any body that can go at all: only a smaller window needs the body's size, serialised here as
+        # aioapns will serialise it (the only other time per push).
+        if window >= self.conn.max_outbound_frame_size:
+            return True
+        return window >= len(json.dumps(request.message, ensure_ascii=False).encode())
 
     def _wake_next(self) -> None:
         while self._waiting:
@@ -237,8 +244,11 @@ def build_payload(msg: PushMessage) -> dict[str, Any]:
     return {"aps": aps, **msg.data, "type": msg.push_type}
 
 
+_HEX_DIGITS = frozenset(string.hexdigits)
+
+
 def _check_token(token: str) -> str | None:
-    if not token or any(c not in string.hexdigits for c in token):
+    if not token or not _HEX_DIGITS.issuperset(token):
         return "malformed device token (APNs tokens are hex)"
     return None
 
