@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import hpack
 import pytest
 
-from push.apns import ApnsProvider, ApnsSettings, build_payload
+from push.apns import ApnsProvider, ApnsSettings, _PlainEncoder, build_payload
 from push.base import PushMessage
 from tests.fakes.apns import ApnsKey, ApnsReply, FakeApns, make_apns_key
 from tests.fakes.certs import CertPaths
@@ -421,3 +422,20 @@ async def test_the_fake_takes_its_full_stream_limit_from_the_first_request(
     writer.close()
     assert (ended, terminated) == (300, False)
     assert conn.remote_settings.max_concurrent_streams == 1000
+
+
+def test_header_blocks_decode_to_the_same_headers_and_keep_the_token_out_of_the_table() -> None:
+    """The provider's HPACK encoder skips Huffman coding only: same headers, authorization never indexed."""
+    headers = [
+        (b":method", b"POST"),
+        (b":path", b"/3/device/" + token(1).encode()),
+        (b"apns-collapse-id", b"conversation-12"),
+        hpack.NeverIndexedHeaderTuple(b"authorization", b"bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln"),
+    ]
+    encoder, decoder = _PlainEncoder(), hpack.Decoder()
+    for _ in range(2):
+        block = encoder.encode(headers)
+        assert b"bearer eyJhbGciOiJFUzI1NiJ9.e30.c2ln" in block  # a plain literal, sent in full every time
+        decoded = decoder.decode(block, raw=True)
+        assert [tuple(h) for h in decoded] == [tuple(h) for h in headers]
+        assert not decoded[-1].indexable
