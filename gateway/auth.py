@@ -47,8 +47,28 @@ async def principal_or_none(request: web.Request) -> Principal | None:
     return principal
 
 
+def has_principal(request: web.Request) -> bool:
+    """Whether this request's caller has been looked up already."""
+    return _PRINCIPAL in request
+
+
 async def require_principal(request: web.Request) -> Principal:
-    principal = await principal_or_none(request)
+    return _required(request, await principal_or_none(request))
+
+
+async def require_participant(request: web.Request) -> Participant:
+    return _participant(await require_principal(request))
+
+
+def participant_from(request: web.Request, principal: Principal | None) -> Participant:
+    """`require_participant`, with the principal this request's bearer token was resolved to elsewhere (in a
+    query that asks for more at once, `inbox.sending.read_caller`): the same errors, and it is remembered."""
+    if principal is not None:
+        request[_PRINCIPAL] = principal
+    return _participant(_required(request, principal))
+
+
+def _required(request: web.Request, principal: Principal | None) -> Principal:
     if principal is None:
         if bearer_token(request) is not None:
             raise Unauthenticated("invalid_token", "The token is not valid or has expired.")
@@ -56,8 +76,7 @@ async def require_principal(request: web.Request) -> Principal:
     return principal
 
 
-async def require_participant(request: web.Request) -> Participant:
-    principal = await require_principal(request)
+def _participant(principal: Principal) -> Participant:
     if principal.participant is None:
         raise Forbidden("participant_required", "This call needs a person's token, not the practice API key.")
     return principal.participant

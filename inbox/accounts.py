@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -400,32 +401,45 @@ async def issue_token(
     return token, row
 
 
+# The token's columns, as `t_…`, for a query on `auth_token t` (here, and `inbox.sending`, which asks for
+# the caller and the conversation together).
+CALLER_COLUMNS = (
+    "t.id AS t_id, t.kind AS t_kind, t.practice_id AS t_practice_id, t.participant_id AS t_participant_id, "
+    "t.csrf_token AS t_csrf_token, t.expires_at AS t_expires_at"
+)
+MAX_TOKEN_CHARS = 200
+
+
 @cache
 def _token_sql() -> str:
     # Every request asks this: one prepared query (see inbox.rawsql) instead of two built by the ORM.
     return (
-        "SELECT t.id AS t_id, t.kind AS t_kind, t.practice_id AS t_practice_id, "  # noqa: S608
-        "t.participant_id AS t_participant_id, t.csrf_token AS t_csrf_token, t.expires_at AS t_expires_at, "
-        f"{rawsql.columns(Participant, 'p')} FROM auth_token t "
+        f"SELECT {CALLER_COLUMNS}, {rawsql.columns(Participant, 'p')} FROM auth_token t "  # noqa: S608
         "LEFT JOIN participant p ON p.id = t.participant_id WHERE t.token_hash = ? AND t.revoked_at IS NULL"
     )
 
 
 async def resolve_token(ctx: InboxContext, token: str) -> Principal | None:
-    if not token or len(token) > 200:
+    if not token or len(token) > MAX_TOKEN_CHARS:
         return None
     rows = await rawsql.fetch(_token_sql(), (hash_token(token, ctx.secret),))
-    if not rows:
-        return None
-    row = rows[0]
+    return principal_from_row(rows[0], ctx.clock.now()) if rows else None
+
+
+def principal_from_row(
+    row: Mapping[str, Any], now: datetime, participant_prefix: str = ""
+) -> Principal | None:
+    """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns (under
+    `participant_prefix`); None when the token has expired or its participant is gone."""
     expires_at = rawsql.to_datetime(row["t_expires_at"])
-    if expires_at is not None and expires_at <= ctx.clock.now():
+    if expires_at is not None and expires_at <= now:
         return None
     participant = None
     if row["t_participant_id"] is not None:
-        if row["id"] is None:
+        columns = rawsql.unprefixed(row, participant_prefix) if participant_prefix else row
+        if columns.get("id") is None:
             return None
-        participant = rawsql.model_from_row(Participant, row)
+        participant = rawsql.model_from_row(Participant, columns)
     return Principal(row["t_practice_id"], row["t_kind"], row["t_id"], participant, row["t_csrf_token"])
 
 
