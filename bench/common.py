@@ -170,6 +170,31 @@ async def make_practice(env: dict[str, str], url: str) -> Practice:
     return Practice(made["api_key"], people[0][1], people[0][0], people[1][1], people[1][0], conv["id"])
 
 
+async def more_conversations(url: str, practice: Practice, n: int) -> list[int]:
+    """n conversations of the sender's, each with a new team member: sends spread over them do not all wait
+    for the same rows (one conversation's unread counts), as a practice's sends would not."""
+    ids = [practice.conversation_id]
+    async with aiohttp.ClientSession() as http:
+        for i in range(n - 1):
+            async with http.post(
+                url + "/api/v1/team-members",
+                json={
+                    "name": f"colleague {i}",
+                    "email": f"c{i}-{uuid.uuid4().hex[:8]}@bench.example",
+                    "roles": ["clinician"],
+                },
+                headers={"Authorization": f"Bearer {practice.api_key}"},
+            ) as resp:
+                member = await resp.json()
+            async with http.post(
+                url + "/api/v1/conversations",
+                json={"participant_ids": [member["id"]]},
+                headers={"Authorization": f"Bearer {practice.sender_token}"},
+            ) as resp:
+                ids.append((await resp.json())["id"])
+    return ids
+
+
 async def fresh_pg_database() -> str:
     import asyncpg
 

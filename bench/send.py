@@ -20,11 +20,13 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import (
+    Practice,
     Server,
     base_env,
     drop_pg_database,
     fresh_pg_database,
     make_practice,
+    more_conversations,
     percentile,
     pg_available,
     start_bare,
@@ -33,18 +35,24 @@ from bench.common import (
 )
 
 CONCURRENCY = (1, 8, 32)
+SCALE_CONCURRENCY = 32
 
 
-async def blast(url: str, token: str, conv_id: int, n: int, concurrency: int) -> tuple[float, list[float]]:
-    """Send n messages with `concurrency` workers; returns (messages/s, latencies)."""
+async def blast(
+    url: str | list[str], token: str, conv_id: int | list[int], n: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """Send n messages with `concurrency` workers; returns (messages/s, latencies). Given lists, worker k
+    sends through server k mod len(urls) into conversation k mod len(conv_ids)."""
     latencies: list[float] = []
-    path = f"{url}/api/v1/conversations/{conv_id}/messages"
+    urls = url if isinstance(url, list) else [url]
+    convs = conv_id if isinstance(conv_id, list) else [conv_id]
     headers = {"Authorization": f"Bearer {token}"}
     counter = iter(range(n))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
 
-        async def worker() -> None:
+        async def worker(k: int) -> None:
+            path = f"{urls[k % len(urls)]}/api/v1/conversations/{convs[k % len(convs)]}/messages"
             for i in counter:
                 body = {"body": f"benchmark message {i}", "client_msg_id": uuid.uuid4().hex}
                 t0 = time.perf_counter()
@@ -55,7 +63,7 @@ async def blast(url: str, token: str, conv_id: int, n: int, concurrency: int) ->
                 latencies.append(time.perf_counter() - t0)
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - start
     return n / elapsed, latencies
 
@@ -164,10 +172,52 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
                     f"{name:8s} c=32 ratio {ours / ceiling:.2f} (goal ≥ 0.5: {'met' if ok else 'NOT met'})"
                 )
             lines.append(cpu_line)
+        if database_url:
+            lines.append(await scale_out(env, server, practice, messages, rounds))
     finally:
         await server.stop()
         await bare.stop()
     return lines
+
+
+async def scale_out(
+    env: dict[str, str], server: Server, practice: Practice, messages: int, rounds: int
+) -> str:
+    """PostgreSQL: the same load (concurrency 32, spread over 32 conversations) through one gateway, then
+    through two on the same database (16 connections each), interleaved round by round."""
+    second = await start_securemsg(env, "--no-worker")
+    try:
+        convs = await more_conversations(server.url, practice, SCALE_CONCURRENCY)
+        both = [server.url, second.url]
+        await blast(both, practice.sender_token, convs, 200, 8)  # warm up
+        one_runs: list[tuple[float, float]] = []
+        two_runs: list[tuple[float, float]] = []
+        for _ in range(rounds):
+            for urls, runs in ((server.url, one_runs), (both, two_runs)):
+                before = machine_cpu()
+                rate, _ = await blast(urls, practice.sender_token, convs, messages, SCALE_CONCURRENCY)
+                runs.append((rate, busy_since(before)))
+    finally:
+        await second.stop()
+    (one, one_busy), (two, two_busy) = max(one_runs), max(two_runs)
+    return (
+        f"postgres c={SCALE_CONCURRENCY} over {SCALE_CONCURRENCY} conversations: 1 gateway {one:.0f} msg/s "
+        f"(machine {one_busy:.0%} busy)  |  2 gateways on the same database {two:.0f} msg/s "
+        f"(machine {two_busy:.0%} busy)  |  ×{two / one:.2f} (scale-out, no goal)"
+    )
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(all, idle) jiffies of every CPU so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]  # idle + iowait
+
+
+def busy_since(before: tuple[int, int]) -> float:
+    """How busy all of the machine's CPUs were since `before` (0 to 1): clients, servers and databases."""
+    total, idle = machine_cpu()
+    spent = total - before[0]
+    return 1 - (idle - before[1]) / spent if spent else 0.0
 
 
 async def main() -> None:
