@@ -128,13 +128,19 @@ _INSERT_DELIVERY = (
 # PostgreSQL: the whole write as one statement (data-modifying CTEs), one round trip instead of six or
 # more. The same rows as `_write` builds statement by statement (the outbox rows from
 # `outbox.new_message_rows`, the webhook body as `webhooks.new_delivery` shapes it, its id a uuid4 in hex).
+# It locks the conversation's row before the message takes its id (the INSERT reads from `lock`), so sends
+# into one conversation through several gateways commit in the order of their ids: none can set the
+# conversation's last message, or a sender's read marker and unread count, back to an older message than
+# one already committed.
 # All parts of one statement see the snapshot from before it, so the unread totals it reads are from before
 # the message: each recipient has exactly one more once it has run, and the sender none left in this
 # conversation (replying clears one's own part, R15).
 _PG_WRITE = """
-WITH m AS (
+WITH lock AS (
+    SELECT id FROM conversation WHERE id = ? FOR UPDATE
+), m AS (
     INSERT INTO message (conversation_id, sender_id, body_cipher, client_msg_id, created_at)
-    VALUES (?, ?, ?, ?, ?) RETURNING id
+    SELECT lock.id, ?::int, ?::bytea, ?::varchar, ?::timestamptz FROM lock RETURNING id
 ), members AS (
     UPDATE conversation_member SET
         unread_count = CASE WHEN participant_id = ? THEN 0 ELSE unread_count + 1 END,
@@ -303,7 +309,8 @@ def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[in
         now=now,
     )
     params = (
-        *(conv, sender, new.cipher, new.client_msg_id, now),
+        conv,
+        *(sender, new.cipher, new.client_msg_id, now),
         *(sender, sender, sender, now, conv),
         *(now, conv),
         *(practice, conv, now),
@@ -318,6 +325,8 @@ def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[in
         [*(rid for rid, _ in new.recipients), sender],
     )
     rows_back = yield Stmt(_PG_WRITE, params, rows=True)
+    if not rows_back:  # no conversation row to lock: it is gone, and nothing was written
+        raise NotFound("conversation")
     before = {int(r["participant_id"]): r for r in rows_back if r["participant_id"] is not None}
 
     def total(pid: int) -> int:
