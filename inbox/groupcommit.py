@@ -93,13 +93,7 @@ class GroupCommit:
                     raise
                 continue
             # In batch order, so the callers wake (and publish their events) in the order of their messages.
-            for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            rawsql.settle([future for _, future, _ in batch], outcomes)
 
     async def _alone(self, unit: Unit[Any]) -> list[Outcome]:
         self.batches += 1

@@ -240,13 +240,7 @@ class SqliteReader:
         batch: list[tuple[Unit[Any], asyncio.Future[Any]]],
         outcomes: list[tuple[bool, Any]],
     ) -> None:
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        settle([future for _, future in batch], outcomes)
         if self._loop is loop:
             self._busy = False
             if self._pending:
@@ -264,6 +258,18 @@ class SqliteReader:
 
         self._pool.submit(close_db)
         self._pool.shutdown(wait=True)
+
+
+def settle(futures: Sequence[asyncio.Future[Any]], outcomes: Sequence[tuple[bool, Any]]) -> None:
+    """Give each waiting caller its outcome, `(True, result)` or `(False, exception)`, in order; a caller
+    that has gone away (its future cancelled) is skipped."""
+    for future, (ok, value) in zip(futures, outcomes, strict=True):
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _Busy(Exception):
