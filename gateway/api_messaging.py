@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from aiohttp import web
 
@@ -105,36 +104,32 @@ async def list_messages(request: web.Request) -> web.Response:
 @routes.post("/api/v1/conversations/{id}/messages")
 async def send_message(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
+    # The body is read before the caller is looked up, so that a bearer token and the conversation can be
+    # looked up in one query (one round trip to PostgreSQL, not two); its errors are still told only once
+    # the caller has been found good, as on every other call.
+    try:
+        data = await read_json(request, {"body", "client_msg_id"})
+        body = take(data, "body", str, required=True)
+        client_msg_id = take(data, "client_msg_id", str, nullable=True)
+        conversation_id = path_int(request, "id")
+    except DomainError:
+        await require_participant(request)
+        raise
     token = bearer_token(request)
     caller: sending.Caller | None = None
-    if token is None or has_principal(request):
+    if token is None or has_principal(request):  # a session cookie (our pages, with CSRF)
         p = await require_participant(request)
-        body, client_msg_id = _send_fields(await read_json(request, {"body", "client_msg_id"}))
-        conversation_id = path_int(request, "id")
     else:
-        # The hot path: the bearer token and the conversation are looked up in one query (one round trip to
-        # PostgreSQL, not two). So the body is read first; its errors are still told only once the token has
-        # been found good, as on every other call.
-        try:
-            body, client_msg_id = _send_fields(await read_json(request, {"body", "client_msg_id"}))
-            conversation_id = path_int(request, "id")
-        except DomainError:
-            await require_participant(request)
-            raise
         caller = await sending.read_caller(ctx, token, conversation_id, client_msg_id)
         p = participant_from(request, caller.principal)
     await enforce(request, "send", p.id)
-    sent = await messaging.send_message(ctx, p, conversation_id, body, client_msg_id, caller=caller)
+    sent = await sending.send_message(ctx, p, conversation_id, body, client_msg_id, caller=caller)
     assert sent.message is not None
     await publish(request, sent.events)
     return web.json_response(
         {"message": sent.data or messaging.message_json(ctx, sent.message), "banner": sent.banner},
         status=201 if sent.created else 200,
     )
-
-
-def _send_fields(data: dict[str, Any]) -> tuple[str, str | None]:
-    return take(data, "body", str, required=True), take(data, "client_msg_id", str, nullable=True)
 
 
 @routes.post("/api/v1/conversations/{id}/read")

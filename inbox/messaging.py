@@ -412,19 +412,12 @@ class Sent(Outcome):
 
 
 async def send_message(
-    ctx: InboxContext,
-    actor: Participant,
-    conversation_id: int,
-    body: str,
-    client_msg_id: str | None = None,
-    *,
-    caller: Any = None,
+    ctx: InboxContext, actor: Participant, conversation_id: int, body: str, client_msg_id: str | None = None
 ) -> Sent:
-    """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`
-    (`caller`: what `sending.read_caller` found for this request, if it was asked)."""
+    """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`."""
     from inbox import sending  # it builds on this module
 
-    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id, caller=caller)
+    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id)
 
 
 async def unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:
