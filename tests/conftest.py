@@ -20,7 +20,14 @@ import pytest
 
 from gateway.config import Config, new_data_key_line, parse_data_keys
 from inbox.clock import FakeClock
-from tests.fakes.fixtures import apns_key, fake_apns, fake_fcm, fcm_credentials_file, tls_certs  # noqa: F401
+from tests.fakes.fixtures import (  # noqa: F401
+    apns_key,
+    fake_apns,
+    fake_fcm,
+    fcm_credentials_file,
+    smtp,
+    tls_certs,
+)
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

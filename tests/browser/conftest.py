@@ -108,14 +108,3 @@ async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     """A still for docs/screenshots: transitions finished, and no passing status line over the page."""
     await page.evaluate("() => document.getElementById('toast')?.classList.remove('show')")
     await page.screenshot(path=str(screenshot_dir() / name), full_page=full_page, animations="disabled")
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[Any]:
-    """A real SMTP server on loopback that records what the app sends (tests/fakes/smtp.py)."""
-    from tests.fakes.smtp import FakeSmtp
-
-    fake = FakeSmtp()
-    await fake.start()
-    yield fake
-    await fake.stop()

@@ -1,6 +1,6 @@
 """pytest fixtures that run the loopback fakes; import them into a conftest.py to use them:
 
-    from tests.fakes.fixtures import apns_key, fake_apns, fake_fcm, tls_certs  # noqa: F401
+    from tests.fakes.fixtures import apns_key, fake_apns, fake_fcm, smtp, tls_certs  # noqa: F401
 
 Each fake is started before the test and stopped after it (after any provider the test built, as long as
 the test closes its provider itself or in a fixture that depends on the fake).
@@ -16,10 +16,20 @@ import pytest
 from tests.fakes.apns import ApnsKey, FakeApns, make_apns_key
 from tests.fakes.certs import CertPaths, make_test_certs
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.smtp import FakeSmtp
 
 APNS_KEY_ID = "ABC123DEFG"
 APNS_TEAM_ID = "TEAM123456"
 APNS_TOPIC = "org.securemsg.client"
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    """A real SMTP server on loopback that records what the app sends (tests/fakes/smtp.py)."""
+    fake = FakeSmtp()
+    await fake.start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture(scope="session")

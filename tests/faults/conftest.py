@@ -25,14 +25,6 @@ from tests.faults.system import PUBLIC_URL, Logs, Receiver
 
 
 @pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    fake = FakeSmtp()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def storage(db_url: str) -> AsyncIterator[str]:
     """The database under test, opened in this process too (read-only use: counting rows)."""
     await db.connect(db_url)

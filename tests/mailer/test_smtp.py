@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ def outgoing(n: int = 0, *, to: str | None = None, **kw: object) -> OutgoingEmai
     }
     fields.update(kw)
     return OutgoingEmail(**fields)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    fake = FakeSmtp()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 def mailer_for(fake: FakeSmtp, **kw: object) -> Mailer:

@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,6 @@ from tests.scale.test_multiprocess import ROOT, Proc, cli, scale_env, start_gate
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 PASSWORD = "scale clinician password"
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    fake = FakeSmtp()
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 def read_log(log: Path) -> str:
