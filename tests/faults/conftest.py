@@ -15,13 +15,12 @@ from aiohttp import web
 
 from gateway.config import Config
 from inbox import db
-from tests.conftest import make_config
 from tests.fakes.apns import ApnsKey, FakeApns
 from tests.fakes.certs import CertPaths
 from tests.fakes.fcm import FakeFcm
-from tests.fakes.fixtures import APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC
 from tests.fakes.smtp import FakeSmtp
 from tests.faults.system import PUBLIC_URL, Logs, Receiver
+from tests.gateway.pushkit import push_config
 
 
 @pytest.fixture
@@ -44,21 +43,17 @@ def config(
     tls_certs: CertPaths,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Config:
-    key_file = tmp_path / "AuthKey_ABC123DEFG.p8"
-    key_file.write_text(apns_key.private_pem)
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls_certs.ca_cert))
-    return make_config(
+    return push_config(
         db_url,
-        tmp_path / "var",
+        tmp_path,
+        fake_apns,
+        fake_fcm,
+        fcm_credentials_file,
+        apns_key,
+        tls_certs,
+        monkeypatch,
         smtp_port=smtp.port,
         public_url=PUBLIC_URL,
-        apns_key_file=str(key_file),
-        apns_key_id=APNS_KEY_ID,
-        apns_team_id=APNS_TEAM_ID,
-        apns_topic=APNS_TOPIC,
-        apns_endpoint=fake_apns.url,
-        fcm_credentials_file=str(fcm_credentials_file),
-        fcm_endpoint=fake_fcm.url,
     )
 
 

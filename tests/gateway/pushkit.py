@@ -41,12 +41,30 @@ def config(
     tls_certs: CertPaths,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Config:
+    return push_config(
+        db_url, tmp_path, fake_apns, fake_fcm, fcm_credentials_file, apns_key, tls_certs, monkeypatch
+    )
+
+
+def push_config(
+    db_url: str,
+    tmp_path: Path,
+    fake_apns: FakeApns,
+    fake_fcm: FakeFcm,
+    fcm_credentials_file: Path,
+    apns_key: ApnsKey,
+    tls_certs: CertPaths,
+    monkeypatch: pytest.MonkeyPatch,
+    **overrides: Any,
+) -> Config:
+    """The app's configuration with its pushes going to the fakes (and `overrides`, as `make_config`'s)."""
     key_file = tmp_path / "AuthKey_ABC123DEFG.p8"
     key_file.write_text(apns_key.private_pem)
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_certs.ca_cert))
     return make_config(
         db_url,
         tmp_path / "var",
+        **overrides,
         apns_key_file=str(key_file),
         apns_key_id=APNS_KEY_ID,
         apns_team_id=APNS_TEAM_ID,
