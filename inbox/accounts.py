@@ -410,6 +410,13 @@ CALLER_COLUMNS = (
 MAX_TOKEN_CHARS = 200
 
 
+def presented_token_hash(ctx: InboxContext, token: str) -> str | None:
+    """What a bearer token or session cookie is looked up by, or None for one that cannot be ours."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return hash_token(token, ctx.secret)
+
+
 @cache
 def _token_sql() -> str:
     # Every request asks this: one prepared query (see inbox.rawsql) instead of two built by the ORM.
@@ -420,9 +427,10 @@ def _token_sql() -> str:
 
 
 async def resolve_token(ctx: InboxContext, token: str) -> Principal | None:
-    if not token or len(token) > MAX_TOKEN_CHARS:
+    token_hash = presented_token_hash(ctx, token)
+    if token_hash is None:
         return None
-    rows = await rawsql.fetch(_token_sql(), (hash_token(token, ctx.secret),))
+    rows = await rawsql.fetch(_token_sql(), (token_hash,))
     return principal_from_row(rows[0], ctx.clock.now()) if rows else None
 
 

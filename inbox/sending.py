@@ -45,7 +45,6 @@ from inbox.messaging import (
 from inbox.models import CLIENT, TEAM, Message, OutboxJob, Participant, Webhook, WebhookDelivery
 from inbox.permissions import PracticeFlags
 from inbox.rawsql import Stmt, marks
-from portal_links import hash_token
 
 EVENT = "message.created"
 
@@ -419,9 +418,9 @@ async def read_caller(
 ) -> Caller:
     """`accounts.resolve_token(token)` and the read `send_message` starts with, in one query. The caller
     decides what a missing principal means (401) before anything is said about the conversation."""
-    if not token or len(token) > accounts.MAX_TOKEN_CHARS:
+    token_hash = accounts.presented_token_hash(ctx, token)
+    if token_hash is None:
         return Caller(None, None)
-    token_hash = hash_token(token, ctx.secret)
     now = ctx.clock.now()
     principal, loaded = await rawsql.read(
         lambda: _read_with_caller(token_hash, conversation_id, client_msg_id, now)
