@@ -487,3 +487,31 @@ async def test_the_emails_text_part_is_plain_and_names_how_long_the_link_works(c
     await drain(client)
     text = text_of(smtp.received[0])
     assert "24 hours" in text and PRACTICE in text
+
+
+async def test_r16_message_ids_do_not_repeat_in_a_database_made_anew_under_the_same_host(
+    tmp_path, sqlite_template, clock
+):
+    """Row ids start again at 1 in a new database; the Message-ID carries the database's own id, so a mail
+    provider does not drop or thread the new email as one it has seen. One database keeps its id."""
+    import shutil
+
+    from gateway.app import make_context
+    from inbox import db, notify
+    from tests.conftest import make_config
+
+    config = make_config("sqlite://unused", tmp_path / "var", public_url="https://portal.test")
+    ctx = make_context(config, clock)
+    made = []
+    for n in range(2):
+        path = tmp_path / f"recreated-{n}.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        await db.connect(f"sqlite://{path}")
+        try:
+            first = await installation_id(ctx)
+            assert await installation_id(ctx) == first  # the same for every resend from this database
+            made.append(notify.message_id_for(ctx, 1, first))
+        finally:
+            await db.disconnect()
+    assert made[0] != made[1]
+    assert all(m.startswith("<outbox-1.") and m.endswith("@portal.test>") for m in made)
