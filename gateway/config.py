@@ -24,7 +24,7 @@ class Config:
     database_url: str = "sqlite://var/securemsg.sqlite3"
     database_timeout_s: int = 10
     redis_url: str | None = None
-    # Every Redis call gives up after this long (SECUREMSG_REDIS_TIMEOUT_S): a hung Redis must not hold a send.
+    # Every Redis call gives up after this long (SECUREMSG_REDIS_TIMEOUT_S): a hung Redis never holds a send.
     redis_timeout_s: float = 0.5
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""

@@ -132,7 +132,8 @@ class PushSender:
         note = f"delivered to {len(delivered)}, dead {len(dead)}, failed {len(failed)}"
         if retry:
             await outbox.until_recorded(
-                functools.partial(pushes.keep_pending, job, retry), f"the devices left for outbox row {job.id}"
+                functools.partial(pushes.keep_pending, job, retry),
+                f"the devices left for outbox row {job.id}",
             )
             return JobOutcome.retry(f"{note}; {len(retry)} to retry", retry_after)
         if off and not (delivered or dead or failed):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -79,7 +79,7 @@ class WebhookSender:
         except (aiohttp.ClientError, OSError) as exc:
             error, temporary = f"connection: {type(exc).__name__}: {exc}".strip(), True
 
-        def record(status: str) -> functools.partial[Awaitable[None]]:
+        def record(status: str) -> Callable[[], Awaitable[None]]:
             return functools.partial(
                 webhooks.record_attempt,
                 self.ctx,

@@ -181,9 +181,7 @@ class Hub:
 class RedisHub(Hub):
     """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
 
-    def __init__(
-        self, url: str, *, timeout_s: float = 0.5, queue_limit: int = PUBLISH_QUEUE_LIMIT
-    ) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 0.5, queue_limit: int = PUBLISH_QUEUE_LIMIT) -> None:
         super().__init__()
         import redis.asyncio as aioredis
 

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
                 ('uid', fields.CharField(max_length=32)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'installation', 'app': 'models', 'pk_attr': 'id', 'table_description': "One row: this database's random id (`inbox.installation`), which makes its emails' Message-IDs its own."},
+            options={'table': 'installation', 'app': 'models', 'pk_attr': 'id', 'table_description': "One row: this database's random id (`inbox.installation`); its emails' Message-IDs carry it."},
             bases=['Model'],
         ),
     ]

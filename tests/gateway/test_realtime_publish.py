@@ -28,4 +28,3 @@ async def test_a_full_publish_queue_drops_with_a_log_line_and_a_count(
         ]  # one line for the outage, not one per event
     finally:
         await hub.close()
-
