@@ -368,7 +368,7 @@ class WebhookDelivery(Model):
 
 
 class Installation(Model):
-    """One row: this database's random id (`inbox.installation`); its emails' Message-IDs carry it."""
+    """One row: this database's random id (`inbox.installation`), carried by its emails' Message-IDs."""
 
     id = fields.IntField(primary_key=True)
     uid = fields.CharField(max_length=32)

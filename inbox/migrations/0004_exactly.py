@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
                 ('uid', fields.CharField(max_length=32)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'installation', 'app': 'models', 'pk_attr': 'id', 'table_description': "One row: this database's random id (`inbox.installation`); its emails' Message-IDs carry it."},
+            options={'table': 'installation', 'app': 'models', 'pk_attr': 'id', 'table_description': "One row: this database's random id (`inbox.installation`), carried by its emails' Message-IDs."},
             bases=['Model'],
         ),
     ]
