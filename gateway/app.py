@@ -73,7 +73,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     url = app[CONFIG].redis_url
     hub: Hub
     if url:
-        redis_hub = RedisHub(url)
+        redis_hub = RedisHub(url, timeout_s=app[CONFIG].redis_timeout_s)
         await redis_hub.start()
         hub = redis_hub
     else:

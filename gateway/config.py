@@ -24,6 +24,8 @@ class Config:
     database_url: str = "sqlite://var/securemsg.sqlite3"
     database_timeout_s: int = 10
     redis_url: str | None = None
+    # Every Redis call gives up after this long (SECUREMSG_REDIS_TIMEOUT_S): a hung Redis never holds a send.
+    redis_timeout_s: float = 0.5
     public_url: str = "http://127.0.0.1:8080"
     secret_key: bytes = b""
     data_keys: tuple[tuple[str, bytes], ...] = ()  # (key id, 32-byte key); the first one encrypts
@@ -84,6 +86,16 @@ def _int(name: str, raw: str, lo: int, hi: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def _float(name: str, raw: str, lo: float, hi: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not lo <= value <= hi:  # also refuses nan
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, not {raw.strip()}")
     return value
 
 
@@ -213,6 +225,9 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
             "SECUREMSG_DATABASE_TIMEOUT_S", env.get("SECUREMSG_DATABASE_TIMEOUT_S", "10"), 1, 300
         ),
         redis_url=redis_url,
+        redis_timeout_s=_float(
+            "SECUREMSG_REDIS_TIMEOUT_S", env.get("SECUREMSG_REDIS_TIMEOUT_S", "0.5"), 0.05, 30.0
+        ),
         public_url=_url(
             "SECUREMSG_PUBLIC_URL",
             env.get("SECUREMSG_PUBLIC_URL", "http://127.0.0.1:8080"),

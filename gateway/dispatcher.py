@@ -3,14 +3,22 @@
 Handlers receive a batch of rows of one kind (so an email handler can reuse one SMTP connection and group
 several unread messages for one recipient into one email) and answer one `JobOutcome` per row. A handler
 that raises leaves its rows to be retried with backoff; nothing is dropped silently.
+
+Exactly once (docs/notifications.md): while a batch is worked its claim is renewed (`outbox.Lease`, every
+third of the lease), and handlers ask `outbox.still_held(jobs)` right before each email, push or webhook
+goes, so a batch that outlasts the lease is never sent by a second worker too; a row whose claim another
+worker took is left to it (`JobOutcome.released`). Outcomes are recorded with `outbox.until_recorded`: a
+database restart delays the record of a sent email, it does not lose it (which would send it again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +57,12 @@ class JobOutcome:
         """Not a failure: the row is due again in `delay_s` seconds (a throttle), attempts unchanged."""
         return cls("postponed", why, delay_s)
 
+    @classmethod
+    def released(cls, why: str) -> JobOutcome:
+        """Not sent and not ours to settle: the claim was taken by another worker (or the row is given
+        back untouched); nothing is recorded beyond giving up the claim, if it is still this one."""
+        return cls("released", why)
+
 
 Handler = Callable[[Sequence[OutboxJob]], Awaitable[dict[int, JobOutcome]]]
 
@@ -59,7 +73,8 @@ class Dispatcher:
         self.handlers: dict[str, Handler] = {}
         self.batch_size = batch_size
         self.idle_s = idle_s
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:64]
+        # host:pid:object, then a claim's own token after a slash (`claim_token`): 64 characters in all.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:55]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -70,13 +85,32 @@ class Dispatcher:
         """New work was enqueued in this process: look now rather than at the next tick."""
         self._wake.set()
 
+    def claim_token(self) -> str:
+        """What a claim writes into `claimed_by`: this worker, and a token of the claim's own."""
+        return f"{self.worker_id}/{secrets.token_hex(4)}"
+
     async def run_once(self) -> int:
         """Claim and handle one batch of due rows; returns how many rows were handled."""
         if not self.handlers:
             return 0
         jobs = await outbox.claim_due_jobs(
-            self.ctx, self.worker_id, limit=self.batch_size, kinds=list(self.handlers)
+            self.ctx, self.claim_token(), limit=self.batch_size, kinds=list(self.handlers)
         )
+        if not jobs:
+            return 0
+        lease = outbox.Lease(self.ctx, jobs)
+        keeping = asyncio.create_task(self._keep(lease), name="securemsg-outbox-lease")
+        using = outbox.use_lease(lease)
+        try:
+            await self._work(jobs)
+        finally:
+            outbox.end_lease(using)
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+        return len(jobs)
+
+    async def _work(self, jobs: Sequence[OutboxJob]) -> None:
         by_kind: dict[str, list[OutboxJob]] = {}
         for job in jobs:
             by_kind.setdefault(job.kind, []).append(job)
@@ -90,15 +124,33 @@ class Dispatcher:
                 outcomes = {job.id: JobOutcome.retry(f"{type(exc).__name__}: {exc}") for job in batch}
             for job in batch:
                 outcome = outcomes.get(job.id) or JobOutcome.retry("handler gave no outcome")
-                if outcome.status == "retry":
-                    await outbox.retry_later(
-                        self.ctx, job, outcome.note or "temporary failure", outcome.retry_after
-                    )
-                elif outcome.status == "postponed":
-                    await outbox.postpone(self.ctx, job, outcome.retry_after or 0.0, outcome.note)
-                else:
-                    await outbox.finish(self.ctx, job, outcome.status, outcome.note)
-        return len(jobs)
+                await outbox.until_recorded(
+                    functools.partial(self._record, job, outcome), f"the outcome of outbox row {job.id}"
+                )
+
+    async def _record(self, job: OutboxJob, outcome: JobOutcome) -> None:
+        if outcome.status == "retry":
+            await outbox.retry_later(self.ctx, job, outcome.note or "temporary failure", outcome.retry_after)
+        elif outcome.status == "postponed":
+            await outbox.postpone(self.ctx, job, outcome.retry_after or 0.0, outcome.note)
+        elif outcome.status == "released":
+            await outbox.release(job)
+        else:
+            await outbox.finish(self.ctx, job, outcome.status, outcome.note)
+
+    async def _keep(self, lease: outbox.Lease) -> None:
+        """Renew the batch's claim every third of the lease until the batch is over. A renewal that meets
+        an unavailable database is tried again at the next turn (`Lease.holds` waits for one before a
+        send whose claim has grown old)."""
+        every = max(0.05, self.ctx.outbox_lease_s / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await lease.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("renewing an outbox claim failed (%s); trying again", type(exc).__name__)
 
     async def drain(self, max_rounds: int = 100) -> int:
         """Handle everything due now (tests move the clock and then drain)."""

@@ -2,9 +2,10 @@
 
 Fixed windows: a counter per key per window of `window_s` seconds; over the limit → 429 with Retry-After
 until the window ends. In one process by default; shared by every gateway process through Redis (INCR +
-EXPIRE on one key per window) when `SECUREMSG_REDIS_URL` is set. If Redis is unreachable the limiter lets
-requests through and says so in the log (account lockout after failed sign-ins still holds): a Redis outage
-must not stop a practice from working.
+EXPIRE on one key per window) when `SECUREMSG_REDIS_URL` is set. Every Redis call gives up after
+SECUREMSG_REDIS_TIMEOUT_S; when Redis does not answer, each process counts on its own (the in-process
+counters, never no limit) and says so in the log, and Redis is asked again in the background, so requests
+do not wait on a Redis that is down or hung: a Redis outage must not stop or slow a practice's work.
 
 Time comes from the injected clock, so tests move the clock rather than sleep.
 
@@ -17,6 +18,8 @@ a person may send (R12): nobody types 60 messages a minute.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -88,33 +91,74 @@ class MemoryLimiter:
 
 
 class RedisLimiter:
-    """Counters shared by every process through Redis: one key per (key, window), INCR then EXPIRE."""
+    """Counters shared by every process through Redis: one key per (key, window), INCR then EXPIRE.
 
-    def __init__(self, url: str, clock: Clock, prefix: str = "securemsg:rl:") -> None:
+    When Redis does not answer within `timeout_s`, the checks go to this process's own counters
+    (`fallback`) for RETRY_S, after which a background ping decides whether Redis is back; no request
+    waits on a Redis already known not to answer."""
+
+    RETRY_S = 5.0
+
+    def __init__(
+        self, url: str, clock: Clock, prefix: str = "securemsg:rl:", *, timeout_s: float = 0.5
+    ) -> None:
         import redis.asyncio as aioredis
 
         self.clock = clock
         self.prefix = prefix
-        self._redis = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._warned_at = 0.0
+        self.timeout_s = timeout_s
+        self._redis = aioredis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self.fallback = MemoryLimiter(clock)
+        self._away_until: float | None = None  # monotonic time to ask Redis again; None: Redis answers
+        self._probe: asyncio.Task[None] | None = None
+        self._warned_at = -60.0
 
     async def check(self, key: str, limit: int, window_s: int) -> None:
+        if self._away_until is not None:
+            if time.monotonic() >= self._away_until and (self._probe is None or self._probe.done()):
+                self._probe = asyncio.create_task(self._ask_again(), name="securemsg-limiter-probe")
+            await self.fallback.check(key, limit, window_s)
+            return
         number, left = _window(self.clock, window_s)
         rkey = f"{self.prefix}{key}:{window_s}:{number}"
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(rkey)
-                pipe.expire(rkey, window_s + 5)
-                hits, _ = await pipe.execute()
+            async with asyncio.timeout(2 * self.timeout_s):
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.incr(rkey)
+                    pipe.expire(rkey, window_s + 5)
+                    hits, _ = await pipe.execute()
         except Exception as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("rate limiter: Redis unavailable (%s); not limiting", type(exc).__name__)
+            self._away(exc)
+            await self.fallback.check(key, limit, window_s)
             return
         if int(hits) > limit:
             raise SlowDown(left)
 
+    def _away(self, exc: BaseException) -> None:
+        self._away_until = time.monotonic() + self.RETRY_S
+        if time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.warning(
+                "rate limiter: Redis does not answer (%s); counting in this process until it does",
+                type(exc).__name__,
+            )
+
+    async def _ask_again(self) -> None:
+        try:
+            async with asyncio.timeout(2 * self.timeout_s):
+                await self._redis.ping()
+        except Exception as exc:
+            self._away(exc)
+        else:
+            self._away_until = None
+            log.info("rate limiter: Redis answers again; counting there")
+
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        await self.fallback.close()
         await self._redis.aclose()
 
 
@@ -136,7 +180,12 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
     if config.redis_url:
         # Deployments that share a Redis but not a database keep separate counters.
         scope = hashlib.sha256(config.database_url.encode()).hexdigest()[:12]
-        limiter = RedisLimiter(config.redis_url, app[CTX].clock, prefix=f"securemsg:rl:{scope}:")
+        limiter = RedisLimiter(
+            config.redis_url,
+            app[CTX].clock,
+            prefix=f"securemsg:rl:{scope}:",
+            timeout_s=config.redis_timeout_s,
+        )
     else:
         limiter = MemoryLimiter(app[CTX].clock)
     app[LIMITER] = limiter

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from inbox.db import UNAVAILABLE
+from inbox.db import is_unavailable
 from inbox.errors import DomainError, Invalid, NotFound, SlowDown
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405 and "Allow" in exc.headers:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
-    except UNAVAILABLE as exc:
+    except Exception as exc:
+        if not is_unavailable(exc):
+            log.exception("unhandled error on %s %s", request.method, route_of(request))
+            return _error(500, "internal_error", "Something went wrong on our side.")
         log.warning(
             "storage unavailable while serving %s %s: %s",
             request.method,
@@ -82,9 +85,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = _error(503, "unavailable", "The service is briefly unavailable; try again shortly.")
         resp.headers["Retry-After"] = "2"
         return resp
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, route_of(request))
-        return _error(500, "internal_error", "Something went wrong on our side.")
 
 
 @web.middleware

@@ -9,10 +9,14 @@ retry with backoff, a permanent one (5xx, a malformed address) → failed with t
 A row is marked done the moment its email is accepted, not when the whole batch is over, so a worker killed
 mid-batch leaves at most the one email in flight to be sent again (by whichever worker claims the row after
 its lease runs out), and that resend carries the same Message-ID. Throttled rows are postponed, not failed.
+Right before each email goes, its rows must still be held by this batch's claim (`outbox.still_held`); and
+the record of an accepted email waits out a database restart (`outbox.until_recorded`) rather than being
+lost, which would have the email sent again.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
@@ -20,7 +24,7 @@ from aiohttp import web
 from gateway.config import Config, ConfigError
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
-from inbox import notify, outbox
+from inbox import installation, notify, outbox
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
 from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
@@ -47,6 +51,7 @@ class EmailNotifier:
         self.ctx = ctx
         self.mailer = mailer
         self.renderer = renderer
+        self._installation: str | None = None  # this database's id, for the Message-IDs
 
     async def client_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
         plan = await notify.plan_message_emails(self.ctx, batch, outbox.CLIENT_EMAIL)
@@ -67,15 +72,35 @@ class EmailNotifier:
                 results[job_id] = JobOutcome.postponed(decision.why, decision.delay_s)
             else:
                 results[job_id] = JobOutcome.skipped(decision.why)
-        emails = [self._build(p) for p in plan.emails]
+        if not plan.emails:
+            return results
+        lease = outbox.current_lease()
+        if lease is not None:
+            lease.adopt(job for planned in plan.emails for job in planned.jobs)
+        if self._installation is None:
+            self._installation = await installation.installation_id(self.ctx)
+        emails = [self._build(p, self._installation) for p in plan.emails]
+        withdrawn: set[int] = set()
+
+        async def may_send(index: int) -> bool:
+            if await outbox.still_held(plan.emails[index].jobs):
+                return True
+            withdrawn.add(index)
+            return False
 
         async def settle(index: int, sent: SendOutcome) -> None:
             planned = plan.emails[index]
-            if sent.ok:
+            if index in withdrawn:
+                # Another worker holds these rows now: they are its to send and settle.
+                outcome = JobOutcome.released("not sent: the claim was taken by another worker")
+            elif sent.ok:
                 outcome = JobOutcome.done(f"sent as {sent.message_id}")
                 # Recorded now, before the next email goes out (see the module docstring).
                 for job in planned.jobs:
-                    await outbox.finish(self.ctx, job, "done", outcome.note)
+                    await outbox.until_recorded(
+                        functools.partial(outbox.finish, self.ctx, job, "done", outcome.note),
+                        f"the email sent for outbox row {job.id}",
+                    )
             elif sent.temporary:
                 outcome = JobOutcome.retry(sent.error or "temporary SMTP failure")
             else:
@@ -84,19 +109,21 @@ class EmailNotifier:
                 results[job.id] = outcome
                 if not sent.ok and job.id not in in_batch:
                     # Taken in early (not due yet): it goes back to wait for its own time.
-                    await outbox.release(job)
+                    await outbox.until_recorded(
+                        functools.partial(outbox.release, job), f"giving back outbox row {job.id}"
+                    )
 
-        await self.mailer.send_batch(emails, on_outcome=settle)
+        await self.mailer.send_batch(emails, on_outcome=settle, may_send=may_send)
         return results
 
-    def _build(self, planned: notify.PlannedEmail) -> OutgoingEmail:
+    def _build(self, planned: notify.PlannedEmail, installation_id: str) -> OutgoingEmail:
         rendered = self.renderer.render(planned.template, planned.context())
         return OutgoingEmail(
             to=planned.to,
             subject=rendered.subject,
             text=rendered.text,
             html=rendered.html,
-            message_id=notify.message_id_for(self.ctx, planned.lead_id),
+            message_id=notify.message_id_for(self.ctx, planned.lead_id, installation_id),
             from_name=planned.practice_name,
             headers={"X-Securemsg-Kind": planned.template},
         )

@@ -8,12 +8,15 @@ SSL_CERT_FILE (API.md §5).
 The handler sends each row's pushes (inbox.pushes decides which and what) and acts on what the providers
 answer: a dead token disables its device at once; a temporary failure (429, 5xx, no connection) retries the
 row later, for the devices that still need it only, after at least the Retry-After the provider asked for;
-a permanent failure has been logged once by the provider and is not retried.
+a permanent failure has been logged once by the provider and is not retried. A row goes only while this
+worker's claim still holds it (`outbox.still_held`), and what the providers answered is recorded even
+across a database restart (`outbox.until_recorded`), so a delivered push is not delivered again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -22,7 +25,7 @@ from aiohttp import web
 from gateway.config import Config, ConfigError
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
-from inbox import devices, pushes
+from inbox import devices, outbox, pushes
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
 from push import ApnsSettings, FcmSettings, PushProvider, build_providers
@@ -90,6 +93,8 @@ class PushSender:
     async def _deliver(self, job: OutboxJob, plan: pushes.Plan) -> JobOutcome:
         if plan.skip is not None:
             return JobOutcome.skipped(plan.skip)
+        if not await outbox.still_held([job]):
+            return JobOutcome.released("not sent: the claim was taken by another worker")
         by_platform: dict[str, list[pushes.Target]] = {}
         for target in plan.targets:
             by_platform.setdefault(target.platform, []).append(target)
@@ -123,10 +128,13 @@ class PushSender:
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
         if dead:
-            await devices.disable(dead)
+            await outbox.until_recorded(functools.partial(devices.disable, dead), "dead device tokens")
         note = f"delivered to {len(delivered)}, dead {len(dead)}, failed {len(failed)}"
         if retry:
-            await pushes.keep_pending(job, retry)
+            await outbox.until_recorded(
+                functools.partial(pushes.keep_pending, job, retry),
+                f"the devices left for outbox row {job.id}",
+            )
             return JobOutcome.retry(f"{note}; {len(retry)} to retry", retry_after)
         if off and not (delivered or dead or failed):
             return JobOutcome.skipped(f"{' and '.join(off)} off: no credentials configured")

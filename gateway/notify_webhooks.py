@@ -3,14 +3,17 @@
 Each outbox row is one delivery: an HTTP POST of the stored body, signed (see inbox.webhooks), without
 following redirects, bounded by a timeout. 2xx is delivered; 408, 429 (its Retry-After honoured), 5xx,
 a timeout or a connection error is retried with the outbox's backoff; any other answer is permanent.
-After a day of failures the delivery is marked failed, like its outbox row.
+After a day of failures the delivery is marked failed, like its outbox row. A delivery goes only while this
+worker's claim still holds its row (`outbox.still_held`), and its outcome is recorded even across a
+database restart (`outbox.until_recorded`), so a delivered webhook is not posted again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -57,6 +60,8 @@ class WebhookSender:
         if isinstance(loaded, str):
             return JobOutcome.skipped(loaded)
         delivery, hook = loaded
+        if not await outbox.still_held([job]):
+            return JobOutcome.released("not sent: the claim was taken by another worker")
         body = webhooks.body_bytes(delivery)
         timestamp = int(self.ctx.clock.now().timestamp())
         headers = webhooks.signed_headers(hook, delivery, timestamp, body)
@@ -74,21 +79,26 @@ class WebhookSender:
         except (aiohttp.ClientError, OSError) as exc:
             error, temporary = f"connection: {type(exc).__name__}: {exc}".strip(), True
 
-        if error is None:
-            await webhooks.record_attempt(
-                self.ctx, delivery, status="delivered", status_code=status_code, error=None
+        def record(status: str) -> Callable[[], Awaitable[None]]:
+            return functools.partial(
+                webhooks.record_attempt,
+                self.ctx,
+                delivery,
+                status=status,
+                status_code=status_code,
+                error=error,
             )
+
+        what = f"the webhook attempt of outbox row {job.id}"
+        if error is None:
+            await outbox.until_recorded(record("delivered"), what)
             return JobOutcome.done(f"HTTP {status_code}")
         age = (self.ctx.clock.now() - job.created_at).total_seconds()
         if temporary and age < outbox.GIVE_UP_AFTER_S:
-            await webhooks.record_attempt(
-                self.ctx, delivery, status="pending", status_code=status_code, error=error
-            )
+            await outbox.until_recorded(record("pending"), what)
             return JobOutcome.retry(error, retry_after)
         if temporary:
             error = f"gave up after a day: {error}"
-        await webhooks.record_attempt(
-            self.ctx, delivery, status="failed", status_code=status_code, error=error
-        )
+        await outbox.until_recorded(record("failed"), what)
         log.warning("webhook %s: delivery %s failed for good (%s)", hook.id, delivery.delivery_id, error)
         return JobOutcome.failed(error)

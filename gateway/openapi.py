@@ -490,19 +490,23 @@ def _paths() -> dict[str, dict[str, Any]]:
         )
     }
     ready = obj(
-        {"status": enum("ok", "unavailable"), "checks": obj({"database": BOOL, "redis": BOOL}, ["database"])}
+        {
+            "status": enum("ok", "degraded", "unavailable"),
+            "checks": obj({"database": BOOL, "redis": BOOL}, ["database"]),
+        }
     )
     p["/readyz"] = {
         "get": {
             **op("readyz", "Readiness.", tag="operations", security=NONE, ok={200: ("Ready.", ready)}),
             "responses": {
                 "200": {
-                    "description": "The database (and Redis, when configured) answer.",
+                    "description": "The database answers. `degraded`: Redis (when configured) does not; "
+                    "sends still work, live events reach only this gateway's sockets.",
                     "content": {"application/json": {"schema": ready}},
                 },
                 "422": {"$ref": "#/components/responses/E422"},
                 "503": {
-                    "description": "Something is not answering.",
+                    "description": "The database is not answering.",
                     "content": {"application/json": {"schema": ready}},
                 },
             },

@@ -29,11 +29,17 @@ async def database_ready() -> bool:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """Readiness says what this process cannot serve: without the database, nothing (503, take it out of
+    the balancer). Redis down is *degraded*, still 200: sends work, live events reach only the sockets
+    this gateway holds, and a Redis outage must not take every gateway out of the balancer at once."""
     checks = {"database": await database_ready()}
     hub = request.app[HUB]
     if isinstance(hub, RedisHub):
         checks["redis"] = await hub.ping()
-    ok = all(checks.values())
+    if not checks["database"]:
+        status = "unavailable"
+    else:
+        status = "ok" if all(checks.values()) else "degraded"
     return web.json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503
+        {"status": status, "checks": checks}, status=503 if status == "unavailable" else 200
     )

@@ -12,7 +12,12 @@ CLOSE_TIMEOUT_S, else its TCP connection is aborted (a client that reads nothing
 
 Without Redis, events are delivered in this process. With `SECUREMSG_REDIS_URL`, every event goes through
 one Redis pub/sub channel and each process delivers to the sockets it holds, so a socket on gateway A sees
-what was sent through gateway B.
+what was sent through gateway B. A request never waits on Redis for that: `publish` puts the event in a
+bounded queue and returns, and one publisher task sends what is queued (several events in one round trip).
+Every Redis call gives up after SECUREMSG_REDIS_TIMEOUT_S, and then the events are delivered to this
+process's sockets only. Should the queue fill (Redis slow or away for long), an event is dropped with a
+log line and counted (`dropped_publish`): the messages themselves are stored, and clients catch up through
+the API as after a reconnect.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +40,9 @@ SEND_TIMEOUT_S = 10.0
 WATCH_EVERY_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
 CHANNEL = "securemsg:events"
+PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for Redis
+PUBLISH_BATCH = 500  # events sent in one round trip
+WARN_EVERY_S = 30.0
 
 
 class Subscriber:
@@ -172,15 +181,33 @@ class Hub:
 class RedisHub(Hub):
     """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 0.5, queue_limit: int = PUBLISH_QUEUE_LIMIT) -> None:
         super().__init__()
         import redis.asyncio as aioredis
 
-        self._redis = aioredis.from_url(url, health_check_interval=10)
+        self.timeout_s = timeout_s
+        # Commands (publish, ping) give up after timeout_s; the listener's blocking wait for the next
+        # event is not a command and is not cut short by it.
+        self._redis = aioredis.from_url(
+            url, health_check_interval=10, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
         self._listener: asyncio.Task[None] | None = None
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(queue_limit)
+        self._publisher: asyncio.Task[None] | None = None
+        self.dropped_publish = 0  # events dropped because the queue was full
+        self._warned_at = {"full": -WARN_EVERY_S, "failed": -WARN_EVERY_S}
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen())
+        self._publisher = asyncio.create_task(self._publish_queued(), name="securemsg-redis-publisher")
+
+    def _warn_now(self, what: str) -> bool:
+        """At most one log line per WARN_EVERY_S for each kind of trouble (an outage is not a flood)."""
+        now = time.monotonic()
+        if now - self._warned_at[what] < WARN_EVERY_S:
+            return False
+        self._warned_at[what] = now
+        return True
 
     async def _listen(self) -> None:
         while True:
@@ -201,24 +228,53 @@ class RedisHub(Hub):
                 await asyncio.sleep(0.5)
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        """Queue the event for Redis and return at once (see the module docstring)."""
         message = json.dumps({"r": list(recipients), "p": payload}, separators=(",", ":"))
         try:
-            await self._redis.publish(CHANNEL, message)
-        except Exception as exc:
-            # The message itself is stored; live delivery is best effort. Deliver here at least.
-            log.warning("redis publish failed (%s); delivering to local sockets only", type(exc).__name__)
-            self.deliver_local(json.loads(message)["r"], payload)
+            self._outgoing.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped_publish += 1
+            if self._warn_now("full"):
+                log.warning(
+                    "realtime: the queue of events for Redis is full; event dropped (%d so far); clients "
+                    "catch up through the API",
+                    self.dropped_publish,
+                )
+
+    async def _publish_queued(self) -> None:
+        while True:
+            batch = [await self._outgoing.get()]
+            while len(batch) < PUBLISH_BATCH and not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
+            try:
+                async with asyncio.timeout(2 * self.timeout_s):
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for message in batch:
+                            pipe.publish(CHANNEL, message)
+                        await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The messages themselves are stored; live delivery is best effort. Deliver here at least.
+                if self._warn_now("failed"):
+                    log.warning(
+                        "redis publish failed (%s); delivering to local sockets only", type(exc).__name__
+                    )
+                for message in batch:
+                    data = json.loads(message)
+                    self.deliver_local(data["r"], data["p"])
 
     async def ping(self) -> bool:
         try:
-            return bool(await asyncio.wait_for(self._redis.ping(), timeout=2))
+            return bool(await asyncio.wait_for(self._redis.ping(), timeout=2 * self.timeout_s))
         except Exception:
             return False
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await super().close()
         await self._redis.aclose()

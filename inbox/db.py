@@ -58,6 +58,40 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # connection refused; TimeoutError (a call over the timeout) is an OSError too
 )
 
+# asyncpg's own words for a connection that went away under a statement (a fast restart closes every
+# connection while statements are on the wire): its protocol is left mid-operation, and the pool replaces
+# the connection. Other InterfaceErrors (DataError: a value of the wrong type) are faults, not outages.
+_LOST_CONNECTION_WORDS = (
+    "cannot switch to state",
+    "another operation is in progress",
+    "another operation is cancelling",
+    "connection is closed",
+    "connection was closed",
+    "underlying connection is closed",
+    "pool is closing",
+    "pool is closed",
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Is this "the database is not there right now" (503 with Retry-After, and the dispatcher tries the
+    write again), rather than a fault (500)? Looks through the exception's causes, since Tortoise wraps
+    some driver errors in its own."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, UNAVAILABLE):
+            return True
+        if isinstance(seen, asyncpg.InternalClientError | asyncpg.InterfaceError) and not isinstance(
+            seen, asyncpg.exceptions.DataError | asyncpg.exceptions.ClientConfigurationError
+        ):
+            text = str(seen)
+            if any(words in text for words in _LOST_CONNECTION_WORDS):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
 
 async def _release_reset(conn: asyncpg.Connection) -> None:
     """What a pooled PostgreSQL connection runs when it goes back to the pool: nothing more than asyncpg's

@@ -365,3 +365,14 @@ class WebhookDelivery(Model):
     class Meta:
         table = "webhook_delivery"
         indexes = (("webhook_id", "id"),)
+
+
+class Installation(Model):
+    """One row: this database's random id (`inbox.installation`), carried by its emails' Message-IDs."""
+
+    id = fields.IntField(primary_key=True)
+    uid = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "installation"

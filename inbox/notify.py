@@ -104,9 +104,12 @@ class Plan:
     decisions: dict[int, Skip | Postpone] = field(default_factory=dict)
 
 
-def message_id_for(ctx: InboxContext, job_id: int) -> str:
+def message_id_for(ctx: InboxContext, job_id: int, installation_id: str) -> str:
+    """The same for every resend of the email of the row `job_id` (the lowest of its group), and unique
+    to this database (`inbox.installation`): a database made anew under the same host starts its row ids
+    again, and a mail provider drops or threads an email whose Message-ID it has seen before."""
     host = urlsplit(ctx.public_url).hostname or "localhost"
-    return f"<outbox-{job_id}@{host}>"
+    return f"<outbox-{job_id}.{installation_id}@{host}>"
 
 
 def duration_text(seconds: int) -> str:

@@ -14,14 +14,22 @@ Written elsewhere:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from tortoise.expressions import Q
 
+from inbox import db, rawsql
 from inbox.context import InboxContext
 from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLIENT_EMAIL = "client_email"
 UNREAD_CHECK = "unread_check"
@@ -207,3 +215,130 @@ async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after
         claimed_by=None,
     )
     return "pending"
+
+
+# --- holding a claim while a batch is worked, and recording what was sent ------------------------------
+
+
+class Lease:
+    """One claim on the rows of a batch (their `claimed_by` token), kept alive while the batch is worked.
+
+    A claim holds for `ctx.outbox_lease_s`; a batch may take longer than that (a slow SMTP relay, 3 s an
+    email, 50 emails), and once a claim has run out another worker may take the row. So the dispatcher
+    renews the claim every third of the lease while it works the batch (`renew`), and a handler asks
+    `holds(jobs)` right before each email, push or webhook goes out. A row the renewal no longer finds under
+    this claim's token was taken by another worker (its token changed) or settled: it is *lost* here and
+    is not sent. Should the renewals have failed for half a lease (the database away), `holds` renews first
+    and answers only once the database does, so no row is ever sent by two holders.
+
+    The token is unique to the claim (`Dispatcher.claim_token`), not just to the worker, so even a worker
+    that took a row again under a new claim is not mistaken for the holder of the old one."""
+
+    def __init__(self, ctx: InboxContext, jobs: Sequence[OutboxJob]) -> None:
+        self.ctx = ctx
+        self.token = jobs[0].claimed_by if jobs else None
+        self.held: set[int] = {j.id for j in jobs}
+        self.lost: set[int] = set()
+        untils = [j.claimed_until for j in jobs if j.claimed_until is not None]
+        self.held_until = min(untils) if untils else ctx.clock.now()
+        self._renewing = asyncio.Lock()
+
+    def adopt(self, jobs: Iterable[OutboxJob]) -> None:
+        """Rows a handler claimed under this token too (`claim_rows`: later work joining the batch)."""
+        for job in jobs:
+            if job.claimed_by == self.token and job.id not in self.lost:
+                self.held.add(job.id)
+
+    async def renew(self) -> None:
+        """Extend the claim on every row still held; the rows not found under the token are lost."""
+        async with self._renewing:
+            await self._renew()
+
+    async def _renew(self) -> None:
+        if not self.held or self.token is None:
+            return
+        now = self.ctx.clock.now()
+        until = now + timedelta(seconds=self.ctx.outbox_lease_s)
+        ids = sorted(self.held)
+        sql = (
+            f"UPDATE outbox_job SET claimed_until=? WHERE id IN ({rawsql.marks(len(ids))}) "  # noqa: S608
+            "AND claimed_by=? AND status='pending' RETURNING id"
+        )
+        conn = rawsql.client()
+        rows = await conn.execute_query_dict(
+            rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, [until, *ids, self.token]
+        )
+        kept = {int(r["id"]) for r in rows}
+        self.lost |= self.held - kept
+        self.held = kept
+        self.held_until = until
+
+    async def holds(self, jobs: Sequence[OutboxJob]) -> bool:
+        """May these rows be sent now? True when every one is still held under this claim, for at least
+        half a lease more (renewing first, and waiting for the database, when the last renewal is older)."""
+        left = (self.held_until - self.ctx.clock.now()).total_seconds()
+        if left < self.ctx.outbox_lease_s / 2:
+            async with self._renewing:
+                left = (self.held_until - self.ctx.clock.now()).total_seconds()
+                if left < self.ctx.outbox_lease_s / 2:
+                    await until_recorded(self._renew, "the renewal of a claim")
+        missing = [j.id for j in jobs if j.id not in self.held]
+        if missing:
+            log.warning(
+                "outbox rows %s: the claim was taken by another worker or settled; not sent by this one",
+                missing,
+            )
+            return False
+        return True
+
+
+_CURRENT: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("outbox_lease", default=None)
+
+
+def current_lease() -> Lease | None:
+    """The lease of the batch this task works (set by the dispatcher around its handlers), or None when a
+    handler is called directly (tests): then every row counts as held."""
+    return _CURRENT.get()
+
+
+def use_lease(lease: Lease | None) -> contextvars.Token[Lease | None]:
+    return _CURRENT.set(lease)
+
+
+def end_lease(token: contextvars.Token[Lease | None]) -> None:
+    _CURRENT.reset(token)
+
+
+async def still_held(jobs: Sequence[OutboxJob]) -> bool:
+    """`current_lease().holds(jobs)`, or True outside a dispatcher's batch."""
+    lease = current_lease()
+    return True if lease is None else await lease.holds(jobs)
+
+
+RECORD_RETRY_START_S = 0.1
+RECORD_RETRY_CAP_S = 2.0
+RECORD_WARN_EVERY_S = 30.0
+
+
+async def until_recorded(write: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `write` until the database takes it: for a write that records what has already happened (an
+    email the SMTP server accepted, a push delivered). Giving up would leave the row pending, and it would
+    be sent again once its claim ran out; so while the database is away (a restart, a lost connection)
+    this waits and tries again, and the batch's claim is renewed meanwhile. Other errors are raised."""
+    delay = RECORD_RETRY_START_S
+    warned_at = 0.0
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not db.is_unavailable(exc):
+                raise
+            if time.monotonic() - warned_at >= RECORD_WARN_EVERY_S:
+                warned_at = time.monotonic()
+                log.warning(
+                    "recording %s: the database is unavailable (%s); trying again until it answers",
+                    what,
+                    type(exc).__name__,
+                )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RECORD_RETRY_CAP_S)

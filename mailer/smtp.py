@@ -100,6 +100,9 @@ class SendOutcome:
 
 
 OutcomeCallback = Callable[[int, SendOutcome], Awaitable[None]]
+# Asked right before an email goes on the wire; False withdraws it (the caller no longer holds its work).
+SendCheck = Callable[[int], Awaitable[bool]]
+WITHDRAWN = "not sent: withdrawn by the caller"
 
 
 def _sent(em: OutgoingEmail) -> SendOutcome:
@@ -179,14 +182,21 @@ class Mailer:
         return msg
 
     async def send_batch(
-        self, emails: Sequence[OutgoingEmail], *, on_outcome: OutcomeCallback | None = None
+        self,
+        emails: Sequence[OutgoingEmail],
+        *,
+        on_outcome: OutcomeCallback | None = None,
+        may_send: SendCheck | None = None,
     ) -> list[SendOutcome]:
         """Send ``emails`` over one connection; one outcome per email, in order. Never raises for
         SMTP or network errors (see the module docstring for the retry rules).
 
         ``on_outcome(index, outcome)`` is awaited as soon as each email's outcome is known, before the next
         email is tried, so a caller can record "sent" at once: a process killed mid-batch then leaves only
-        the email in flight unrecorded, not every email sent before it."""
+        the email in flight unrecorded, not every email sent before it.
+
+        ``may_send(index)`` is awaited right before each email goes on the wire; when it answers False the
+        email is not sent and its outcome is temporary with the error ``WITHDRAWN``."""
         outcomes: list[SendOutcome] = []
         if not emails:
             return outcomes
@@ -221,6 +231,9 @@ class Mailer:
                             gave_up = error
                 if client is None:
                     await record(_failed(em, gave_up or "not connected", temporary=True))
+                    continue
+                if may_send is not None and not await may_send(len(outcomes)):
+                    await record(_failed(em, WITHDRAWN, temporary=True))
                     continue
                 try:
                     await record(await self._send_one(client, em, message))

@@ -42,6 +42,9 @@ Failure switches:
   is cut once the data was sent and before the server answers (not recorded; see ``.dropped``).
 * ``stall_next(n, after=0)`` — the next ``n`` messages (after letting ``after`` through) get no answer
   after their data (a hung server).
+* ``slow_down(seconds)`` — every message is answered that long after its data (a slow relay).
+* ``before_answer(callback)`` — ``await callback(mail)`` after a message is recorded and before its 250 is
+  sent (a test can break something else just as the server takes an email).
 * ``await stop()`` then ``await start()`` — "down for a while": connections are refused, and the server
   comes back on the same port.
 """
@@ -54,6 +57,7 @@ import ipaddress
 import ssl
 import tempfile
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -95,6 +99,8 @@ class _Failures:
     drops_after: int = 0  # messages to let through before the drops start
     stalls: int = 0
     stalls_after: int = 0  # messages to let through before the stalls start
+    delay_s: float = 0.0  # before each 250
+    before_answer: Callable[[ReceivedMail], Awaitable[None]] | None = None
 
 
 class _FakeProtocol(SMTP):
@@ -162,19 +168,20 @@ class _Handler:
             return refused
         transport = server.transport
         auth = session.auth_data  # (session.login_data is deprecated in aiosmtpd and logs on every read)
-        fake.received.append(
-            ReceivedMail(
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos),
-                raw=raw,
-                message=_parse(raw),
-                tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
-                login=auth.login.decode()
-                if session.authenticated and isinstance(auth, LoginPassword)
-                else None,
-            )
+        if failures.delay_s:
+            await asyncio.sleep(failures.delay_s)
+        mail = ReceivedMail(
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=list(envelope.rcpt_tos),
+            raw=raw,
+            message=_parse(raw),
+            tls=transport is not None and transport.get_extra_info("ssl_object") is not None,
+            login=auth.login.decode() if session.authenticated and isinstance(auth, LoginPassword) else None,
         )
+        fake.received.append(mail)
         fake._arrived.set()
+        if failures.before_answer is not None:
+            await failures.before_answer(mail)
         return f"250 OK queued as fake-{len(fake.received)}"
 
 
@@ -232,6 +239,14 @@ class FakeSmtp:
         client's timeout has to fire, or the client is gone: a process killed mid-send)."""
         self._failures.stalls = n
         self._failures.stalls_after = after
+
+    def slow_down(self, seconds: float) -> None:
+        """Answer every message ``seconds`` after its data (a slow relay); 0 for full speed again."""
+        self._failures.delay_s = seconds
+
+    def before_answer(self, callback: Callable[[ReceivedMail], Awaitable[None]] | None) -> None:
+        """``await callback(mail)`` once each message is recorded, before its 250 goes back."""
+        self._failures.before_answer = callback
 
     def _refusal(self, command: str, server: SMTP) -> str | None:
         for refusal in self._failures.refusals:

@@ -168,7 +168,7 @@ async def test_kill_9_during_sends_loses_nothing_and_sends_each_email_once(
             for line in smtp.dropped[0].split(b"\r\n")
             if line.lower().startswith(b"message-id:")
         ]
-        lead = by_id[int(re.fullmatch(r"<outbox-(\d+)@[^>]+>", in_flight)[1])]
+        lead = by_id[int(re.fullmatch(r"<outbox-(\d+)\.[0-9a-f]+@[^>]+>", in_flight)[1])]
         if lead.status == "done":
             assert lead.last_error == f"sent as {in_flight}" and in_flight in received
         else:

@@ -1,8 +1,9 @@
 """PostgreSQL going away under load, on a private cluster (never the machine's shared server).
 
-- Restarted (stopped like a crash, started again): while it is down every request answers at once with 503
-  and Retry-After (no hang, no crash, no 500), `/readyz` says 503 and `/healthz` 200; when it is back the same
-  process serves again without a restart, and each acknowledged message is stored exactly once.
+- Restarted (stopped like a crash, or with a fast clean stop, and started again): while it is down every
+  request answers at once with 503 and Retry-After (no hang, no crash, no 500), `/readyz` says 503 and
+  `/healthz` 200; when it is back the same process serves again without a restart, and each acknowledged
+  message is stored exactly once.
 - Frozen (every PostgreSQL process stopped with SIGSTOP: connections stay open and nothing answers, like a
   hung host): requests still answer 503 within the database timeout instead of hanging, and the process
   recovers once the database answers again.
@@ -141,8 +142,11 @@ async def stored_client_msg_ids(http: Http, token: str, conversation_id: int) ->
             return found
 
 
+# `immediate` is a crash (connections cut, recovery on start); `fast` a clean restart, which closes every
+# connection while statements are on the wire (asyncpg's "cannot switch to state …": 503, not 500).
+@pytest.mark.parametrize("mode", ["immediate", "fast"])
 async def test_postgres_restart_gives_503_then_recovers_without_a_restart(
-    cluster: PrivateCluster, tmp_path: Path
+    cluster: PrivateCluster, tmp_path: Path, mode: str
 ) -> None:
     server = Server(server_env(cluster.url, tmp_path / "var"), tmp_path / "logs")
     made = await create_practice(server.env, "owner password 123")
@@ -159,7 +163,7 @@ async def test_postgres_restart_gives_503_then_recovers_without_a_restart(
             await asyncio.sleep(1.5)
 
             up_until = time.monotonic()  # from here PostgreSQL is on its way down
-            await cluster.stop("immediate")
+            await cluster.stop(mode)
             load.down()
             await asyncio.sleep(DOWN_S)
             healthz = await http.reply("GET", "/healthz")

@@ -41,3 +41,14 @@ def test_the_timeout_reaches_postgres_connections_but_not_migrations() -> None:
     assert tortoise_config("sqlite:///tmp/x.sqlite3", timeout_s=7)["connections"]["default"].startswith(
         "sqlite"
     )
+
+
+def test_redis_calls_give_up_after_half_a_second_by_default(tmp_path: Path) -> None:
+    assert load_config(env(tmp_path)).redis_timeout_s == 0.5
+    assert load_config(env(tmp_path, SECUREMSG_REDIS_TIMEOUT_S="0.2")).redis_timeout_s == 0.2
+
+
+@pytest.mark.parametrize("raw", ["0", "31", "nan", "soon"])
+def test_a_bad_redis_timeout_stops_the_start(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match="SECUREMSG_REDIS_TIMEOUT_S"):
+        load_config(env(tmp_path, SECUREMSG_REDIS_TIMEOUT_S=raw))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.dispatcher import Dispatcher, JobOutcome
 from gateway.keys import CTX
 from inbox import outbox
@@ -130,3 +132,87 @@ async def test_a_row_settled_by_its_handler_stays_settled_when_the_handler_then_
     assert (await OutboxJob.get(id=first.id)).status == "done"
     again = await OutboxJob.get(id=second.id)
     assert again.status == "pending" and again.attempts == 1
+
+
+async def test_the_claim_is_renewed_while_a_batch_outlasts_the_lease(client, clock):
+    """A batch that takes longer than the lease keeps its rows: the idle worker claims none of them."""
+    ctx = client.server.app[CTX]
+    ctx.outbox_lease_s = 1
+    await add_jobs(ctx, 3)
+    taken_by_other: list[int] = []
+    other = Dispatcher(ctx)
+    other.register("test", lambda batch: _done(batch, taken_by_other))
+
+    async def slow(batch):
+        for _ in batch:
+            clock.advance(1)  # each row takes a whole lease
+            await asyncio.sleep(0.5)  # real time: the renewal (every third of the lease) runs meanwhile
+            assert await other.run_once() == 0  # nothing has run out
+        return {j.id: JobOutcome.done() for j in batch}
+
+    first = Dispatcher(ctx)
+    first.register("test", slow)
+    assert await first.run_once() == 3
+    assert taken_by_other == []
+    assert {r.status for r in await OutboxJob.all()} == {"done"}
+
+
+async def _done(batch, seen):
+    seen.extend(j.id for j in batch)
+    return {j.id: JobOutcome.done("sent by the other") for j in batch}
+
+
+async def test_a_row_whose_claim_another_worker_took_is_not_sent_and_not_overwritten(client, clock):
+    """Renewals failed for a whole lease (the database away), another worker took the rows: before its
+    next send the first worker finds the claim token changed and leaves the rows to the other."""
+    ctx = client.server.app[CTX]
+    jobs = await add_jobs(ctx, 3)
+    sent: list[int] = []
+    taken_by_other: list[int] = []
+    other = Dispatcher(ctx)
+    other.register("test", lambda batch: _done(batch, taken_by_other))
+
+    async def sends_one_then_loses_the_rest(batch):
+        outcomes = {}
+        for job in batch:
+            if not await outbox.still_held([job]):
+                outcomes[job.id] = JobOutcome.released("claim taken")
+                continue
+            sent.append(job.id)
+            outcomes[job.id] = JobOutcome.done("sent")
+            await outbox.finish(ctx, job, "done", "sent")  # settled as it goes, like an email
+            if len(sent) == 1:
+                clock.advance(outbox.LEASE_S + 1)  # no renewal ran: the claim ran out
+                assert await other.run_once() == 2  # the other worker takes what is left
+        return outcomes
+
+    first = Dispatcher(ctx)
+    first.register("test", sends_one_then_loses_the_rest)
+    assert await first.run_once() == 3
+    assert sent == [jobs[0].id] and taken_by_other == [jobs[1].id, jobs[2].id]
+    rows = {r.id: r for r in await OutboxJob.all()}
+    assert rows[jobs[0].id].last_error == "sent"
+    # The other worker's outcome stands; the first one's "released" did not touch its rows.
+    assert [rows[j.id].last_error for j in jobs[1:]] == ["sent by the other"] * 2
+    assert {r.status for r in rows.values()} == {"done"}
+
+
+async def test_an_outcome_is_recorded_once_the_database_answers_again(monkeypatch):
+    """`until_recorded` waits out an unavailable database rather than dropping the record of a send."""
+    monkeypatch.setattr(outbox, "RECORD_RETRY_START_S", 0.01)
+    attempts = []
+
+    async def write():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("database restarting")
+        return "recorded"
+
+    assert await outbox.until_recorded(write, "a test row") == "recorded"
+    assert len(attempts) == 3
+
+    async def broken():
+        raise ValueError("a fault, not an outage")
+
+    with pytest.raises(ValueError):
+        await outbox.until_recorded(broken, "a test row")

@@ -13,6 +13,7 @@ import pytest
 from gateway.dispatcher import Dispatcher
 from gateway.keys import CTX, DISPATCHER
 from inbox import outbox
+from inbox.installation import installation_id
 from inbox.models import OutboxJob
 from tests.gateway.mail_helpers import (
     PRACTICE,
@@ -77,9 +78,11 @@ async def test_r16_client_gets_one_email_at_once_without_the_message(client, api
     assert b"Clinician" not in mail.raw and b"Client Person" not in mail.raw
     [row] = await rows(outbox.CLIENT_EMAIL)
     assert row.status == "done" and row.conversation_id == conv["id"]
-    # The Message-ID is derived from the outbox row, so a resend is recognisable.
-    assert mail.message["Message-ID"] == f"<outbox-{row.id}@portal.test>"
-    assert f"<outbox-{row.id}@portal.test>" in row.last_error
+    # The Message-ID is derived from the outbox row and this database's id, so a resend is recognisable
+    # and a database made anew under the same host does not repeat it.
+    installed = await installation_id(client.server.app[CTX])
+    assert mail.message["Message-ID"] == f"<outbox-{row.id}.{installed}@portal.test>"
+    assert f"<outbox-{row.id}.{installed}@portal.test>" in row.last_error
 
 
 async def test_r16_r10_contact_in_the_conversation_is_told_too(client, api, cast, smtp):
@@ -127,7 +130,8 @@ async def test_r16_several_messages_before_sending_give_one_email(client, api, c
     await drain(client)
     [mail] = smtp.received
     first = (await rows(outbox.CLIENT_EMAIL))[0]
-    assert mail.message["Message-ID"] == f"<outbox-{first.id}@portal.test>"
+    installed = await installation_id(client.server.app[CTX])
+    assert mail.message["Message-ID"] == f"<outbox-{first.id}.{installed}@portal.test>"
     assert {r.status for r in await rows(outbox.CLIENT_EMAIL)} == {"done"}
 
 
@@ -483,3 +487,31 @@ async def test_the_emails_text_part_is_plain_and_names_how_long_the_link_works(c
     await drain(client)
     text = text_of(smtp.received[0])
     assert "24 hours" in text and PRACTICE in text
+
+
+async def test_r16_message_ids_do_not_repeat_in_a_database_made_anew_under_the_same_host(
+    tmp_path, sqlite_template, clock
+):
+    """Row ids start again at 1 in a new database; the Message-ID carries the database's own id, so a mail
+    provider does not drop or thread the new email as one it has seen. One database keeps its id."""
+    import shutil
+
+    from gateway.app import make_context
+    from inbox import db, notify
+    from tests.conftest import make_config
+
+    config = make_config("sqlite://unused", tmp_path / "var", public_url="https://portal.test")
+    ctx = make_context(config, clock)
+    made = []
+    for n in range(2):
+        path = tmp_path / f"recreated-{n}.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        await db.connect(f"sqlite://{path}")
+        try:
+            first = await installation_id(ctx)
+            assert await installation_id(ctx) == first  # the same for every resend from this database
+            made.append(notify.message_id_for(ctx, 1, first))
+        finally:
+            await db.disconnect()
+    assert made[0] != made[1]
+    assert all(m.startswith("<outbox-1.") and m.endswith("@portal.test>") for m in made)

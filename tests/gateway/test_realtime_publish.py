@@ -1,0 +1,30 @@
+"""Publishing to Redis after the answer: `RedisHub.publish` only queues the event, and a full queue (Redis
+slow or away for long) drops it with a log line and a count instead of holding the request or growing."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from gateway.realtime import RedisHub
+
+
+async def test_a_full_publish_queue_drops_with_a_log_line_and_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = RedisHub("redis://127.0.0.1:1/0", timeout_s=0.1, queue_limit=2)  # publisher not started
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway.realtime"):
+            started = time.monotonic()
+            for n in range(5):
+                await hub.publish([1], {"type": "message.created", "n": n})
+            assert time.monotonic() - started < 0.1  # no Redis call in the request
+        assert hub.dropped_publish == 3
+        assert [r.getMessage() for r in caplog.records if "queue of events" in r.getMessage()] == [
+            "realtime: the queue of events for Redis is full; event dropped (1 so far); clients catch up "
+            "through the API"
+        ]  # one line for the outage, not one per event
+    finally:
+        await hub.close()
