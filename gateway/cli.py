@@ -82,9 +82,19 @@ def _setup_logging() -> None:
 
 
 async def _migrate(config: Config) -> None:
-    from inbox import db
+    from inbox import db, sealed
+    from inbox.crypto import DataKeyring
 
     await db.migrate(config.database_url)
+    # TOTP and webhook secrets stored in clear before migration 0004 are sealed now, with the data key
+    # that a migration itself does not have (R30).
+    await db.connect(config.database_url)
+    try:
+        count = await sealed.seal_plaintext_rows(DataKeyring(config.data_keys))
+    finally:
+        await db.disconnect()
+    if count:
+        log.info("sealed %d TOTP or webhook secrets that were stored in clear", count)
 
 
 async def _create_practice(config: Config, args: argparse.Namespace) -> dict[str, Any]:
