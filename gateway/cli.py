@@ -201,6 +201,9 @@ async def _reencrypt(config: Config, keyring: Any, batch_size: int, settle_s: fl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes — the database and its -wal/-shm files, the key files, exports, the
+    # dev mail sink — holds PHI or secrets: readable by the server's own user only (var/ 0700, files 0600).
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         config = load_config()
