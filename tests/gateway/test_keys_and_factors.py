@@ -410,3 +410,38 @@ async def test_r30_a_sealed_secret_copied_to_another_row_does_not_open(
     other.totp_secret_cipher = mine.totp_secret_cipher
     with pytest.raises(DecryptError):
         sealed.open_totp(keyring, other)
+
+
+# --- device tokens: never moved across practices ---------------------------------------------------------
+
+APNS = "cd" * 32
+
+
+async def test_a_device_token_registered_in_another_practice_is_neither_moved_nor_revealed(
+    api: Api, cast: Cast, config: Any, clock: Any
+) -> None:
+    from inbox import devices
+
+    body = {"platform": "apns", "token": APNS, "app": "practice"}
+    _, mine = await api.post("/devices", body, token=cast.tok("clinician"))
+    await api.patch(f"/devices/{mine['id']}", {"alerts": {"appointment": False}}, token=cast.tok("clinician"))
+    other = await build_cast(api, config, clock, name="Across Town")
+    status, theirs = await api.post("/devices", body, token=other.tok("owner"))
+    # Answered as for a new device: their own id, all alerts on (nothing of the first registration shows).
+    assert status == 201 and theirs["id"] != mine["id"] and all(theirs["alerts"].values())
+    assert (await api.post("/devices", body, token=other.tok("owner")))[1]["id"] == theirs["id"]
+    # The first practice's registration is untouched: same person, same choices, still getting pushes.
+    _, listed = await api.get("/devices", token=cast.tok("clinician"))
+    assert [(d["id"], d["alerts"]["appointment"], d["enabled"]) for d in listed["items"]] == [
+        (mine["id"], False, True)
+    ]
+    targets = await devices.push_targets([cast.id("clinician"), other.id("owner")], "new_message")
+    assert [d.id for d in targets[cast.id("clinician")]] == [mine["id"]]
+    assert [d.id for d in targets[other.id("owner")]] == [theirs["id"]]
+    # Within a practice the phone still changes hands when its new user signs in on it (own token).
+    status, moved = await api.post("/devices", body, token=cast.tok("biller"))
+    assert status == 201 and moved["id"] == mine["id"]
+    assert (await api.get("/devices", token=cast.tok("clinician")))[1]["items"] == []
+    assert [d["id"] for d in (await api.get("/devices", token=other.tok("owner")))[1]["items"]] == [
+        theirs["id"]
+    ]
