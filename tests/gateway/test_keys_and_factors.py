@@ -77,6 +77,11 @@ async def test_r28_a_clinician_lists_only_the_clients_they_have_access_to(api: A
     assert names((await api.get("/clients", token=cast.tok("supervisor")))[1]) == []
     # Clients and contacts never list clients.
     assert code_of(await api.get("/clients", token=cast.tok("client"))) == (403, "team_only")
+    # The web inbox's new-message picker offers the same clients (GET /recipients, with the session cookie).
+    _, offered = await api.get("/recipients?q=Person", token=cast.tok("clinician2"))
+    assert [p["name"] for p in offered["items"]] == []
+    _, offered = await api.get("/recipients?q=Person", token=cast.tok("clinician"))
+    assert sorted(p["name"] for p in offered["items"]) == mine
 
 
 async def test_r28_billers_schedulers_managers_owners_and_keys_list_every_client(
@@ -322,6 +327,23 @@ async def test_r30_enrolling_or_replacing_a_factor_asks_for_the_password_and_the
     email = await email_of(cast.id("clinician"))
     assert await login(api, email, first.at(clock.now())) == (401, "invalid_otp")
     assert await login(api, email, second.at(clock.now())) == (200, None)
+
+
+async def test_r30_a_stolen_token_cannot_guess_the_password_at_enrolment(
+    api: Api, cast: Cast, clock: Any
+) -> None:
+    path, token = f"/team-members/{cast.id('clinician')}/totp", cast.tok("clinician")
+    for n in range(10):
+        assert code_of(await api.post(path, {"password": f"guess number {n}"}, token=token)) == (
+            403,
+            "invalid_password",
+        )
+    # Rate-limited like a sign-in, and the failures lock the account like failed sign-ins.
+    assert code_of(await api.post(path, {"password": PASSWORD}, token=token))[0] == 429
+    clock.advance(301)
+    assert code_of(await api.post(path, {"password": PASSWORD}, token=token)) == (403, "account_locked")
+    assert await login(api, await email_of(cast.id("clinician")), None) == (401, "account_locked")
+    assert not (await Participant.get(id=cast.id("clinician"))).totp_enabled
 
 
 async def test_r30_the_web_set_up_asks_for_the_password_and_the_current_code(
