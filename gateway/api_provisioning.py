@@ -11,7 +11,8 @@ from gateway.auth import require_participant, require_principal, require_provisi
 from gateway.keys import CONFIG, CTX
 from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, present, read_json, take
-from inbox import accounts, audit, messaging
+from inbox import accounts, apikeys, audit, messaging, visibility
+from inbox.accounts import Principal
 from inbox.errors import Forbidden, Unauthenticated
 from inbox.models import CLIENT, TEAM, Participant, Practice
 
@@ -141,6 +142,7 @@ async def list_team(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if principal.participant is not None and principal.participant.kind != TEAM:
         raise Forbidden("team_only", "Only team members can list the team.")
+    apikeys.require_scope(principal, apikeys.PROVISIONING)
     members = await Participant.filter(practice_id=principal.practice_id, kind=TEAM).order_by("name")
     return web.json_response({"items": [team_member_json(m) for m in members]})
 
@@ -204,8 +206,15 @@ async def enrol_totp(request: web.Request) -> web.Response:
         # Only the person themselves may set up their second factor.
         await accounts.get_participant(me.practice_id, member_id, kind=TEAM)
         raise Forbidden("own_account_only", "Only team members themselves can set up their second factor.")
+    data = await read_json(request, {"password", "otp"})
+    password = take(data, "password", str, required=True)
+    otp = take(data, "otp", str, nullable=True)
+    # R30: the token alone does not set up or replace the second factor; the password (and the current
+    # code) are checked as at sign-in, under the same limits.
+    await enforce(request, "login", me.email)
+    await accounts.reconfirm(request.app[CTX], me, password, otp)
     practice = await Practice.get(id=me.practice_id)
-    uri = await accounts.start_totp_enrolment(me, issuer=f"securemsg ({practice.name})")
+    uri = await accounts.start_totp_enrolment(request.app[CTX], me, issuer=f"securemsg ({practice.name})")
     await audit_request(request, me, "totp.enrol", "participant", me.id)
     return web.json_response({"provisioning_uri": uri})
 
@@ -213,14 +222,19 @@ async def enrol_totp(request: web.Request) -> web.Response:
 # --- clients, contacts, access -----------------------------------------------------------------------
 
 
-@routes.get("/api/v1/clients")
-async def list_clients(request: web.Request) -> web.Response:
+async def _client_reader(request: web.Request) -> Principal:
+    """Who may see clients at all: team members (which ones, R28 decides) and keys with provisioning."""
     principal = await require_principal(request)
     if principal.participant is not None and principal.participant.kind != TEAM:
         raise Forbidden("team_only", "Only team members can list clients.")
-    clients = (
-        await Participant.filter(practice_id=principal.practice_id, kind=CLIENT).order_by("name").limit(1000)
-    )
+    apikeys.require_scope(principal, apikeys.PROVISIONING)
+    return principal
+
+
+@routes.get("/api/v1/clients")
+async def list_clients(request: web.Request) -> web.Response:
+    principal = await _client_reader(request)
+    clients = await visibility.visible_clients(principal)  # R28: only the clients this caller may see
     return web.json_response({"items": [client_json(c) for c in clients]})
 
 
@@ -263,8 +277,8 @@ _CLIENT_PATCH = {
 
 @routes.get("/api/v1/clients/{id}")
 async def get_client(request: web.Request) -> web.Response:
-    principal = await require_provisioner(request)
-    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    principal = await _client_reader(request)
+    client = await visibility.visible_client(principal, path_int(request, "id"))
     return web.json_response(client_json(client))
 
 
@@ -298,8 +312,8 @@ async def add_contact(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/clients/{id}/contacts")
 async def list_contacts(request: web.Request) -> web.Response:
-    principal = await require_provisioner(request)
-    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    principal = await _client_reader(request)
+    client = await visibility.visible_client(principal, path_int(request, "id"))
     contacts = await Participant.filter(client_id=client.id, kind="contact").order_by("id")
     return web.json_response({"items": [contact_json(c) for c in contacts]})
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway import (
     api_devices,
     api_events,
+    api_keys,
     api_links,
     api_messaging,
     api_provisioning,
@@ -134,6 +135,7 @@ def create_app(
         api_devices.routes,
         api_events.routes,
         api_webhooks.routes,
+        api_keys.routes,
         openapi.routes,
     ):
         app.add_routes(table)

@@ -7,6 +7,7 @@ import hmac
 from aiohttp import web
 
 from gateway.keys import CTX
+from inbox import apikeys
 from inbox.accounts import Principal, require_manager, resolve_token
 from inbox.errors import Forbidden, Unauthenticated
 from inbox.models import Participant
@@ -43,6 +44,8 @@ async def principal_or_none(request: web.Request) -> Principal | None:
                 if not principal.csrf_token or not hmac.compare_digest(sent, principal.csrf_token):
                     raise Forbidden("csrf_failed", "The request is missing its CSRF token; reload the page.")
     if principal is not None:
+        if principal.is_api_key:
+            await apikeys.note_use(ctx, principal)
         request[_PRINCIPAL] = principal
     return principal
 
@@ -95,8 +98,10 @@ async def require_provisioner(request: web.Request) -> Principal:
     return principal
 
 
-async def require_api_key(request: web.Request) -> Principal:
+async def require_api_key(request: web.Request, scope: str = apikeys.INTEGRATION) -> Principal:
+    """A practice API key that has `scope` (R29): else 403 `key_scope`."""
     principal = await require_principal(request)
     if not principal.is_api_key:
         raise Forbidden("api_key_required", "This call needs the practice API key.")
+    apikeys.require_scope(principal, scope)
     return principal

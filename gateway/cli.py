@@ -82,9 +82,19 @@ def _setup_logging() -> None:
 
 
 async def _migrate(config: Config) -> None:
-    from inbox import db
+    from inbox import db, sealed
+    from inbox.crypto import DataKeyring
 
     await db.migrate(config.database_url)
+    # TOTP and webhook secrets stored in clear before migration 0004 are sealed now, with the data key
+    # that a migration itself does not have (R30).
+    await db.connect(config.database_url)
+    try:
+        count = await sealed.seal_plaintext_rows(DataKeyring(config.data_keys))
+    finally:
+        await db.disconnect()
+    if count:
+        log.info("sealed %d TOTP or webhook secrets that were stored in clear", count)
 
 
 async def _create_practice(config: Config, args: argparse.Namespace) -> dict[str, Any]:
@@ -191,6 +201,9 @@ async def _reencrypt(config: Config, keyring: Any, batch_size: int, settle_s: fl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes — the database and its -wal/-shm files, the key files, exports, the
+    # dev mail sink — holds PHI or secrets: readable by the server's own user only (var/ 0700, files 0600).
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         config = load_config()

@@ -109,7 +109,7 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
 def _read_or_create_secret(path: Path, make: bytes) -> bytes:
     if path.exists():
         return path.read_bytes().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # var/: the keys and the database
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(make + b"\n")

@@ -64,7 +64,7 @@ class WebhookSender:
             return JobOutcome.released("not sent: the claim was taken by another worker")
         body = webhooks.body_bytes(delivery)
         timestamp = int(self.ctx.clock.now().timestamp())
-        headers = webhooks.signed_headers(hook, delivery, timestamp, body)
+        headers = webhooks.signed_headers(self.ctx.keyring, hook, delivery, timestamp, body)
         status_code: int | None = None
         retry_after: float | None = None
         try:

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.validation import MAX_BODY_BYTES
-from inbox import devices, exports, messaging, records, webhooks
+from inbox import apikeys, devices, exports, messaging, records, webhooks
 from inbox.accounts import LOCKOUT_AFTER
 from inbox.ids import MAX_BIG_ID, MAX_ID
 from inbox.models import ROLES
@@ -320,6 +320,16 @@ SCHEMAS: dict[str, Schema] = {
             "disabled_reason": null(STR),
         }
     ),
+    "ApiKey": obj(
+        {
+            "id": INT,
+            "name": STR,
+            "scopes": arr(enum(*apikeys.SCOPES)),
+            "created_at": TIME,
+            "last_used_at": null(TIME),
+            "revoked_at": null(TIME),
+        }
+    ),
     "Webhook": obj(
         {"id": INT, "url": STR, "events": arr(enum(*webhooks.EVENTS)), "active": BOOL, "created_at": TIME}
     ),
@@ -378,7 +388,9 @@ SECURITY_SCHEMES = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "smk_…",
-        "description": "The practice API key (from `securemsg create-practice`), sent as a bearer token.",
+        "description": "A practice API key, sent as a bearer token: the one `securemsg create-practice` "
+        "prints (both scopes), or one the account owner made at POST /api/v1/api-keys. Each operation names "
+        "the scope it needs (`integration` or `provisioning`); a key without it gets 403 `key_scope` (R29).",
     },
     "sessionCookie": {
         "type": "apiKey",
@@ -397,9 +409,10 @@ SECURITY_SCHEMES = {
 
 Security = list[dict[str, list[str]]]
 PERSON: Security = [{"bearerToken": []}, {"sessionCookie": []}, {"portalCookie": []}]
-MANAGER: Security = [{"apiKey": []}, {"bearerToken": []}, {"sessionCookie": []}]
-ANY_PRINCIPAL: Security = [{"apiKey": []}, {"bearerToken": []}, {"sessionCookie": []}, {"portalCookie": []}]
-API_KEY: Security = [{"apiKey": []}]
+MANAGER: Security = [{"apiKey": ["provisioning"]}, {"bearerToken": []}, {"sessionCookie": []}]
+TEAM_OR_KEY: Security = [{"apiKey": ["provisioning"]}, {"bearerToken": []}, {"sessionCookie": []}]
+OWNER: Security = [{"bearerToken": []}, {"sessionCookie": []}]
+API_KEY: Security = [{"apiKey": ["integration"]}]
 NONE: Security = []
 
 
@@ -606,7 +619,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "list_team",
             "The practice's team members.",
             tag="provisioning",
-            security=ANY_PRINCIPAL,
+            security=TEAM_OR_KEY,
             ok={200: ("Team members.", items(ref("TeamMember")))},
             errors=[403],
         ),
@@ -629,8 +642,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             ok={201: ("Created.", ref("TeamMember"))},
             errors=[403, 409],
             description="409 `email_taken`. `can_export` holds only for an owner or practice manager. "
-            "Only the account owner (or the API key) makes an account owner or sets `can_export`: "
-            "403 `owner_only`.",
+            "Only the account owner makes an account owner (403 `owner_only` for a manager or any API key, "
+            "R29); only the owner or an API key sets `can_export` (403 `owner_only` for a manager).",
         ),
     }
     p[f"{v1}/team-members/{{id}}"] = {
@@ -651,19 +664,25 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
             ok={200: ("Changed.", ref("TeamMember"))},
             errors=[403, 404],
-            description="Only the account owner (or the API key) changes an account owner, makes one, or "
-            "sets `can_export` (R23): 403 `owner_only` for a practice manager.",
+            description="Only the account owner changes an account owner or makes one: 403 `owner_only` "
+            "for a practice manager or an API key (R29). Only the owner or an API key sets `can_export` "
+            "(R23): 403 `owner_only` for a practice manager.",
         )
     }
     p[f"{v1}/team-members/{{id}}/totp"] = {
         "post": op(
             "enrol_totp",
-            "Enrol a TOTP second factor (the member's own token only).",
+            "Enrol or replace a TOTP second factor (the member's own token, with the password).",
             tag="provisioning",
             security=PERSON,
             params=[path_id(what="team member")],
+            request=body({"password": PASSWORD, "otp": null(STR)}, ["password"]),
             ok={200: ("The otpauth:// URI to show as a QR code.", obj({"provisioning_uri": STR}))},
-            errors=[403, 404],
+            errors=[403, 404, 429],
+            description="R30: the password is asked again (403 `invalid_password`), and when a factor is "
+            "already on, the code it shows now (403 `otp_required` / `invalid_otp`; a code works once). "
+            "Failures count towards the sign-in lockout (403 `account_locked`). Turns the new factor on at "
+            "once, replacing the old one.",
         )
     }
     client_fields: dict[str, Schema] = {
@@ -676,11 +695,14 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/clients"] = {
         "get": op(
             "list_clients",
-            "The practice's clients.",
+            "The clients this caller may message or read (R28).",
             tag="provisioning",
-            security=ANY_PRINCIPAL,
+            security=TEAM_OR_KEY,
             ok={200: ("Clients.", items(ref("Client")))},
             errors=[403],
+            description="Billers, schedulers, practice managers, account owners and API keys: every client. "
+            "Clinicians and supervisors: the clients they are primary clinician of or were granted access "
+            "to (R5, R7, R21). Clients and contacts: 403 `team_only`.",
         ),
         "post": op(
             "create_client",
@@ -695,9 +717,9 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/clients/{{id}}"] = {
         "get": op(
             "get_client",
-            "One client.",
+            "One client, when the caller may see it (R28): else 404, as for another practice's.",
             tag="provisioning",
-            security=MANAGER,
+            security=TEAM_OR_KEY,
             params=[path_id(what="client")],
             ok={200: ("The client.", ref("Client"))},
             errors=[403, 404],
@@ -716,9 +738,9 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/clients/{{id}}/contacts"] = {
         "get": op(
             "list_contacts",
-            "The client's contacts.",
+            "The client's contacts, when the caller may see the client (R28): else 404.",
             tag="provisioning",
-            security=MANAGER,
+            security=TEAM_OR_KEY,
             params=[path_id(what="client")],
             ok={200: ("Contacts.", items(ref("Contact")))},
             errors=[403, 404],
@@ -1105,6 +1127,55 @@ def _paths() -> dict[str, dict[str, Any]]:
             ok={200: ("Removed.", obj({"ok": const(True)}))},
             errors=[403, 404],
         ),
+    }
+
+    # API keys (R29)
+    p[f"{v1}/api-keys"] = {
+        "get": op(
+            "list_api_keys",
+            "The practice's API keys, revoked ones too; never the keys themselves.",
+            tag="auth",
+            security=OWNER,
+            ok={200: ("Keys.", items(ref("ApiKey")))},
+            errors=[403],
+            description="The account owner only (not a manager, not a key): else 403 `owner_only` / "
+            "`participant_required`.",
+        ),
+        "post": op(
+            "create_api_key",
+            "Make a key with scopes `integration` (events, webhooks) and/or `provisioning` (people, "
+            "settings, access).",
+            tag="auth",
+            security=OWNER,
+            request=body(
+                {
+                    "name": {"type": "string", "minLength": 1, "maxLength": apikeys.MAX_NAME},
+                    "scopes": arr(enum(*apikeys.SCOPES), minItems=1, maxItems=len(apikeys.SCOPES)),
+                },
+                ["name", "scopes"],
+            ),
+            ok={
+                201: (
+                    "Created; the key is shown only here.",
+                    obj({**SCHEMAS["ApiKey"]["properties"], "key": STR}),
+                )
+            },
+            errors=[403],
+            description="The account owner only: 403 `owner_only` / `participant_required`. 422 "
+            "`invalid_scopes`, `invalid_name`, `too_many_api_keys`. A key never sets a password of an "
+            "existing account nor holds, gives or changes the account owner's role (R29).",
+        ),
+    }
+    p[f"{v1}/api-keys/{{id}}"] = {
+        "delete": op(
+            "revoke_api_key",
+            "Revoke a key: its next call is refused (401). Revoking again changes nothing.",
+            tag="auth",
+            security=OWNER,
+            params=[path_id(what="API key")],
+            ok={200: ("Revoked.", ref("ApiKey"))},
+            errors=[403, 404],
+        )
     }
 
     # integration

@@ -31,7 +31,7 @@ from gateway.team_web import (
     to_sign_in,
 )
 from inbox import accounts, audit, signin
-from inbox.errors import Invalid, SlowDown, Unauthenticated
+from inbox.errors import Forbidden, Invalid, SlowDown, Unauthenticated
 from inbox.models import Participant
 
 routes = web.RouteTableDef()
@@ -313,8 +313,25 @@ async def two_step_confirm(request: web.Request) -> web.Response:
             request, session, fresh, error="The set-up had expired. Scan this new code.", status=422
         )
     try:
-        await signin.confirm_enrolment(ctx, session.member, enrolment, form_text(form, "code", 20))
+        # The same limits as a sign-in: the password (and current code) are checked again here (R30).
+        await _throttle(request, session.member.email)
+    except SlowDown as exc:
+        error = "Too many attempts. Please try again in a few minutes."
+        resp = await _enrolment_page(request, session, enrolment, error=error, status=429)
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
+    try:
+        await signin.confirm_enrolment(
+            ctx,
+            session.member,
+            enrolment,
+            form_text(form, "code", 20),
+            password=form_text(form, "password", 256),
+            current_code=form_text(form, "current_code", 20) or None,
+        )
     except Invalid as exc:
         return await _enrolment_page(request, session, enrolment, error=exc.message, status=422)
+    except Forbidden as exc:
+        return await _enrolment_page(request, session, enrolment, error=exc.message, status=403)
     await audit_request(request, session.member, "totp.enrol", "participant", session.member.id)
     return redirect("/settings/two-step?done=1")

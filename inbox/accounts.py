@@ -14,9 +14,10 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from inbox import rawsql
+from inbox import apikeys, rawsql, sealed
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
@@ -39,7 +40,7 @@ _hasher = PasswordHasher()
 # password and sign-in timing does not reveal which addresses exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
 
-API_KEY_PREFIX = "smk_"
+API_KEY_PREFIX = apikeys.API_KEY_PREFIX
 LOCKOUT_AFTER = 10
 LOCKOUT_S = 15 * 60
 
@@ -92,21 +93,13 @@ async def create_practice(
             password_hash=pw_hash,
             created_at=now,
         )
-        api_key = API_KEY_PREFIX + new_token()
-        await AuthToken.create(
-            token_hash=hash_token(api_key, ctx.secret), kind="api_key", practice=practice, created_at=now
-        )
+        # The key `create-practice` prints can do what every key can (R29).
+        _, api_key = await apikeys.issue(ctx, practice.id, "practice key", apikeys.SCOPES)
     return NewPractice(practice, owner, api_key)
 
 
 async def new_api_key(ctx: InboxContext, practice_id: int) -> str:
-    api_key = API_KEY_PREFIX + new_token()
-    await AuthToken.create(
-        token_hash=hash_token(api_key, ctx.secret),
-        kind="api_key",
-        practice_id=practice_id,
-        created_at=ctx.clock.now(),
-    )
+    _, api_key = await apikeys.issue(ctx, practice_id, "practice key", apikeys.SCOPES)
     return api_key
 
 
@@ -371,13 +364,15 @@ async def access_list(client: Participant) -> list[int]:
 
 @dataclass
 class Principal:
-    """Who is calling: a participant's token, or the practice's API key (participant None)."""
+    """Who is calling: a participant's token, or one of the practice's API keys (participant None)."""
 
     practice_id: int
     kind: str  # session | app | api_key
     token_id: int
     participant: Participant | None
     csrf_token: str | None = None
+    scopes: frozenset[str] = frozenset()  # an API key's (R29)
+    last_used_at: datetime | None = None  # an API key's
 
     @property
     def is_api_key(self) -> bool:
@@ -405,7 +400,8 @@ async def issue_token(
 # the caller and the conversation together).
 CALLER_COLUMNS = (
     "t.id AS t_id, t.kind AS t_kind, t.practice_id AS t_practice_id, t.participant_id AS t_participant_id, "
-    "t.csrf_token AS t_csrf_token, t.expires_at AS t_expires_at"
+    "t.csrf_token AS t_csrf_token, t.expires_at AS t_expires_at, t.scopes AS t_scopes, "
+    "t.last_used_at AS t_last_used_at"
 )
 MAX_TOKEN_CHARS = 200
 
@@ -448,7 +444,15 @@ def principal_from_row(
         if columns.get("id") is None:
             return None
         participant = rawsql.model_from_row(Participant, columns)
-    return Principal(row["t_practice_id"], row["t_kind"], row["t_id"], participant, row["t_csrf_token"])
+    return Principal(
+        row["t_practice_id"],
+        row["t_kind"],
+        row["t_id"],
+        participant,
+        row["t_csrf_token"],
+        frozenset(s for s in (row.get("t_scopes") or "").split(",") if s),
+        rawsql.to_datetime(row.get("t_last_used_at")),
+    )
 
 
 async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
@@ -483,7 +487,7 @@ async def authenticate(
         if not trusted_device:
             await _count_failure(member, now)
         raise Unauthenticated("invalid_credentials", "The email or password is not right.")
-    if member.totp_enabled and member.totp_secret:
+    if member.totp_enabled and member.totp_secret_cipher:
         if not otp:
             raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
         await verify_otp(ctx, member, otp, trusted_device=trusted_device)
@@ -500,10 +504,11 @@ async def verify_otp(
     now = ctx.clock.now()
     if not trusted_device and member.locked_until is not None and member.locked_until > now:
         raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
-    if not totp_matches(member, code, ctx):
+    step = totp_step(ctx, member, code)
+    if step is None or not await _use_totp_step(member, step):
         if not trusted_device:
             await _count_failure(member, now)
-        raise Unauthenticated("invalid_otp", "That code is not right.")
+        raise Unauthenticated("invalid_otp", "That code is not right, or it has been used already.")
     if not trusted_device:
         # A trusted device's success does not clear the count: someone else may be guessing meanwhile.
         await _clear_failures(member)
@@ -546,26 +551,85 @@ def device_token_valid(ctx: InboxContext, email: str, token: str | None) -> bool
     return bool(nonce and mac) and hmac.compare_digest(mac.encode(), _device_mac(ctx, email, nonce).encode())
 
 
-async def start_totp_enrolment(member: Participant, issuer: str) -> str:
-    """API.md: enrolling turns the second factor on at once; a new enrolment replaces the old secret."""
-    member.totp_secret = pyotp.random_base32()
+async def start_totp_enrolment(ctx: InboxContext, member: Participant, issuer: str) -> str:
+    """API.md: enrolling turns the second factor on at once; a new enrolment replaces the old secret. The
+    caller has checked the password (and current code) first: `reconfirm`."""
+    secret = pyotp.random_base32()
+    await set_totp_secret(ctx, member, secret, last_step=None)
+    return pyotp.TOTP(secret).provisioning_uri(name=member.email, issuer_name=issuer)
+
+
+async def set_totp_secret(
+    ctx: InboxContext, member: Participant, secret: str, *, last_step: int | None
+) -> None:
+    """Turn TOTP on with `secret`, sealed (R30). `last_step`: the step of the code that confirmed it, if
+    one did, so that code cannot sign in afterwards; the old secret's steps mean nothing to the new one."""
+    member.totp_secret_cipher = sealed.seal_totp(ctx.keyring, member, secret)
+    member.totp_secret = None
     member.totp_enabled = True
-    await member.save(update_fields=["totp_secret", "totp_enabled"])
-    return pyotp.TOTP(member.totp_secret).provisioning_uri(name=member.email, issuer_name=issuer)
+    member.totp_last_step = last_step
+    await member.save(update_fields=["totp_secret_cipher", "totp_secret", "totp_enabled", "totp_last_step"])
 
 
-def totp_matches(member: Participant, code: str, ctx: InboxContext) -> bool:
-    if not member.totp_secret:
-        return False
-    return bool(pyotp.TOTP(member.totp_secret).verify(code, for_time=ctx.clock.now(), valid_window=1))
+def totp_step(ctx: InboxContext, member: Participant, code: str, *, pending: str | None = None) -> int | None:
+    """The time step whose code `code` is — the current one, or one either side for clock drift — when that
+    step is later than the last one accepted (R30: a code works once, never one from an earlier step).
+    `pending`: a new secret being confirmed, checked instead of the member's own (no step used yet)."""
+    secret = pending if pending is not None else sealed.open_totp(ctx.keyring, member)
+    last = None if pending is not None else member.totp_last_step
+    code = (code or "").replace(" ", "").strip()
+    if not secret or not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(ctx.clock.now())
+    for step in (now_step - 1, now_step, now_step + 1):
+        if last is not None and step <= last:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+async def _use_totp_step(member: Participant, step: int) -> bool:
+    """Record `step` as the last accepted — unless another request (another process) accepted this step or a
+    later one first: then this use is a replay and is refused."""
+    won = await (
+        Participant.filter(id=member.id)
+        .filter(Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step))
+        .update(totp_last_step=step)
+    )
+    member.totp_last_step = step
+    return bool(won)
+
+
+async def reconfirm(ctx: InboxContext, member: Participant, password: str, otp: str | None) -> None:
+    """Before the second factor is set up or replaced (R30): the password, and the current code when one is
+    on — a bearer token or session alone is not enough. Failures count towards the sign-in lockout, so a
+    stolen token cannot be used to guess the password here either."""
+    now = ctx.clock.now()
+    if member.locked_until is not None and member.locked_until > now:
+        raise Forbidden("account_locked", "Too many failed sign-ins; try again in a few minutes.")
+    if not await verify_password(member.password_hash, password):
+        await _count_failure(member, now)
+        raise Forbidden("invalid_password", "The password is not right.", field="password")
+    if member.totp_enabled and member.totp_secret_cipher:
+        if not otp:
+            raise Forbidden(
+                "otp_required", "Enter the code your authenticator app shows now.", field="otp", rule="R30"
+            )
+        step = totp_step(ctx, member, otp)
+        if step is None or not await _use_totp_step(member, step):
+            await _count_failure(member, now)
+            raise Forbidden(
+                "invalid_otp", "That code is not right, or it has been used already.", field="otp"
+            )
+    await _clear_failures(member)
 
 
 def is_owner_level(principal: Principal) -> bool:
-    """The practice API key, or an account owner's token."""
+    """An account owner's token. Not an API key: a key never holds the account owner's role (R29)."""
     member = principal.participant
-    return principal.is_api_key or (
-        member is not None and member.kind == TEAM and "account_owner" in member.role_set
-    )
+    return member is not None and member.kind == TEAM and "account_owner" in member.role_set
 
 
 def check_team_change(
@@ -574,9 +638,14 @@ def check_team_change(
     """Practice managers run the team, but not past their own rights: only the account owner (or the
     practice's API key) changes an account owner's account, makes someone an account owner, or decides who
     may export client data (R23). Otherwise a manager could reset the owner's password, or give themself
-    the export and the audit log (R24)."""
+    the export and the audit log (R24).
+
+    An API key provisions people like a manager, but it also decides who may export, as the practice's
+    single key always could (R29: the key is the owner's tool; never the owner's role or account)."""
     if is_owner_level(principal):
         return
+    if principal.is_api_key:
+        sets_can_export = False
     if target is not None and "account_owner" in target.role_set:
         raise Forbidden("owner_only", "Only the account owner can change an account owner's account.")
     if roles is not None and "account_owner" in roles:
@@ -590,6 +659,7 @@ def check_team_change(
 def require_manager(principal: Principal) -> None:
     """Provisioning: the practice API key, or an account owner's / practice manager's token."""
     if principal.is_api_key:
+        apikeys.require_scope(principal, apikeys.PROVISIONING)
         return
     member = principal.participant
     if member is None or member.kind != TEAM or not ({"account_owner", "practice_manager"} & member.role_set):

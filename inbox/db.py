@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,16 @@ def keep_values_out_of_logs() -> None:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
+    """The SQLite file's directory (0700 when made here), and the file itself, created empty and readable by
+    its owner only before SQLite opens it: SQLite gives the -wal and -shm files it makes later the same
+    mode as the database, so none of the three is ever world-readable, whatever the process umask."""
     if url.startswith("sqlite://") and ":memory:" not in url:
-        path = url[len("sqlite://") :].split("?", 1)[0]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url[len("sqlite://") :].split("?", 1)[0])
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
 
 
 # "The database is not there right now": the server is down or restarting, a connection was cut, or a

@@ -1,8 +1,9 @@
 """Mobile devices (R19): registration, the four alert flags, and which devices a push may go to.
 
-A device is one (platform, token) pair: the same token registered again is the same device, moved to
-whoever registered it last and enabled again (a phone that changes hands, or an app reinstalled after its
-token was reported dead). It belongs to the session that registered it, so signing out
+A device is one (practice, platform, token): the same token registered again in a practice is the same
+device, moved to whoever in that practice registered it last and enabled again (a phone that changes hands,
+or an app reinstalled after its token was reported dead); another practice's registration of the same token
+is a device of its own (`register_device`). It belongs to the session that registered it, so signing out
 (`accounts.revoke_token`) removes it; a device whose session was revoked by any other path (R4: a client's
 messaging turned off) gets no pushes either.
 """
@@ -108,14 +109,25 @@ def check_alerts(alerts: Mapping[str, Any]) -> dict[str, bool]:
 async def register_device(
     ctx: InboxContext, actor: Participant, auth_token_id: int, *, platform: str, token: str, app: str
 ) -> tuple[Device, bool]:
-    """Register (or re-register) a device for the caller's session; True when it is new to the caller."""
+    """Register (or re-register) a device for the caller's session; True when it is new to the caller.
+
+    A push token belongs to one phone (one app install on it), and a registration belongs to one practice:
+    - Within the caller's practice, a token registered to someone else moves to the caller — the phone
+      changed hands, and the caller signed in on it (the registration is made with the caller's own
+      token, so nobody registers a token for someone else). The previous owner's opt-outs do not carry over.
+    - A registration in another practice is never looked at, moved or revealed: the caller gets a device
+      of their own, in their practice, exactly as if the token were new. A phone used with two practices
+      gets the pushes of both, and nobody in one practice can take a token away from another.
+    """
     platform = check_platform(platform)
     token = check_token(platform, token)
     app = check_app(app)
-    existing = await Device.filter(platform=platform, token=token).first()
+    practice_id = actor.practice_id
+    existing = await Device.filter(practice_id=practice_id, platform=platform, token=token).first()
     if existing is None:
         try:
             device = await Device.create(
+                practice_id=practice_id,
                 participant_id=actor.id,
                 platform=platform,
                 token=token,
@@ -128,7 +140,7 @@ async def register_device(
             return device, True
         except IntegrityError:
             # The same token registered at the same moment from another request: one device.
-            existing = await Device.get(platform=platform, token=token)
+            existing = await Device.get(practice_id=practice_id, platform=platform, token=token)
     moved = existing.participant_id != actor.id
     if moved:
         # Someone else's opt-outs do not carry over to the new owner of the phone.

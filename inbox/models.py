@@ -39,8 +39,14 @@ class Participant(Model):
     portal_access = fields.BooleanField(default=False)
     can_export = fields.BooleanField(default=False)
     password_hash = fields.CharField(max_length=200, null=True)
+    # The TOTP secret, sealed with the data keyring (inbox.sealed; R30). `totp_secret` is the plain-text
+    # column of before migration 0004: `securemsg migrate` seals what it holds and empties it.
     totp_secret = fields.CharField(max_length=64, null=True)
+    totp_secret_cipher = fields.BinaryField(null=True)
     totp_enabled = fields.BooleanField(default=False)
+    # The time step (unix time // 30) of the last code accepted: a code works once, and never one from an
+    # earlier step (R30).
+    totp_last_step = fields.IntField(null=True)
     away_enabled = fields.BooleanField(default=False)
     away_message: str | None = fields.TextField(null=True)
     primary_clinician: fields.ForeignKeyNullableRelation[Participant] = fields.ForeignKeyField(
@@ -161,7 +167,9 @@ class Message(Model):
 
 
 class AuthToken(Model):
-    """Bearer tokens, web sessions and practice API keys. Only a keyed hash of the token is stored."""
+    """Bearer tokens, web sessions and practice API keys. Only a keyed hash of the token is stored.
+
+    An API key (kind `api_key`) also has a name and scopes (R29, inbox.apikeys)."""
 
     id = fields.IntField(primary_key=True)
     token_hash = fields.CharField(max_length=64, unique=True)
@@ -176,6 +184,9 @@ class AuthToken(Model):
     created_at = fields.DatetimeField()
     expires_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    name = fields.CharField(max_length=100, null=True)  # API keys only
+    scopes = fields.CharField(max_length=64, null=True)  # API keys only: comma-separated
+    last_used_at = fields.DatetimeField(null=True)  # API keys only, to the minute
 
     practice_id: int
     participant_id: int | None
@@ -250,12 +261,15 @@ class Device(Model):
     disabled_reason = fields.CharField(max_length=200, null=True)
     auth_token_id = fields.IntField(null=True)  # the session that registered it; signing out removes it
     created_at = fields.DatetimeField()
+    # A push token is one per practice: a phone used with two practices has a device in each, and nobody
+    # in one practice can take over (or learn of) a registration in another (inbox.devices).
+    practice_id = fields.IntField(null=True)
 
     participant_id: int
 
     class Meta:
         table = "device"
-        unique_together = (("platform", "token"),)
+        unique_together = (("practice_id", "platform", "token"),)
         indexes = (("participant_id",),)
 
 
@@ -333,7 +347,10 @@ class Webhook(Model):
     )
     url = fields.CharField(max_length=1000)
     events: list = fields.JSONField()
+    # The signing secret, sealed with the data keyring (inbox.sealed; R30). `secret` is the plain-text column
+    # of before migration 0004: empty for every webhook once `securemsg migrate` has sealed it.
     secret = fields.CharField(max_length=100)
+    secret_cipher = fields.BinaryField(null=True)
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField()
 

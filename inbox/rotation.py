@@ -23,8 +23,9 @@ from tortoise.transactions import in_transaction
 
 from inbox.crypto import DataKeyring
 from inbox.exports import password_context
-from inbox.models import ChartNote, Export, Message
+from inbox.models import ChartNote, Export, Message, Participant, Webhook
 from inbox.records import body_context, chart_note_context
+from inbox.sealed import totp_context, webhook_secret_context
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ TARGETS = (
     Target("message bodies", Message, "body_cipher", "conversation_id", body_context),
     Target("chart notes", ChartNote, "text_cipher", "client_id", chart_note_context),
     Target("export passwords", Export, "password_cipher", "id", password_context),
+    Target("TOTP secrets", Participant, "totp_secret_cipher", "id", totp_context),
+    Target("webhook secrets", Webhook, "secret_cipher", "id", webhook_secret_context),
 )
 
 

@@ -10,7 +10,8 @@ that nothing needs a new table:
 - TOTP enrolment from the page keeps the new secret *pending* until a first code from the authenticator
   verifies: the secret, bound to the member and the session, goes back with the confirmation form. The
   page shows that secret anyway (as the QR code and as text), so sending it back adds no exposure. The
-  API's `POST /team-members/{id}/totp`, which turns TOTP on at once, is unchanged.
+  API's `POST /team-members/{id}/totp` turns TOTP on at once. Both ask for the password first, and for the
+  current code when a factor is already on (R30: a session or token alone does not replace the factor).
 """
 
 from __future__ import annotations
@@ -163,16 +164,27 @@ async def pending_enrolment(
     return await _enrolment(ctx, member, session_id, secret, int(expires))
 
 
-async def confirm_enrolment(ctx: InboxContext, member: Participant, enrolment: Enrolment, code: str) -> None:
-    """Turn TOTP on with the pending secret once a code from it verifies; until then nothing changes."""
+async def confirm_enrolment(
+    ctx: InboxContext,
+    member: Participant,
+    enrolment: Enrolment,
+    code: str,
+    *,
+    password: str,
+    current_code: str | None,
+) -> None:
+    """Turn TOTP on with the pending secret once a code from it verifies and the password (and, when
+    replacing a factor, the current code) is right (R30); until then nothing changes. The new code is checked
+    first, so a typo there does not use up the current code."""
     code = code.replace(" ", "").strip()
     if not (code.isdigit() and len(code) == 6):
         raise Invalid("invalid_otp", "Enter the 6-digit code from your authenticator app.", field="code")
-    if not pyotp.TOTP(enrolment.secret).verify(code, for_time=ctx.clock.now(), valid_window=1):
+    step = accounts.totp_step(ctx, member, code, pending=enrolment.secret)
+    if step is None:
         raise Invalid("invalid_otp", "That code is not right. Check the app and try again.", field="code")
-    member.totp_secret = enrolment.secret
-    member.totp_enabled = True
-    await member.save(update_fields=["totp_secret", "totp_enabled"])
+    await accounts.reconfirm(ctx, member, password, current_code)
+    # The confirming code is used: it cannot also sign in.
+    await accounts.set_totp_secret(ctx, member, enrolment.secret, last_step=step)
 
 
 def new_form_nonce() -> str:

@@ -22,8 +22,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from inbox import outbox
+from tortoise.transactions import in_transaction
+
+from inbox import outbox, sealed
 from inbox.context import InboxContext
+from inbox.crypto import DataKeyring
 from inbox.errors import Conflict, Invalid, NotFound
 from inbox.ids import MAX_ID
 from inbox.models import OutboxJob, Webhook, WebhookDelivery
@@ -123,14 +126,18 @@ async def create_webhook(
             f"A practice may have at most {MAX_WEBHOOKS_PER_PRACTICE} webhooks; remove one.",
         )
     secret = "whsec_" + secrets.token_urlsafe(32)
-    hook = await Webhook.create(
-        practice_id=practice_id,
-        url=url,
-        events=chosen,
-        secret=secret,
-        active=True,
-        created_at=ctx.clock.now(),
-    )
+    async with in_transaction():
+        # Sealed under the row's own id (R30), so the row comes first; the clear column stays empty.
+        hook = await Webhook.create(
+            practice_id=practice_id,
+            url=url,
+            events=chosen,
+            secret="",
+            active=True,
+            created_at=ctx.clock.now(),
+        )
+        hook.secret_cipher = sealed.seal_webhook_secret(ctx.keyring, hook.id, secret)
+        await hook.save(update_fields=["secret_cipher"])
     return hook, secret
 
 
@@ -203,10 +210,12 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def signed_headers(hook: Webhook, delivery: WebhookDelivery, timestamp: int, body: bytes) -> dict[str, str]:
+def signed_headers(
+    keyring: DataKeyring, hook: Webhook, delivery: WebhookDelivery, timestamp: int, body: bytes
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
-        SIGNATURE_HEADER: signature(hook.secret, timestamp, body),
+        SIGNATURE_HEADER: signature(sealed.open_webhook_secret(keyring, hook), timestamp, body),
         DELIVERY_HEADER: delivery.delivery_id,
         EVENT_HEADER: delivery.event,
     }

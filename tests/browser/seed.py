@@ -57,13 +57,12 @@ async def seed_practice(config: Any, clock: Any) -> Seeded:
             messaging_enabled=enabled,
         )
     sam = people["sam"]
-    sam.totp_secret = pyotp.random_base32()
-    sam.totp_enabled = True
-    await sam.save(update_fields=["totp_secret", "totp_enabled"])
+    sam_secret = pyotp.random_base32()
+    await accounts.set_totp_secret(ctx, sam, sam_secret, last_step=None)
     return Seeded(
         ids={k: p.id for k, p in people.items()},
         emails={k: p.email for k, p in people.items()},
-        sam_totp_secret=sam.totp_secret,
+        sam_totp_secret=sam_secret,
         api_key=made.api_key,
     )
 

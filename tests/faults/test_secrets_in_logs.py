@@ -67,7 +67,9 @@ async def test_no_token_link_or_secret_is_logged(
     page = await client.get("/inbox")
     secrets["team csrf"] = meta_csrf(await page.text())
     client.session.cookie_jar.clear()
-    status, enrolled = await api.post(f"/team-members/{cast.id('clinician')}/totp", {}, token=first)
+    status, enrolled = await api.post(
+        f"/team-members/{cast.id('clinician')}/totp", {"password": PASSWORD}, token=first
+    )
     assert status == 200, enrolled
     totp_secret = secrets["totp secret"] = pyotp.parse_uri(enrolled["provisioning_uri"]).secret
     now = client.server.app[CTX].clock.now()

@@ -106,6 +106,7 @@ def _device(who: str) -> dict[str, Any]:
 
 
 MANAGERS = {"owner": 200, "mgr_export": 200, "mgr": 200}
+UNSEEN = {"clinician2": 404, "supervisor": 404}  # R28: without access to the client
 OWNER_ONLY_MANAGE = {"owner": 200, "mgr_export": 403, "mgr": 403}  # the owner's account, export rights
 RECORDS = {"owner": 200, "clinician": 200}  # R21: the account owner and the client's clinician
 EXPORTERS = {"owner": 200, "mgr_export": 200}  # R23
@@ -176,8 +177,8 @@ ROWS: list[Row] = [
     ),
     Row(
         "POST",
-        "/team-members",  # a new account owner: only the owner (or the practice's key) makes one
-        expect(team=403, portal=403, other=201, key=201, owner=201),
+        "/team-members",  # a new account owner: only the owner makes one (never a key: R29)
+        expect(team=403, portal=403, other=201, key=403, owner=201),
         lambda who: _unique("owner")(who) | {"roles": ["account_owner"]},
     ),
     Row(
@@ -188,14 +189,15 @@ ROWS: list[Row] = [
     ),
     Row(
         "PATCH",
-        "/team-members/{owner}",  # a manager must not take over the owner's account (password, roles)
-        expect(team=403, portal=403, other=404, key=200, other_key=404) | OWNER_ONLY_MANAGE,
+        "/team-members/{owner}",  # a manager (or a key, R29) must not take over the owner's account
+        expect(team=403, portal=403, other=404, key=403, other_key=404) | OWNER_ONLY_MANAGE,
         {"name": "Olive Owner"},
     ),
     Row(
         "POST",
-        "/team-members/{clinician}/totp",  # the member's own token only
+        "/team-members/{clinician}/totp",  # the member's own token only, with the password (R30)
         expect(team=403, portal=403, other=404, key=403, clinician=200),
+        {"password": "correct horse battery"},
     ),
     Row("GET", "/clients", expect(team=200, portal=403, other=200, key=200)),
     Row(
@@ -204,9 +206,8 @@ ROWS: list[Row] = [
         expect(team=403, portal=403, other=201, key=201, owner=201, mgr_export=201, mgr=201),
         lambda who: _unique("client")(who) | {"primary_clinician_id": None},
     ),
-    Row(
-        "GET", "/clients/{client}", expect(team=403, portal=403, other=404, key=200, other_key=404) | MANAGERS
-    ),
+    # R28: a client is visible to its clinicians (primary or granted), billers, schedulers and managers.
+    Row("GET", "/clients/{client}", expect(team=200, portal=403, other=404, key=200, other_key=404) | UNSEEN),
     Row(
         "PATCH",
         "/clients/{client}",
@@ -216,7 +217,7 @@ ROWS: list[Row] = [
     Row(
         "GET",
         "/clients/{client}/contacts",
-        expect(team=403, portal=403, other=404, key=200, other_key=404) | MANAGERS,
+        expect(team=200, portal=403, other=404, key=200, other_key=404) | UNSEEN,
     ),
     Row(
         "POST",
@@ -305,9 +306,18 @@ ROWS: list[Row] = [
     Row(
         "PATCH",
         "/team-members/{temp}",  # nor make a manager an account owner (not a caller: the owner's 200 sticks)
-        expect(team=403, portal=403, other=404, key=200, other_key=404) | OWNER_ONLY_MANAGE,
+        expect(team=403, portal=403, other=404, key=403, other_key=404) | OWNER_ONLY_MANAGE,
         {"roles": ["practice_manager", "account_owner"]},
     ),
+    # --- API keys (R29): the account owner only; another practice's owner has its own ---
+    Row("GET", "/api-keys", expect(team=403, portal=403, other=200, key=403, owner=200)),
+    Row(
+        "POST",
+        "/api-keys",
+        expect(team=403, portal=403, other=201, key=403, owner=201),
+        {"name": "billing system", "scopes": ["integration"]},
+    ),
+    Row("DELETE", "/api-keys/{spare_key}", expect(team=403, portal=403, other=404, key=403, owner=200)),
     Row("POST", "/auth/logout", expect(team=200, portal=200, other=200, key=403)),
 ]
 
@@ -406,6 +416,13 @@ async def build_world(api: Api, config: Config, clock: FakeClock, cast: Cast) ->
         ),
     )
     world.ids["webhook"] = hook["id"]
+    spare = await ok(
+        201,
+        await api.post(
+            "/api-keys", {"name": "spare", "scopes": ["integration"]}, token=await world.token("owner")
+        ),
+    )
+    world.ids["spare_key"] = spare["id"]
 
     # A client whose messaging is turned off: the token it had stops working at once (R4).
     off = await world.token("client2")

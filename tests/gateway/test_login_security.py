@@ -87,7 +87,7 @@ async def test_fewer_than_ten_failures_then_the_right_password_start_the_count_a
 async def test_wrong_totp_codes_count_towards_the_lockout(api, cast, clock):
     email = await clinician_email(api, cast)
     status, body = await api.post(
-        f"/team-members/{cast.id('clinician')}/totp", {}, token=cast.tok("clinician")
+        f"/team-members/{cast.id('clinician')}/totp", {"password": PASSWORD}, token=cast.tok("clinician")
     )
     assert status == 200
     totp = pyotp.TOTP(pyotp.parse_uri(body["provisioning_uri"]).secret)

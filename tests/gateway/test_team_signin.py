@@ -6,8 +6,10 @@ import pyotp
 import pytest
 
 from gateway.auth import SESSION_COOKIE
+from gateway.keys import CTX
 from inbox import accounts
 from inbox.models import AuthToken, Participant
+from inbox.sealed import open_totp
 from tests.conftest import PASSWORD
 from tests.gateway.pages import (
     code_for,
@@ -20,9 +22,9 @@ from tests.gateway.pages import (
 )
 
 
-async def enrol_totp(who_id: int) -> str:
+async def enrol_totp(client, who_id: int) -> str:
     member = await Participant.get(id=who_id)
-    uri = await accounts.start_totp_enrolment(member, issuer="test")
+    uri = await accounts.start_totp_enrolment(client.server.app[CTX], member, issuer="test")
     return pyotp.parse_uri(uri).secret
 
 
@@ -103,7 +105,7 @@ async def test_sign_in_form_needs_its_nonce_and_the_right_password(client, cast)
 
 async def test_totp_sign_in_asks_for_the_code_and_counts_wrong_codes(client, cast, clock):
     who = cast.id("clinician")
-    secret = await enrol_totp(who)
+    secret = await enrol_totp(client, who)
     email = await email_of(who)
     resp = await post_sign_in(client, email, PASSWORD, next_path="/inbox?conversation=7")
     code_page = resp.headers["Location"]
@@ -128,7 +130,7 @@ async def test_totp_sign_in_asks_for_the_code_and_counts_wrong_codes(client, cas
 
 async def test_the_code_step_expires(client, cast, clock):
     who = cast.id("clinician")
-    secret = await enrol_totp(who)
+    secret = await enrol_totp(client, who)
     await post_sign_in(client, await email_of(who), PASSWORD)
     clock.advance(6 * 60)
     fields = {"csrf": "x", "code": code_for(secret, clock)}
@@ -139,7 +141,7 @@ async def test_the_code_step_expires(client, cast, clock):
 
 async def test_ten_wrong_codes_lock_the_account_on_the_page_and_in_the_api(client, api, cast, clock):
     who = cast.id("clinician")
-    secret = await enrol_totp(who)
+    secret = await enrol_totp(client, who)
     email = await email_of(who)
     good = code_for(secret, clock)
     bad = "000000" if good != "000000" else "111111"
@@ -227,11 +229,12 @@ async def test_totp_enrolment_stays_pending_until_a_code_verifies(client, cast, 
     assert resp.status == 422 and "The set-up had expired" in await resp.text()
     assert not (await Participant.get(id=who)).totp_enabled
 
-    ok = dict(fields, code=pyotp.TOTP(fields["secret"]).at(clock.now()))
+    ok = dict(fields, code=pyotp.TOTP(fields["secret"]).at(clock.now()), password=PASSWORD)
     resp = await client.post("/settings/two-step", data=ok, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/settings/two-step?done=1"
     member = await Participant.get(id=who)
-    assert member.totp_enabled and member.totp_secret == fields["secret"]
+    ctx = client.server.app[CTX]
+    assert member.totp_enabled and open_totp(ctx.keyring, member) == fields["secret"]
     done = await client.get("/settings/two-step?done=1")
     assert "Two-step sign-in is now on." in await done.text()
 
@@ -245,13 +248,17 @@ async def test_totp_enrolment_form_is_bound_to_its_session(client, aiohttp_clien
     other = await aiohttp_client(client.server)  # a second browser: its own cookie jar
     await post_sign_in(other, email, PASSWORD)
     own = hidden_fields(await (await other.get("/settings/two-step")).text())
-    stolen = dict(fields, csrf=own["csrf"], code=pyotp.TOTP(fields["secret"]).at(clock.now()))
+    stolen = dict(
+        fields, csrf=own["csrf"], code=pyotp.TOTP(fields["secret"]).at(clock.now()), password=PASSWORD
+    )
     resp = await other.post("/settings/two-step", data=stolen, allow_redirects=False)
     assert resp.status == 422 and not (await Participant.get(id=who)).totp_enabled
 
 
 async def test_the_api_enrolment_still_turns_totp_on_at_once(api, cast):
-    status, body = await api.post(f"/team-members/{cast.id('clinician')}/totp", token=cast.tok("clinician"))
+    status, body = await api.post(
+        f"/team-members/{cast.id('clinician')}/totp", {"password": PASSWORD}, token=cast.tok("clinician")
+    )
     assert status == 200 and body["provisioning_uri"].startswith("otpauth://totp/")
     assert (await Participant.get(id=cast.id("clinician"))).totp_enabled
 
@@ -275,7 +282,9 @@ async def test_r24_page_sign_ins_sign_outs_and_enrolment_are_audited(client, cas
     page = await client.get("/settings/two-step")
     fields = hidden_fields(await page.text())
     fields["code"] = pyotp.TOTP(fields["secret"]).at(clock.now())
+    fields["password"] = PASSWORD
     assert (await client.post("/settings/two-step", data=fields, allow_redirects=False)).status == 303
+    clock.advance(30)  # R30: the code that confirmed the set-up cannot also sign in
     csrf = hidden_fields(await (await client.get("/inbox")).text())["csrf"]
     await client.post("/sign-out", data={"csrf": csrf}, allow_redirects=False)
     await post_sign_in(client, email, PASSWORD)

@@ -1,0 +1,64 @@
+"""Secrets the server must read back — TOTP secrets and webhook signing secrets — sealed at rest (R30).
+
+They are encrypted like message bodies (inbox.crypto, the data keyring), with associated data that binds each
+to its row: a TOTP secret copied onto another person's row, or one webhook's secret onto another webhook,
+does not open. `securemsg rotate-data-key` re-encrypts them with the rest (inbox.rotation).
+
+Before migration 0004 both were stored in clear (`participant.totp_secret`, `webhook.secret`).
+`seal_plaintext_rows` moves what those columns still hold into the sealed columns and empties them; the
+command line runs it after every migration, where the data key is at hand.
+"""
+
+from __future__ import annotations
+
+from tortoise.transactions import in_transaction
+
+from inbox.crypto import DataKeyring
+from inbox.models import Participant, Webhook
+
+
+def totp_context(participant_id: int) -> str:
+    return f"totp-secret:{participant_id}"
+
+
+def webhook_secret_context(webhook_id: int) -> str:
+    return f"webhook-secret:{webhook_id}"
+
+
+def seal_totp(keyring: DataKeyring, member: Participant, secret: str) -> bytes:
+    return keyring.encrypt(secret, totp_context(member.id))
+
+
+def open_totp(keyring: DataKeyring, member: Participant) -> str | None:
+    blob = member.totp_secret_cipher
+    if blob is None:
+        return None
+    return keyring.decrypt(bytes(blob), totp_context(member.id))
+
+
+def seal_webhook_secret(keyring: DataKeyring, webhook_id: int, secret: str) -> bytes:
+    return keyring.encrypt(secret, webhook_secret_context(webhook_id))
+
+
+def open_webhook_secret(keyring: DataKeyring, hook: Webhook) -> str:
+    if hook.secret_cipher is None:
+        raise ValueError(f"webhook {hook.id} has no sealed secret: run `securemsg migrate`")
+    return keyring.decrypt(bytes(hook.secret_cipher), webhook_secret_context(hook.id))
+
+
+async def seal_plaintext_rows(keyring: DataKeyring, *, batch_size: int = 500) -> int:
+    """Seal every secret still stored in clear; returns how many. Idempotent: a second run finds none."""
+    done = 0
+    while members := list(await Participant.filter(totp_secret__isnull=False).limit(batch_size)):
+        async with in_transaction():
+            for member in members:
+                cipher = seal_totp(keyring, member, member.totp_secret or "")
+                await Participant.filter(id=member.id).update(totp_secret_cipher=cipher, totp_secret=None)
+        done += len(members)
+    while hooks := list(await Webhook.filter(secret_cipher__isnull=True).limit(batch_size)):
+        async with in_transaction():
+            for hook in hooks:
+                cipher = seal_webhook_secret(keyring, hook.id, hook.secret)
+                await Webhook.filter(id=hook.id).update(secret_cipher=cipher, secret="")
+        done += len(hooks)
+    return done
