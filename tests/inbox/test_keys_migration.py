@@ -24,7 +24,7 @@ from inbox.crypto import DataKeyring
 from inbox.models import AuthToken, Device, Participant, Webhook
 from tests.conftest import _pg_exec, _with_db, make_config, need, postgres_url
 
-BEFORE = "models.0003_outbox_history_indexes"
+BEFORE = "models.0004_exactly"
 TOTP_SECRET = pyotp.random_base32()
 HOOK_SECRET = "whsec_" + "s3cr3t" * 6
 AT = "'2026-01-05 10:00:00+00:00'"

@@ -72,7 +72,7 @@ class _DeviceTokenUniquePerPractice(ops.RunPython):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0003_outbox_history_indexes")]
+    dependencies = [("models", "0004_exactly")]
 
     initial = False
 
