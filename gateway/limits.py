@@ -27,6 +27,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from gateway.client_address import client_address
 from gateway.config import Config
 from gateway.keys import CONFIG, CTX
 from inbox.clock import Clock
@@ -146,8 +147,8 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
 
 
 def client_ip(request: web.Request) -> str:
-    """The peer address. Forwarded headers are not trusted: they are whatever the caller says."""
-    return request.remote or "unknown"
+    """The client's address: the peer, or behind a trusted proxy the address it forwarded for."""
+    return client_address(request)
 
 
 async def retry_after(request: web.Request, action: str, who: str | int | None = None) -> int:

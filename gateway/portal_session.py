@@ -102,10 +102,6 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return form
 
 
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 # --- shared page pieces --------------------------------------------------------------------------------
 
 
