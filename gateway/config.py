@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -276,9 +275,7 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         send_rate_per_min=_int(
             "SECUREMSG_SEND_RATE_PER_MIN", env.get("SECUREMSG_SEND_RATE_PER_MIN", "60"), 1, 10_000_000
         ),
-        trusted_proxies=parse_networks(
-            "SECUREMSG_TRUSTED_PROXIES", env.get("SECUREMSG_TRUSTED_PROXIES", "")
-        ),
+        trusted_proxies=parse_networks("SECUREMSG_TRUSTED_PROXIES", env.get("SECUREMSG_TRUSTED_PROXIES", "")),
         webhook_allow_private=_bool(
             "SECUREMSG_WEBHOOK_ALLOW_PRIVATE", env.get("SECUREMSG_WEBHOOK_ALLOW_PRIVATE", "false")
         ),

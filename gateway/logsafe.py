@@ -37,7 +37,9 @@ def traceback_without_values(exc: BaseException) -> str:
         frames = traceback.format_list(traceback.extract_tb(err.__traceback__))
         kind = f"{type(err).__module__}.{type(err).__qualname__}"
         parts.append(
-            "Traceback (most recent call last):\n" + "".join(frames) + f"{kind} (message left out of the log)\n"
+            "Traceback (most recent call last):\n"
+            + "".join(frames)
+            + f"{kind} (message left out of the log)\n"
         )
     return "\nwhich led to:\n\n".join(parts)
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gateway.auditing import audit_request
 from gateway.auth import PORTAL_COOKIE
+from gateway.cookies import del_cookie
 from gateway.keys import CTX, DISPATCHER
 from gateway.limits import POLICIES, retry_after
 from gateway.portal_session import (
@@ -164,11 +165,11 @@ async def sign_out(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     resp = see_other("/portal/sign-in?signed_out=1")
     if principal is None:
-        resp.del_cookie(PORTAL_COOKIE, path="/")
+        del_cookie(request, resp, PORTAL_COOKIE)
         return resp
     form = await read_form(request)
     if not session_csrf_ok(principal, form.get("csrf", "")):
         return csrf_failed(request, principal)
     await accounts.revoke_token(request.app[CTX], principal)
-    resp.del_cookie(PORTAL_COOKIE, path="/")
+    del_cookie(request, resp, PORTAL_COOKIE)
     return resp

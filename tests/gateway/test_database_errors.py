@@ -91,7 +91,9 @@ async def test_a_database_error_that_is_not_unavailability_is_a_500_with_a_trace
     assert "(message left out of the log)" in logged
     assert CANARY not in logs.text() and cast.tok("clinician") not in logs.text()
     await _sql(db_url, "ALTER TABLE outbox_job_elsewhere RENAME TO outbox_job")
-    status, _ = await api.post(f"/conversations/{conv}/messages", {"body": "again"}, token=cast.tok("clinician"))
+    status, _ = await api.post(
+        f"/conversations/{conv}/messages", {"body": "again"}, token=cast.tok("clinician")
+    )
     assert status == 201
 
 
@@ -124,7 +126,9 @@ async def test_a_locked_or_timed_out_database_is_a_503_with_retry_after(api, cas
     assert resp.status == 503, body
     assert body["error"]["code"] == "unavailable" and resp.headers["Retry-After"] == "2"
     assert not any(r.levelno >= logging.ERROR for r in logs.records), logs.text()
-    status, _ = await api.post(f"/conversations/{conv}/messages", {"body": "again"}, token=cast.tok("clinician"))
+    status, _ = await api.post(
+        f"/conversations/{conv}/messages", {"body": "again"}, token=cast.tok("clinician")
+    )
     assert status == 201
 
 
@@ -165,4 +169,4 @@ def test_a_logged_traceback_keeps_the_frames_and_leaves_out_every_message() -> N
     assert CANARY not in text
     assert "builtins.KeyError (message left out of the log)" in text
     assert "builtins.ValueError (message left out of the log)" in text
-    assert 'in fails\n    raise KeyError' in text
+    assert "in fails\n    raise KeyError" in text

@@ -153,7 +153,13 @@ async def test_the_sinks_smtp_library_does_not_log_the_emails_or_their_links_eve
 
 @pytest.mark.parametrize(
     ("command", "host"),
-    [("serve", "0.0.0.0"), ("serve", "::"), ("serve", "192.0.2.10"), ("serve", "example.org"), ("demo", "0.0.0.0")],
+    [
+        ("serve", "0.0.0.0"),  # noqa: S104 - what is being refused
+        ("serve", "::"),
+        ("serve", "192.0.2.10"),
+        ("serve", "example.org"),
+        ("demo", "0.0.0.0"),  # noqa: S104
+    ],
 )
 def test_dev_mail_is_refused_unless_the_server_listens_on_loopback_only(tmp_path, command, host):
     """/dev/mail hands out every magic link: on an address others can reach, the start is refused."""

@@ -75,9 +75,7 @@ async def _send_raw(api: Api, method: str, url: str, raw: str, token: str | None
 async def _answers(
     api: Api, cast: Cast, ids: dict[str, int], method: str, path: str, raw: str
 ) -> list[tuple[int, Any]]:
-    return [
-        await _send_raw(api, method, _url(path, ids), raw, _token(cast, caller)) for caller in CALLERS
-    ]
+    return [await _send_raw(api, method, _url(path, ids), raw, _token(cast, caller)) for caller in CALLERS]
 
 
 def _assert_refused(answers: list[tuple[int, Any]], code: str) -> None:

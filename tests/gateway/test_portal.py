@@ -237,7 +237,10 @@ async def test_portal_cookie_is_secure_when_the_public_url_is_https(
     token = re.search(r"https://portal\.test/portal/m/([A-Za-z0-9_-]+)", mail.message.as_string())
     assert token
     resp, _ = await page(client, f"/portal/m/{token.group(1)}")
-    assert resp.status == 303 and resp.cookies[PORTAL_COOKIE]["secure"]
+    # Under https the name carries the `__Host-` prefix: Secure, Path=/, no Domain, enforced by browsers.
+    cookie = resp.cookies["__Host-" + PORTAL_COOKIE]
+    assert resp.status == 303 and cookie["secure"] and cookie["path"] == "/" and not cookie["domain"]
+    assert PORTAL_COOKIE not in resp.cookies
 
 
 async def test_r16_one_email_about_two_conversations_opens_the_list(client, api, cast, smtp):

@@ -74,7 +74,9 @@ async def receiver_by_name(aiohttp_server):
 
 @pytest.mark.parametrize("url", NOT_PUBLIC)
 async def test_a_non_public_webhook_address_is_refused_at_creation(api, cast, url):
-    status, body = await api.post("/webhooks", {"url": url, "events": ["message.created"]}, token=cast.api_key)
+    status, body = await api.post(
+        "/webhooks", {"url": url, "events": ["message.created"]}, token=cast.api_key
+    )
     assert status == 422, body
     assert (body["error"]["code"], body["error"]["field"]) == ("webhook_url_not_public", "url")
     _, listed = await api.get("/webhooks", token=cast.api_key)
@@ -140,7 +142,9 @@ async def test_the_opt_out_lets_private_receivers_be_used(
     await drain(client)
     [delivered] = await deliveries(api, cast, hook_id)
     assert delivered["status"] == "delivered" and receiver.hits == 1
-    assert load_config({"SECUREMSG_WEBHOOK_ALLOW_PRIVATE": "1", "SECUREMSG_VAR_DIR": str(tmp_path)}).webhook_allow_private
+    assert load_config(
+        {"SECUREMSG_WEBHOOK_ALLOW_PRIVATE": "1", "SECUREMSG_VAR_DIR": str(tmp_path)}
+    ).webhook_allow_private
 
 
 async def test_the_resolver_answers_only_public_addresses() -> None:
