@@ -43,7 +43,8 @@ POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     "login_device": {"ip": (30, 300), "who": (10, 900)},
     "send": {"ip": (300, 60), "who": (60, 60)},
     "export": {"ip": (10, 3600), "who": (5, 3600)},
-    # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) and per IP.
+    # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) together with
+    # the requesting client (so a stranger cannot spend a client's quota), and per IP.
     "signin_link": {"ip": (20, 3600), "who": (5, 3600)},
     # The client app exchanging a magic link for a bearer token: guessing links is hopeless, but cheap to cap.
     "magic": {"ip": (30, 300), "who": (30, 300)},

@@ -5,6 +5,7 @@ The browser is aiohttp's test client with its cookie jar; the emails are read fr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import pytest
@@ -494,6 +495,30 @@ async def test_r18_sign_in_requests_are_rate_limited_per_address(client, api, ca
     clock.advance(window)
     resp, _ = await ask_for_signin(client, address)
     assert resp.status == 200
+
+
+async def test_r18_a_stranger_cannot_use_up_a_clients_sign_in_quota(
+    aiohttp_client, db_url, tmp_path, smtp, clock
+):
+    # Behind a reverse proxy (played by the test client on 127.0.0.1), so that two people can ask.
+    proxy = (ipaddress.ip_network("127.0.0.1/32"),)
+    config = mail_config(db_url, tmp_path, smtp, trusted_proxies=proxy)
+    client = await aiohttp_client(create_app(config, clock=clock))
+    cast = await build_cast(Api(client), config, clock)
+    address = await email_of(cast.id("client"))
+    stranger, own = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.20"}
+    limit, _ = SIGNIN_PER_ADDRESS
+    for _ in range(limit):
+        resp, _ = await ask_for_signin(client, address, headers=stranger)
+        assert resp.status == 200
+    resp, _ = await ask_for_signin(client, address, headers=stranger)
+    assert resp.status == 429
+    await drain(client)
+    before = len(to(smtp, address))
+    resp, html = await ask_for_signin(client, address, headers=own)  # the client, from their own phone
+    assert resp.status == 200 and "Too many" not in html
+    await drain(client)
+    assert len(to(smtp, address)) == before + 1
 
 
 async def test_r18_sign_in_requests_are_rate_limited_per_ip(client, api, cast, smtp):
