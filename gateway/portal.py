@@ -4,9 +4,9 @@ conversation with its reply box, server-rendered.
 Messages show as written (emoji rendered, R13), removed ones as "This message was removed" (R14); the away
 banner (R20) sits above the reply box and cannot be dismissed, and "(Away)" follows an away team member's
 name. Showing the newest messages marks them read (R15), but only for a request from the portal itself:
-a same-origin GET, or the page's script posting to `/portal/c/{id}/read` with the CSRF token. A reply goes through `inbox.messaging` like any
-other message, so the others see it on their websockets and the outbox tells them by email. How a browser
-gets a portal session is in `gateway.portal_signin`.
+a same-origin GET, or the page's script posting to `/portal/c/{id}/read` with the CSRF token. A reply
+goes through `inbox.messaging` like any other message, so the others see it on their websockets and the
+outbox tells them by email. How a browser gets a portal session is in `gateway.portal_signin`.
 """
 
 from __future__ import annotations
