@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import require_api_key
-from gateway.keys import CTX
+from gateway.keys import CONFIG, CTX
 from gateway.validation import path_int, query_int, read_json, take
 from inbox import webhooks
 
@@ -18,7 +18,13 @@ async def create_webhook(request: web.Request) -> web.Response:
     data = await read_json(request, {"url", "events"})
     url = take(data, "url", str, required=True)
     events = take(data, "events", list, required=True, item=str, max_items=len(webhooks.EVENTS))
-    hook, secret = await webhooks.create_webhook(request.app[CTX], principal.practice_id, url, events)
+    hook, secret = await webhooks.create_webhook(
+        request.app[CTX],
+        principal.practice_id,
+        url,
+        events,
+        allow_private=request.app[CONFIG].webhook_allow_private,
+    )
     # The secret is shown once, here; it signs every delivery.
     return web.json_response({**webhooks.webhook_json(hook), "secret": secret}, status=201)
 

@@ -34,6 +34,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
+from gateway.logsafe import redact_aiohttp_logs
 from gateway.middleware import errors, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.templating import STATIC_DIR
@@ -115,7 +116,9 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
 def create_app(
     config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
 ) -> web.Application:
-    app = web.Application(middlewares=[security_headers, errors], client_max_size=MAX_BODY_BYTES)
+    redact_aiohttp_logs()
+    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
+    app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}

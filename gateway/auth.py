@@ -6,6 +6,7 @@ import hmac
 
 from aiohttp import web
 
+from gateway.cookies import read_cookie
 from gateway.keys import CTX
 from inbox import apikeys
 from inbox.accounts import Principal, require_manager, resolve_token
@@ -35,7 +36,7 @@ async def principal_or_none(request: web.Request) -> Principal | None:
     if token is not None:
         principal = await resolve_token(ctx, token)
     else:
-        cookie = request.cookies.get(SESSION_COOKIE) or request.cookies.get(PORTAL_COOKIE)
+        cookie = read_cookie(request, SESSION_COOKIE) or read_cookie(request, PORTAL_COOKIE)
         if cookie:
             principal = await resolve_token(ctx, cookie)
             if principal is not None and request.method in _UNSAFE and request.path.startswith("/api/"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -116,11 +117,39 @@ async def _create_practice(config: Config, args: argparse.Namespace) -> dict[str
     return {"practice_id": made.practice.id, "owner_id": made.owner.id, "api_key": made.api_key}
 
 
+def loopback_only(host: str) -> bool:
+    """Whether `--host` keeps the server reachable from this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_dev_mail_host(host: str) -> None:
+    """/dev/mail shows every email the server sent, magic links included, to whoever asks: anyone who could
+    reach it could open any client's conversations. So it is only for a server nobody else can reach."""
+    if not loopback_only(host):
+        raise ConfigError(
+            "--dev-mail shows every email and its sign-in links to anyone who can reach the server, "
+            f"so it runs only on a loopback host (127.0.0.1, ::1, localhost), not {host!r}"
+        )
+
+
 def serve(
     config: Config, host: str, port: int, *, worker: bool, dev_mail: bool, banner: str | None = None
 ) -> None:
     from gateway.app import create_app
 
+    if dev_mail:
+        check_dev_mail_host(host)
+        log.warning(
+            "DEV MAIL IS ON: every email this server sends, with its sign-in links, is readable at "
+            "http://%s:%s/dev/mail; never use --dev-mail with real people's data",
+            host,
+            port,
+        )
     asyncio.run(_migrate(config))
     app = create_app(config, worker=worker, dev_mail=dev_mail)
     if banner:
@@ -230,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_worker(config))
         elif args.command == "demo":
             from gateway.demo import seed_demo
+
+            check_dev_mail_host(args.host)  # the demo serves with --dev-mail
 
             if not os.environ.get("SECUREMSG_PUBLIC_URL"):
                 # The links in the demo's emails must point at the port it really serves on.

@@ -7,12 +7,15 @@ Nothing here runs at import time: `load_config(environ)` is called by the comman
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,10 @@ class Config:
     app_link_scheme: str = "securemsg"
     # Sends per person per minute before 429 (per client IP: five times this); a flood guard (R12).
     send_rate_per_min: int = 60
+    # Reverse proxies whose X-Forwarded-For is believed (gateway.client_address); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
+    # Webhooks may reach loopback and private addresses only when this is set (inbox.webhooks).
+    webhook_allow_private: bool = False
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -104,6 +111,22 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     if parts.scheme not in schemes or not (parts.netloc or parts.path):
         raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
     return raw.strip().rstrip("/")
+
+
+def parse_networks(name: str, raw: str) -> tuple[Network, ...]:
+    """`10.0.0.5, 172.28.0.0/16, ::1`: comma-separated addresses and CIDR blocks."""
+    networks = []
+    for entry in raw.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be comma-separated IP addresses or CIDR blocks; {entry!r} is neither"
+            ) from None
+    return tuple(networks)
 
 
 def _read_or_create_secret(path: Path, make: bytes) -> bytes:
@@ -266,6 +289,10 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         app_link_scheme=scheme,
         send_rate_per_min=_int(
             "SECUREMSG_SEND_RATE_PER_MIN", env.get("SECUREMSG_SEND_RATE_PER_MIN", "60"), 1, 10_000_000
+        ),
+        trusted_proxies=parse_networks("SECUREMSG_TRUSTED_PROXIES", env.get("SECUREMSG_TRUSTED_PROXIES", "")),
+        webhook_allow_private=_bool(
+            "SECUREMSG_WEBHOOK_ALLOW_PRIVATE", env.get("SECUREMSG_WEBHOOK_ALLOW_PRIVATE", "false")
         ),
         testing=testing,
     )

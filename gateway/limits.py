@@ -30,6 +30,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from gateway.client_address import client_address
 from gateway.config import Config
 from gateway.keys import CONFIG, CTX
 from inbox.clock import Clock
@@ -45,7 +46,8 @@ POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     "login_device": {"ip": (30, 300), "who": (10, 900)},
     "send": {"ip": (300, 60), "who": (60, 60)},
     "export": {"ip": (10, 3600), "who": (5, 3600)},
-    # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) and per IP.
+    # R18: Instant Sign In requests, per address tried (known or not, so a 429 reveals nothing) together with
+    # the requesting client (so a stranger cannot spend a client's quota), and per IP.
     "signin_link": {"ip": (20, 3600), "who": (5, 3600)},
     # The client app exchanging a magic link for a bearer token: guessing links is hopeless, but cheap to cap.
     "magic": {"ip": (30, 300), "who": (30, 300)},
@@ -195,8 +197,8 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
 
 
 def client_ip(request: web.Request) -> str:
-    """The peer address. Forwarded headers are not trusted: they are whatever the caller says."""
-    return request.remote or "unknown"
+    """The client's address: the peer, or behind a trusted proxy the address it forwarded for."""
+    return client_address(request)
 
 
 async def retry_after(request: web.Request, action: str, who: str | int | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Middlewares: domain errors and HTTP errors into API.md's JSON shape; security headers on every answer."""
+"""The errors middleware (domain errors and HTTP errors into API.md's JSON shape; 503 only for an unavailable
+database, else 500) and the security headers on every answer."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from inbox.db import is_unavailable
+from gateway.keys import CONFIG
+from gateway.logsafe import traceback_without_values
+from inbox.db import unavailable
 from inbox.errors import DomainError, Invalid, NotFound, SlowDown
 
 log = logging.getLogger(__name__)
@@ -73,31 +76,44 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception as exc:
-        if not is_unavailable(exc):
-            log.exception("unhandled error on %s %s", request.method, route_of(request))
-            return _error(500, "internal_error", "Something went wrong on our side.")
-        log.warning(
-            "storage unavailable while serving %s %s: %s",
+        if unavailable(exc):  # a lost connection, a timeout, a locked database: try again shortly
+            log.warning(
+                "storage unavailable while serving %s %s: %s",
+                request.method,
+                route_of(request),
+                type(exc).__name__,
+            )
+            resp = _error(503, "unavailable", "The service is briefly unavailable; try again shortly.")
+            resp.headers["Retry-After"] = "2"
+            return resp
+        # A fault of ours (or a database error this request met): the traceback, for whoever fixes it, but
+        # not the exception's message, which may quote the data it failed on.
+        log.error(
+            "unhandled error on %s %s\n%s",
             request.method,
             route_of(request),
-            type(exc).__name__,
+            traceback_without_values(exc),
         )
-        resp = _error(503, "unavailable", "The service is briefly unavailable; try again shortly.")
-        resp.headers["Retry-After"] = "2"
-        return resp
+        return _error(500, "internal_error", "Something went wrong on our side.")
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resp = await handler(request)
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+async def security_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    """`on_response_prepare`: every answer gets these, including the ones aiohttp makes itself (a 404 for an
+    unknown path, a 405, a 413 for a body over the limit) and the errors middleware never sees. A handler
+    that sets its own (the dev mail frame's CSP) keeps it. No answer may be cached: pages and API answers
+    hold health information, and a shared computer's browser cache must not keep them."""
     h = resp.headers
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Referrer-Policy", "no-referrer")
     h.setdefault("Cache-Control", "no-store")
-    h.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    )
-    return resp
+    h.setdefault("Content-Security-Policy", CSP)
+    if request.app[CONFIG].cookie_secure:  # served over https: browsers must never come back over http
+        h.setdefault("Strict-Transport-Security", HSTS)

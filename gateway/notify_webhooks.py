@@ -3,6 +3,8 @@
 Each outbox row is one delivery: an HTTP POST of the stored body, signed (see inbox.webhooks), without
 following redirects, bounded by a timeout. 2xx is delivered; 408, 429 (its Retry-After honoured), 5xx,
 a timeout or a connection error is retried with the outbox's backoff; any other answer is permanent.
+Only public addresses are reached (gateway.public_resolver) unless SECUREMSG_WEBHOOK_ALLOW_PRIVATE is set;
+a refused address fails the delivery at once.
 After a day of failures the delivery is marked failed, like its outbox row. A delivery goes only while this
 worker's claim still holds its row (`outbox.still_held`), and its outcome is recorded even across a
 database restart (`outbox.until_recorded`), so a delivered webhook is not posted again.
@@ -19,7 +21,8 @@ import aiohttp
 from aiohttp import web
 
 from gateway.dispatcher import JobOutcome
-from gateway.keys import CTX, DISPATCHER, SERVICES
+from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from gateway.public_resolver import NotPublic, PublicOnlyResolver, refused_literal, was_refused
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
@@ -30,16 +33,21 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 10.0
 USER_AGENT = "securemsg-webhooks/1"
 _RETRY_STATUSES = frozenset({408, 429})
+REFUSED = "refused: not a public address"
+CONNECTION_FAILED = "connection failed"
 
 
 async def webhook_part(app: web.Application) -> AsyncIterator[None]:
+    allow_private = app[CONFIG].webhook_allow_private
     session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=None if allow_private else PublicOnlyResolver()),
         timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
         headers={"User-Agent": USER_AGENT},
         trust_env=False,
     )
     app[SERVICES]["webhook_session"] = session
-    app[DISPATCHER].register(webhooks.WEBHOOK, WebhookSender(app[CTX], session).handle)
+    sender = WebhookSender(app[CTX], session, allow_private=allow_private)
+    app[DISPATCHER].register(webhooks.WEBHOOK, sender.handle)
     try:
         yield
     finally:
@@ -47,9 +55,12 @@ async def webhook_part(app: web.Application) -> AsyncIterator[None]:
 
 
 class WebhookSender:
-    def __init__(self, ctx: InboxContext, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, ctx: InboxContext, session: aiohttp.ClientSession, *, allow_private: bool = False
+    ) -> None:
         self.ctx = ctx
         self.session = session
+        self.allow_private = allow_private
 
     async def handle(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
         outcomes = await asyncio.gather(*(self._deliver(job) for job in batch))
@@ -67,7 +78,11 @@ class WebhookSender:
         headers = webhooks.signed_headers(self.ctx.keyring, hook, delivery, timestamp, body)
         status_code: int | None = None
         retry_after: float | None = None
+        # The delivery log says only which of these it was: a socket error's text ("connection refused"
+        # against "no route") would tell whoever reads the log what listens where.
         try:
+            if not self.allow_private and refused_literal(hook.url):
+                raise NotPublic("not a public address")
             async with self.session.post(hook.url, data=body, headers=headers, allow_redirects=False) as resp:
                 status_code = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -77,7 +92,11 @@ class WebhookSender:
         except TimeoutError:
             error, temporary = f"no answer within {TIMEOUT_S:g} s", True
         except (aiohttp.ClientError, OSError) as exc:
-            error, temporary = f"connection: {type(exc).__name__}: {exc}".strip(), True
+            if was_refused(exc):
+                # Permanent: trying again would only ask the network the same question.
+                error, temporary = REFUSED, False
+            else:
+                error, temporary = CONNECTION_FAILED, True
 
         def record(status: str) -> Callable[[], Awaitable[None]]:
             return functools.partial(

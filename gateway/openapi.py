@@ -1240,7 +1240,10 @@ def _paths() -> dict[str, dict[str, Any]]:
                 )
             },
             errors=[403, 409],
-            description=f"409 `too_many_webhooks` past {webhooks.MAX_WEBHOOKS_PER_PRACTICE}.",
+            description=f"409 `too_many_webhooks` past {webhooks.MAX_WEBHOOKS_PER_PRACTICE}. 422 "
+            "`webhook_url_not_public` for a loopback, private or other non-public address literal or "
+            "`localhost` (unless SECUREMSG_WEBHOOK_ALLOW_PRIVATE is set); a name that resolves to one is "
+            'refused at delivery, which then fails with `last_error` "refused: not a public address".',
         ),
     }
     hook = [path_id(what="webhook")]

@@ -3,9 +3,10 @@ conversation with its reply box, server-rendered.
 
 Messages show as written (emoji rendered, R13), removed ones as "This message was removed" (R14); the away
 banner (R20) sits above the reply box and cannot be dismissed, and "(Away)" follows an away team member's
-name. Showing the newest messages marks them read (R15). A reply goes through `inbox.messaging` like any
-other message, so the others see it on their websockets and the outbox tells them by email. How a browser
-gets a portal session is in `gateway.portal_signin`.
+name. Showing the newest messages marks them read (R15), but only for a request from the portal itself:
+a same-origin GET, or the page's script posting to `/portal/c/{id}/read` with the CSRF token. A reply
+goes through `inbox.messaging` like any other message, so the others see it on their websockets and the
+outbox tells them by email. How a browser gets a portal session is in `gateway.portal_signin`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ async def _conversation_page(
     status: int = 200,
     error: str = "",
     draft: str = "",
+    mark_read: bool = False,
 ) -> web.Response:
     ctx = request.app[CTX]
     person = person_of(principal)
@@ -108,7 +110,7 @@ async def _conversation_page(
         }
         for m in page["items"]
     ]
-    if before_id is None and items:
+    if mark_read and before_id is None and items:
         seen = await portal.read_on_view(ctx, person, conversation_id, items[-1]["id"])
         await publish(request, seen.events)
     return portal_page(
@@ -148,9 +150,40 @@ async def conversation(request: web.Request) -> web.Response:
     try:
         if conversation_id is None:
             raise NotFound("conversation")
-        return await _conversation_page(request, principal, conversation_id)
+        return await _conversation_page(request, principal, conversation_id, mark_read=same_origin(request))
     except NotFound:
         return _not_found(request, principal)
+
+
+def same_origin(request: web.Request) -> bool:
+    """A request the browser says came from one of our own pages (following a link in the portal, or the
+    page's script re-reading itself). A GET from anywhere else (another site's link, image or iframe, or
+    a browser that does not say) shows the conversation but changes nothing: otherwise any site could
+    mark a client's messages read and so cancel the email that would have told them (R17)."""
+    return request.headers.get("Sec-Fetch-Site") == "same-origin"
+
+
+@routes.post("/portal/c/{id}/read")
+async def mark_read(request: web.Request) -> web.Response:
+    """The conversation page's script, once the page is seen: read up to the newest message shown."""
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    conversation_id = _conversation_id(request)
+    form = await read_form(request)
+    if not session_csrf_ok(principal, form.get("csrf", "")):
+        return csrf_failed(request, principal)
+    up_to = id_from_text(form.get("up_to", ""), big=True)
+    if conversation_id is None or up_to is None:
+        return _not_found(request, principal)
+    person = person_of(principal)
+    try:
+        await messaging.conversation_detail(person, conversation_id)  # another's conversation: 404
+        seen = await portal.read_on_view(request.app[CTX], person, conversation_id, up_to)
+    except NotFound:
+        return _not_found(request, principal)
+    await publish(request, seen.events)
+    return web.Response(status=204)
 
 
 @routes.post("/portal/c/{id}")
@@ -173,7 +206,13 @@ async def reply(request: web.Request) -> web.Response:
         return _not_found(request, principal)
     except DomainError as exc:  # empty, too long, not allowed (R8): say so, and keep what was typed
         return await _conversation_page(
-            request, principal, conversation_id, status=exc.status, error=exc.message, draft=body
+            request,
+            principal,
+            conversation_id,
+            status=exc.status,
+            error=exc.message,
+            draft=body,
+            mark_read=True,  # a POST with the session's CSRF token: the person is on this page
         )
     await publish(request, sent.events)
     request.app[DISPATCHER].wake()

@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.auth import PORTAL_COOKIE
-from gateway.keys import CONFIG, CTX
+from gateway.cookies import read_cookie, set_cookie
+from gateway.keys import CTX
 from gateway.templating import render_page
 from gateway.validation import raise_nul
 from inbox import accounts, links
@@ -26,22 +27,10 @@ from portal_links import new_token
 FORM_COOKIE = "securemsg_form"
 
 
-def set_cookie(request: web.Request, resp: web.StreamResponse, name: str, value: str, max_age: int) -> None:
-    resp.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=request.app[CONFIG].cookie_secure,
-    )
-
-
 async def portal_principal(request: web.Request) -> Principal | None:
     """The signed-in client or contact, from the portal cookie; None if there is none that works (also for a
     person whose messaging or portal access was turned off: R4)."""
-    token = request.cookies.get(PORTAL_COOKIE)
+    token = read_cookie(request, PORTAL_COOKIE)
     if not token:
         return None
     principal = await accounts.resolve_token(request.app[CTX], token)
@@ -78,7 +67,7 @@ def session_csrf_ok(principal: Principal, sent: str) -> bool:
 
 
 def _form_token(request: web.Request) -> str:
-    token = request.cookies.get(FORM_COOKIE, "")
+    token = read_cookie(request, FORM_COOKIE) or ""
     return token if 20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum() else ""
 
 
@@ -100,10 +89,6 @@ async def read_form(request: web.Request) -> dict[str, str]:
         if "\x00" in key or "\x00" in value:
             raise_nul(key)
     return form
-
-
-def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 # --- shared page pieces --------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
   would have, and opens its conversation. Any link that does not work gets one friendly page offering
   Instant Sign In, with no hint of whose link it was or why it failed.
 - `/portal/sign-in` — asks for an email address; the answer, and the work behind it, are the same whether or
-  not the address is known (see `inbox.links.request_signin`). Rate limited per address and per IP.
+  not the address is known (see `inbox.links.request_signin`). Rate limited per address and requesting
+  client together, and per requesting client (gateway.client_address), so nobody else can spend a
+  client's quota.
 - `/portal/s/{token}` — an Instant Sign In link: GET shows a "Sign in" button and changes nothing; only the
   button's POST uses the link up, so a mail scanner that opens links cannot burn it.
 - `/portal/sign-out`.
@@ -18,8 +20,9 @@ from aiohttp import web
 
 from gateway.auditing import audit_request
 from gateway.auth import PORTAL_COOKIE
+from gateway.cookies import del_cookie
 from gateway.keys import CTX, DISPATCHER
-from gateway.limits import POLICIES, retry_after
+from gateway.limits import POLICIES, client_ip, retry_after
 from gateway.portal_session import (
     csrf_failed,
     form_csrf_ok,
@@ -35,7 +38,7 @@ from inbox import accounts, links, notify, portal
 
 routes = web.RouteTableDef()
 
-# Instant Sign In requests: per address and per IP, in any window of an hour.
+# Instant Sign In requests: per (address, client address) and per client address, in any window of an hour.
 SIGNIN_PER_ADDRESS = POLICIES["signin_link"]["who"]
 SIGNIN_PER_IP = POLICIES["signin_link"]["ip"]
 
@@ -129,7 +132,9 @@ async def sign_in_request(request: web.Request) -> web.Response:
     email = links.normalise_email(form.get("email", ""))
     if not email:
         return _sign_in_page(request, status=422, error="Enter your email address.")
-    wait = await retry_after(request, "signin_link", email)
+    # Counted per address *and* requesting client: five requests from a stranger for a client's address
+    # must not use up that client's own quota and keep them out of the portal for an hour.
+    wait = await retry_after(request, "signin_link", f"{email} from {client_ip(request)}")
     if wait:
         minutes = max(1, round(wait / 60))
         return _sign_in_page(
@@ -164,11 +169,11 @@ async def sign_out(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     resp = see_other("/portal/sign-in?signed_out=1")
     if principal is None:
-        resp.del_cookie(PORTAL_COOKIE, path="/")
+        del_cookie(request, resp, PORTAL_COOKIE)
         return resp
     form = await read_form(request)
     if not session_csrf_ok(principal, form.get("csrf", "")):
         return csrf_failed(request, principal)
     await accounts.revoke_token(request.app[CTX], principal)
-    resp.del_cookie(PORTAL_COOKIE, path="/")
+    del_cookie(request, resp, PORTAL_COOKIE)
     return resp

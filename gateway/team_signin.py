@@ -15,9 +15,10 @@ from markupsafe import Markup
 
 from gateway.auditing import audit_request
 from gateway.auth import SESSION_COOKIE
-from gateway.keys import CONFIG, CTX
+from gateway.cookies import del_cookie, read_cookie, set_cookie
+from gateway.keys import CTX
 from gateway.limits import client_ip, enforce
-from gateway.portal_session import FORM_COOKIE, form_csrf_ok, set_cookie
+from gateway.portal_session import FORM_COOKIE, form_csrf_ok
 from gateway.team_web import (
     TeamSession,
     chrome,
@@ -60,7 +61,7 @@ def _form_page(
     next_path: str | None = None,
     **context: object,
 ) -> web.Response:
-    nonce = request.cookies.get(FORM_COOKIE, "")
+    nonce = read_cookie(request, FORM_COOKIE) or ""
     if not form_csrf_ok(request, nonce):  # none yet, or not one this server makes
         nonce = signin.new_form_nonce()
     notice = _NOTICES.get(request.query.get("notice", ""))
@@ -87,14 +88,14 @@ def _slow_down(request: web.Request, exc: SlowDown, template: str, next_path: st
 
 
 def _trusted(request: web.Request, email: str) -> bool:
-    return accounts.device_token_valid(request.app[CTX], email, request.cookies.get(DEVICE_COOKIE))
+    return accounts.device_token_valid(request.app[CTX], email, read_cookie(request, DEVICE_COOKIE))
 
 
 async def _throttle(request: web.Request, email: str) -> bool:
     """The sign-in limits (issue 6's limiter, shared with the API): per device for a trusted browser, else
     per address tried; per IP either way. Whether this browser is trusted for `email`."""
     if _trusted(request, email):
-        await enforce(request, "login_device", request.cookies.get(DEVICE_COOKIE))
+        await enforce(request, "login_device", read_cookie(request, DEVICE_COOKIE))
         return True
     await enforce(request, "login", email)
     return False
@@ -102,11 +103,11 @@ async def _throttle(request: web.Request, email: str) -> bool:
 
 async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
     ctx = request.app[CTX]
-    token = await signin.start_session(ctx, member, request.cookies.get(SESSION_COOKIE))
+    token = await signin.start_session(ctx, member, read_cookie(request, SESSION_COOKIE))
     await audit.record_sign_in(ctx, member.email, member, None, client_ip(request))
     resp = redirect(next_path)
     set_session_cookie(request, resp, token)
-    resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+    del_cookie(request, resp, PENDING_COOKIE, PENDING_PATH)
     if not _trusted(request, member.email):
         set_cookie(
             request,
@@ -126,8 +127,8 @@ async def sign_in_page(request: web.Request) -> web.Response:
     if await team_session(request) is not None:
         return redirect(safe_next(request.query.get("next")))
     resp = _form_page(request, "inbox/sign_in.html", email="")
-    if request.cookies.get(SESSION_COOKIE):  # a session that has ended: forget it
-        resp.del_cookie(SESSION_COOKIE, path="/")
+    if read_cookie(request, SESSION_COOKIE):  # a session that has ended: forget it
+        del_cookie(request, resp, SESSION_COOKIE)
     return resp
 
 
@@ -159,14 +160,14 @@ async def sign_in(request: web.Request) -> web.Response:
     if not step.needs_code:
         return await _signed_in(request, step.member, next_path)
     resp = redirect("/sign-in/code?" + urlencode({"next": next_path}))
-    resp.set_cookie(
+    set_cookie(
+        request,
+        resp,
         PENDING_COOKIE,
         signin.pending_signin_ticket(request.app[CTX], step.member),
-        max_age=signin.PENDING_SIGNIN_TTL_S,
+        signin.PENDING_SIGNIN_TTL_S,
         path=PENDING_PATH,
-        httponly=True,
         samesite="Strict",
-        secure=request.app[CONFIG].cookie_secure,
     )
     return resp
 
@@ -176,13 +177,16 @@ async def sign_in(request: web.Request) -> web.Response:
 
 def _restart(request: web.Request) -> web.Response:
     resp = redirect("/?" + urlencode({"notice": "restart", "next": safe_next(request.query.get("next"))}))
-    resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+    del_cookie(request, resp, PENDING_COOKIE, PENDING_PATH)
     return resp
 
 
 @routes.get("/sign-in/code")
 async def code_page(request: web.Request) -> web.Response:
-    if signin.read_pending_signin(request.app[CTX], request.cookies.get(PENDING_COOKIE)) is None:
+    if (
+        signin.read_pending_signin(request.app[CTX], read_cookie(request, PENDING_COOKIE, PENDING_PATH))
+        is None
+    ):
         return _restart(request)
     return _form_page(request, "inbox/sign_in_code.html")
 
@@ -191,7 +195,7 @@ async def code_page(request: web.Request) -> web.Response:
 async def sign_in_code(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     form = await request.post()
-    member_id = signin.read_pending_signin(ctx, request.cookies.get(PENDING_COOKIE))
+    member_id = signin.read_pending_signin(ctx, read_cookie(request, PENDING_COOKIE, PENDING_PATH))
     if member_id is None:
         return _restart(request)
     next_path = safe_next(form_text(form, "next", 500))
@@ -217,7 +221,7 @@ async def sign_in_code(request: web.Request) -> web.Response:
         resp = _form_page(
             request, "inbox/sign_in.html", status=401, error=exc.message, email="", next_path=next_path
         )
-        resp.del_cookie(PENDING_COOKIE, path=PENDING_PATH)
+        del_cookie(request, resp, PENDING_COOKIE, PENDING_PATH)
         return resp
     return await _signed_in(request, member, next_path)
 
@@ -241,7 +245,7 @@ async def sign_out(request: web.Request) -> web.Response:
         await accounts.revoke_token(request.app[CTX], session.principal)
         await audit_request(request, session.principal, "auth.logout")
     resp = redirect("/?notice=signed_out")
-    resp.del_cookie(SESSION_COOKIE, path="/")
+    del_cookie(request, resp, SESSION_COOKIE)
     return resp
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from gateway.auth import SESSION_COOKIE
+from gateway.cookies import read_cookie, set_cookie
 from gateway.keys import CONFIG, CTX
 from gateway.templating import render_page
 from inbox import messaging
@@ -71,7 +72,7 @@ class TeamSession:
 
 async def team_session(request: web.Request) -> TeamSession | None:
     """The signed-in team member of this browser, from the session cookie only (never a bearer token)."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = read_cookie(request, SESSION_COOKIE)
     if not token:
         return None
     principal = await resolve_token(request.app[CTX], token)
@@ -88,16 +89,7 @@ def csrf_ok(expected: str | None, form: MultiDictProxy[Any]) -> bool:
 
 
 def set_session_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
-    config = request.app[CONFIG]
-    resp.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=config.session_ttl_s,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=config.cookie_secure,
-    )
+    set_cookie(request, resp, SESSION_COOKIE, token, request.app[CONFIG].session_ttl_s)
 
 
 async def chrome(request: web.Request, session: TeamSession) -> dict[str, Any]:

@@ -35,11 +35,13 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise Invalid("invalid_json", "The request body is not valid JSON.") from None
+        except RecursionError:  # `[` a hundred thousand times: the parser gives up before we would
+            raise _too_deep() from None
     if not isinstance(data, dict):
         raise Invalid("invalid_json", "The request body must be a JSON object.")
     for key, value in data.items():
-        if _holds_nul(key) or _holds_nul(value):
-            raise_nul(str(key))
+        # A key with a lone surrogate is named in the error with it escaped, so the answer can be encoded.
+        _check_text(key.encode("utf-8", "backslashreplace").decode(), key, value)
     if allowed is not None:
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -47,14 +49,46 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
     return data
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    return False
+# No request of this API nests deeper than a list of objects in an object; a generous bound, so that no
+# later code (a recursive walk, the database driver's JSON encoder) meets a structure deep enough to fail.
+MAX_DEPTH = 32
+
+
+def _too_deep() -> Invalid:
+    return Invalid("invalid_json", f"The request body nests deeper than {MAX_DEPTH} levels.")
+
+
+def _check_text(field: str, *values: Any) -> None:
+    """Every string in the values (and every key of their objects), without recursion: no NUL (PostgreSQL
+    cannot store it) and no lone surrogate. JSON may spell one ("\\ud800"), but it is no character: it
+    cannot be encoded as UTF-8, so the database, a template or the answer would fail on it later."""
+    stack = [(v, 1) for v in values]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise_nul(field)
+            if not _encodable(value):
+                raise Invalid(
+                    "invalid_character",
+                    f"{field} holds a lone surrogate (\\ud800–\\udfff), which is not a character.",
+                    field=field,
+                )
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def raise_nul(field: str) -> None:

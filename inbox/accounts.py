@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -149,10 +150,25 @@ async def update_settings(
 # --- people ------------------------------------------------------------------------------------------
 
 
+MAX_NAME = 200
+# Bidirectional overrides and isolates: they make a name display as something else ("evil" shown as
+# "live"), in the inbox and in an email's From name.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _check_name(value: str, field: str) -> str:
+    """A person's or practice's name: 1 to 200 characters, on one line, without control characters. A
+    practice's name becomes an email's Subject and From name, where a line break would start a header
+    of its own; a person's shows in other people's inboxes."""
     value = value.strip()
-    if not 1 <= len(value) <= 200:
-        raise Invalid("invalid_name", f"{field} must be 1 to 200 characters.", field=field)
+    if not 1 <= len(value) <= MAX_NAME:
+        raise Invalid("invalid_name", f"{field} must be 1 to {MAX_NAME} characters.", field=field)
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in _BIDI_CONTROLS for c in value):
+        raise Invalid(
+            "invalid_name",
+            f"{field} must be one line of text, without control characters.",
+            field=field,
+        )
     return value
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as _migrate
 
 from inbox import rawsql
@@ -53,17 +56,20 @@ def _ensure_sqlite_dir(url: str) -> None:
             pass
 
 
-# "The database is not there right now": the server is down or restarting, a connection was cut, or a
-# call took longer than the timeout. Requests that meet one answer 503 with Retry-After (gateway.middleware);
-# the connection pool opens new connections by itself once the database is back.
+# "The database is not there right now": the server is down or restarting, a connection was cut or could not
+# be made, a call took longer than the timeout, or SQLite's file is locked by another writer. Requests that
+# meet one answer 503 with Retry-After (gateway.middleware), and a group commit fails its whole batch (every
+# unit would meet it alike); the connection pool opens new connections by itself once the database is back.
+# Any other database error (a constraint, bad SQL, a value the column refuses) is a fault of one request: a
+# 500 with its traceback in the log, failing only its own unit. `unavailable` is the one place that decides.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     DBConnectionError,
-    OperationalError,  # SQLite: "database is locked"
     asyncpg.PostgresConnectionError,  # class 08: the connection was lost or could not be made
-    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
-    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
-    ConnectionError,
-    OSError,  # connection refused; TimeoutError (a call over the timeout) is an OSError too
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up; statement timeout
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300: the server's connection slots are all taken
+    ConnectionError,  # refused, reset, aborted, a broken pipe
+    TimeoutError,  # a call over SECUREMSG_DATABASE_TIMEOUT_S
+    socket.gaierror,  # the database's host name does not resolve (DNS down)
 )
 
 # asyncpg's own words for a connection that went away under a statement (a fast restart closes every
@@ -81,24 +87,49 @@ _LOST_CONNECTION_WORDS = (
 )
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """Is this "the database is not there right now" (503 with Retry-After, and the dispatcher tries the
-    write again), rather than a fault (500)? Looks through the exception's causes, since Tortoise wraps
-    some driver errors in its own."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, UNAVAILABLE):
+# Socket errors that are not ConnectionError subclasses but still mean "cannot reach the server".
+_NETWORK_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps: Tortoise wraps drivers' errors) means the database cannot be
+    reached right now, rather than that this one request did something the database refused."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, UNAVAILABLE):
             return True
-        if isinstance(seen, asyncpg.InternalClientError | asyncpg.InterfaceError) and not isinstance(
-            seen, asyncpg.exceptions.DataError | asyncpg.exceptions.ClientConfigurationError
-        ):
-            text = str(seen)
-            if any(words in text for words in _LOST_CONNECTION_WORDS):
-                return True
-        seen = seen.__cause__ or seen.__context__
+        if isinstance(err, sqlite3.OperationalError) and _sqlite_locked(err):
+            return True
+        if type(err) is OSError and err.errno in _NETWORK_ERRNOS:
+            return True
+        # asyncpg, asked to use (or roll back on) a connection the server has ended, or left mid-operation
+        # by a connection that went away under a statement (a fast restart).
+        if _lost_connection(err):
+            return True
+        # Tortoise raises OperationalError(driver_error), sometimes without `from`. (Not __context__: an
+        # error raised while handling a lost connection is an error of its own.)
+        todo += [err.__cause__, *(a for a in err.args if isinstance(a, BaseException))]
     return False
+
+
+def _sqlite_locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (or an extended code of theirs): another writer holds the file."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _lost_connection(err: BaseException) -> bool:
+    if not isinstance(err, asyncpg.InternalClientError | asyncpg.InterfaceError):
+        return False
+    if isinstance(err, asyncpg.exceptions.DataError | asyncpg.exceptions.ClientConfigurationError):
+        return False
+    text = str(err)
+    return any(words in text for words in _LOST_CONNECTION_WORDS)
 
 
 async def _release_reset(conn: asyncpg.Connection) -> None:

@@ -8,9 +8,9 @@ does not change:
 - `run` returns only after the transaction holding the unit has committed, so a 201 still means the message
   is durable. An idle server runs a lone unit at once, in a batch of one: nothing waits for company.
 - An error in one unit does not fail the others: the batch is rolled back, the failing unit gets its error,
-  and the rest run again, in a new transaction, without it. An error that is not the unit's own (the
-  database is locked, gone or out of space) fails the whole batch, each caller with that error, just as it
-  would have failed each of their own transactions.
+  and the rest run again, in a new transaction, without it. Only an error that is not the unit's own (the
+  database is locked, gone or timed out: `inbox.db.unavailable`) fails the whole batch, each caller with
+  that error, just as it would have failed each of their own transactions.
 - A unit whose caller went away (cancelled) before its batch started is dropped, never half-written.
 
 On SQLite the whole batch runs in aiosqlite's thread in one hop (BEGIN IMMEDIATE … COMMIT), under Tortoise's
@@ -25,11 +25,10 @@ import sqlite3
 from typing import Any
 
 from tortoise.backends.base.client import TransactionalDBClient
-from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from inbox import rawsql
-from inbox.errors import DomainError
+from inbox.db import unavailable
 from inbox.rawsql import Unit
 
 MAX_BATCH = 64
@@ -42,9 +41,10 @@ class _Retry(Exception):
 
 
 def unit_specific(exc: BaseException) -> bool:
-    """Errors that belong to one unit (a duplicate client_msg_id, a refusal) rather than to the database
-    as a whole (locked, unreachable, full), which would fail every unit alike."""
-    return isinstance(exc, IntegrityError | DomainError | ValueError | KeyError | TypeError | LookupError)
+    """Errors that belong to one unit (a duplicate client_msg_id, a refusal, a value the database refuses,
+    a bug met by one unit's data) rather than to the database as a whole (locked, unreachable, timed out:
+    `inbox.db.unavailable`), which would fail every unit alike."""
+    return isinstance(exc, Exception) and not unavailable(exc)
 
 
 class GroupCommit:

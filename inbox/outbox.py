@@ -331,7 +331,7 @@ async def until_recorded(write: Callable[[], Awaitable[T]], what: str) -> T:
         try:
             return await write()
         except Exception as exc:
-            if not db.is_unavailable(exc):
+            if not db.unavailable(exc):
                 raise
             if time.monotonic() - warned_at >= RECORD_WARN_EVERY_S:
                 warned_at = time.monotonic()

@@ -71,7 +71,7 @@ def _iso(dt: Any) -> str | None:
 # --- subscriptions -----------------------------------------------------------------------------------
 
 
-def check_url(url: str) -> str:
+def check_url(url: str, *, allow_private: bool = False) -> str:
     url = url.strip()
     if not _url_ok(url):
         raise Invalid(
@@ -80,7 +80,40 @@ def check_url(url: str) -> str:
             "credentials or fragment, and not a link-local or multicast address.",
             field="url",
         )
+    if not allow_private and not host_may_be_public(urlsplit(url).hostname or ""):
+        raise Invalid(
+            "webhook_url_not_public",
+            "url must reach a public address: loopback, private and other internal addresses are refused.",
+            field="url",
+        )
     return url
+
+
+def is_public_address(text: str) -> bool:
+    """An address on the public internet: not loopback, private (10/8, 172.16/12, 192.168/16), unique-local
+    (fc00::/7), link-local, shared (100.64/10), reserved, multicast or unspecified. Webhooks reach only
+    these unless SECUREMSG_WEBHOOK_ALLOW_PRIVATE is set: otherwise a webhook would let an integration reach
+    the server's own network, and its delivery log would tell it which ports answer."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def host_may_be_public(host: str) -> bool:
+    """False for an address literal that is not public and for `localhost` (and its subdomains); a name
+    is resolved and checked only at delivery, on the address actually connected to."""
+    host = host.rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return True
+    return is_public_address(host)
 
 
 def _url_ok(url: str) -> bool:
@@ -116,9 +149,9 @@ def check_events(events: Sequence[Any]) -> list[str]:
 
 
 async def create_webhook(
-    ctx: InboxContext, practice_id: int, url: str, events: Sequence[Any]
+    ctx: InboxContext, practice_id: int, url: str, events: Sequence[Any], *, allow_private: bool = False
 ) -> tuple[Webhook, str]:
-    url = check_url(url)
+    url = check_url(url, allow_private=allow_private)
     chosen = check_events(events)
     if await Webhook.filter(practice_id=practice_id, active=True).count() >= MAX_WEBHOOKS_PER_PRACTICE:
         raise Conflict(

@@ -52,6 +52,25 @@
     });
   });
 
+  // --- read ---------------------------------------------------------------------------------------
+  // The server marks a conversation read on a GET only when the browser says the request came from the
+  // portal itself (another site must not be able to clear a client's unread state and so cancel their
+  // email). A page opened from an email link says otherwise; once it is seen, it tells the server here.
+  var readCsrf = form && form.querySelector("input[name='csrf']");
+  var readSent = "";
+  function markRead() {
+    var shown = document.getElementById("live");
+    var newest = shown && shown.dataset.newest;
+    if (!newest || !readCsrf || document.hidden || newest === readSent) return;
+    readSent = newest;
+    fetch("/portal/c/" + shown.dataset.conversation + "/read", {
+      method: "POST", credentials: "same-origin",
+      body: new URLSearchParams({ csrf: readCsrf.value, up_to: newest }),
+    }).catch(function () { readSent = ""; });
+  }
+  markRead();
+  document.addEventListener("visibilitychange", markRead);
+
   // --- live ---------------------------------------------------------------------------------------
   var live = document.getElementById("live");
   var Live = window.Live;
@@ -83,6 +102,7 @@
     if (!fresh) return;
     var before = live.querySelectorAll(".thread .message").length;
     live.replaceChildren.apply(live, Array.from(fresh.childNodes));
+    if (fresh.dataset.newest) live.dataset.newest = fresh.dataset.newest;
     localTimes(live);
     var after = live.querySelectorAll(".thread .message").length;
     if (after > before) {

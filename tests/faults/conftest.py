@@ -54,7 +54,7 @@ def config(
         monkeypatch,
         smtp_port=smtp.port,
         public_url=PUBLIC_URL,
-    )
+    ).with_overrides(webhook_allow_private=True)  # the webhook receiver listens on loopback
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from gateway.app import create_app
 from gateway.config import ConfigError
 from gateway.devmail import linkify
 from tests.conftest import Api, build_cast, make_config
+from tests.faults.procs import Server, server_env
 from tests.gateway.mail_helpers import PRACTICE, drain, email_of
+from tests.gateway.test_cli_and_storage import run_cli
 
 
 def free_port() -> int:
@@ -147,3 +149,46 @@ async def test_the_sinks_smtp_library_does_not_log_the_emails_or_their_links_eve
     # the SMTP commands with the client's address.
     needles = (token.group(1), message_id.group(0), await email_of(cast.id("client")))
     assert [line for line in capture.lines if any(n in line for n in needles)] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "host"),
+    [
+        ("serve", "0.0.0.0"),  # noqa: S104 - what is being refused
+        ("serve", "::"),
+        ("serve", "192.0.2.10"),
+        ("serve", "example.org"),
+        ("demo", "0.0.0.0"),  # noqa: S104
+    ],
+)
+def test_dev_mail_is_refused_unless_the_server_listens_on_loopback_only(tmp_path, command, host):
+    """/dev/mail hands out every magic link: on an address others can reach, the start is refused."""
+    extra = ["--dev-mail"] if command == "serve" else []
+    done = run_cli(
+        command,
+        *extra,
+        "--host",
+        host,
+        "--port",
+        str(free_port()),
+        env_extra={"SECUREMSG_VAR_DIR": str(tmp_path / "var"), "SECUREMSG_SMTP_PORT": str(free_port())},
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "--dev-mail" in done.stderr and "loopback" in done.stderr
+    assert not (tmp_path / "var" / "securemsg.sqlite3").exists()  # refused before anything was done
+
+
+async def test_dev_mail_on_loopback_starts_and_warns_loudly(tmp_path):
+    env = server_env(
+        f"sqlite://{tmp_path / 'var' / 'securemsg.sqlite3'}",
+        tmp_path / "var",
+        SECUREMSG_SMTP_PORT=str(free_port()),
+    )
+    server = Server(env, tmp_path / "logs", "--dev-mail", "--host", "127.0.0.1", "--no-worker")
+    await server.start()
+    try:
+        warnings = [line for line in server.log_text().splitlines() if " WARNING " in line]
+        assert any("DEV MAIL IS ON" in line and "/dev/mail" in line for line in warnings), server.log_text()
+    finally:
+        await server.stop()

@@ -5,6 +5,7 @@ The browser is aiohttp's test client with its cookie jar; the emails are read fr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import pytest
@@ -63,6 +64,19 @@ async def emailed_link(client, smtp, address):
     return path_of(link_in(mails[-1]))
 
 
+def newest_in(html):
+    """The id of the newest message the conversation page shows (its script marks read up to it)."""
+    found = re.search(r'data-newest="(\d+)"', html)
+    assert found, "no data-newest on the page"
+    return found.group(1)
+
+
+async def unread_of(api, cast, who="client"):
+    status, me = await api.get("/me", token=cast.tok(who))
+    assert status == 200
+    return me["unread_total"]
+
+
 def strip_tokens(html):
     """The same page for two visitors differs only in the random CSRF value."""
     return re.sub(r'value="[A-Za-z0-9_-]{20,}"', 'value=""', html)
@@ -91,7 +105,11 @@ async def test_r16_r18_send_email_link_read_reply_and_the_clinician_sees_it(clie
     assert resp.status == 200
     assert CANARY in html and "Clinician" in html
     assert "text/html" in resp.headers["Content-Type"]
-    # Viewing marks it read, and the clinician sees that live (R15).
+    # Once the page is seen, its script marks it read, and the clinician sees that live (R15).
+    resp, _ = await post_form(
+        client, f"/portal/c/{conv['id']}/read", {"csrf": csrf_in(html), "up_to": newest_in(html)}
+    )
+    assert resp.status == 204
     read = await next_of(clinician_ws, "conversation.read")
     assert read["participant_id"] == cast.id("client")
 
@@ -237,7 +255,10 @@ async def test_portal_cookie_is_secure_when_the_public_url_is_https(
     token = re.search(r"https://portal\.test/portal/m/([A-Za-z0-9_-]+)", mail.message.as_string())
     assert token
     resp, _ = await page(client, f"/portal/m/{token.group(1)}")
-    assert resp.status == 303 and resp.cookies[PORTAL_COOKIE]["secure"]
+    # Under https the name carries the `__Host-` prefix: Secure, Path=/, no Domain, enforced by browsers.
+    cookie = resp.cookies["__Host-" + PORTAL_COOKIE]
+    assert resp.status == 303 and cookie["secure"] and cookie["path"] == "/" and not cookie["domain"]
+    assert PORTAL_COOKIE not in resp.cookies
 
 
 async def test_r16_one_email_about_two_conversations_opens_the_list(client, api, cast, smtp):
@@ -476,6 +497,30 @@ async def test_r18_sign_in_requests_are_rate_limited_per_address(client, api, ca
     assert resp.status == 200
 
 
+async def test_r18_a_stranger_cannot_use_up_a_clients_sign_in_quota(
+    aiohttp_client, db_url, tmp_path, smtp, clock
+):
+    # Behind a reverse proxy (played by the test client on 127.0.0.1), so that two people can ask.
+    proxy = (ipaddress.ip_network("127.0.0.1/32"),)
+    config = mail_config(db_url, tmp_path, smtp, trusted_proxies=proxy)
+    client = await aiohttp_client(create_app(config, clock=clock))
+    cast = await build_cast(Api(client), config, clock)
+    address = await email_of(cast.id("client"))
+    stranger, own = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.20"}
+    limit, _ = SIGNIN_PER_ADDRESS
+    for _ in range(limit):
+        resp, _ = await ask_for_signin(client, address, headers=stranger)
+        assert resp.status == 200
+    resp, _ = await ask_for_signin(client, address, headers=stranger)
+    assert resp.status == 429
+    await drain(client)
+    before = len(to(smtp, address))
+    resp, html = await ask_for_signin(client, address, headers=own)  # the client, from their own phone
+    assert resp.status == 200 and "Too many" not in html
+    await drain(client)
+    assert len(to(smtp, address)) == before + 1
+
+
 async def test_r18_sign_in_requests_are_rate_limited_per_ip(client, api, cast, smtp):
     limit, _ = SIGNIN_PER_IP
     for n in range(limit):
@@ -507,3 +552,48 @@ async def test_sign_out_ends_the_session(client, api, cast, smtp):
     assert resp.status == 303
     session = await AuthToken.get(kind="session", participant_id=cast.id("client"))
     assert session.revoked_at is not None
+
+
+# --- R15/R17: only the portal itself marks read -----------------------------------------------------------
+
+
+async def test_r15_a_get_from_another_site_shows_the_conversation_but_does_not_mark_it_read(
+    client, api, cast, smtp
+):
+    """Another site could otherwise clear a client's unread state (an <img> or iframe on /portal/c/{id})
+    and so cancel the email that would have told them (R17)."""
+    conv = await message_client(api, cast)
+    await page(client, await emailed_link(client, smtp, await email_of(cast.id("client"))))
+    for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {}):
+        resp, html = await page(client, f"/portal/c/{conv['id']}", headers=headers)
+        assert resp.status == 200 and CANARY in html
+        assert await unread_of(api, cast) == 1, headers
+    # Following a link inside the portal (or the page's script re-reading itself) is same-origin: read.
+    resp, _ = await page(client, f"/portal/c/{conv['id']}", headers={"Sec-Fetch-Site": "same-origin"})
+    assert resp.status == 200
+    assert await unread_of(api, cast) == 0
+
+
+async def test_r15_the_pages_read_post_needs_the_session_csrf_token(client, api, cast, smtp):
+    conv = await message_client(api, cast)
+    await page(client, await emailed_link(client, smtp, await email_of(cast.id("client"))))
+    _, html = await page(client, f"/portal/c/{conv['id']}")
+    newest = newest_in(html)
+    for form in ({"up_to": newest}, {"up_to": newest, "csrf": "x" * 32}):
+        resp, _ = await post_form(client, f"/portal/c/{conv['id']}/read", form)
+        assert resp.status == 403
+    assert await unread_of(api, cast) == 1
+    # Not a message of this conversation, or a conversation of someone else's: 404, nothing read.
+    other = await message_client(api, cast, body="for the other client", to_whom="client2")
+    for path, up_to in (
+        (f"/portal/c/{conv['id']}/read", "99999999"),
+        (f"/portal/c/{other['id']}/read", newest),
+    ):
+        resp, _ = await post_form(client, path, {"csrf": csrf_in(html), "up_to": up_to})
+        assert resp.status == 404
+    assert await unread_of(api, cast) == 1 and await unread_of(api, cast, "client2") == 1
+    resp, _ = await post_form(
+        client, f"/portal/c/{conv['id']}/read", {"csrf": csrf_in(html), "up_to": newest}
+    )
+    assert resp.status == 204
+    assert await unread_of(api, cast) == 0

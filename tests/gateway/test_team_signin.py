@@ -66,6 +66,8 @@ async def test_sign_in_without_totp_starts_a_rotating_httponly_session(client, c
 
 
 async def test_cookies_are_secure_behind_https(aiohttp_client, config, clock):
+    """Under https every cookie is Secure and named `__Host-…` (Path=/, no Domain), so neither a plain-http
+    page nor another host of the domain can plant or overwrite one; the plain names mean nothing there."""
     from gateway.app import create_app, make_context
 
     secure = await aiohttp_client(
@@ -79,17 +81,37 @@ async def test_cookies_are_secure_behind_https(aiohttp_client, config, clock):
         owner_password=PASSWORD,
     )
     page = await secure.get("/")
-    assert "Secure" in set_cookie_header(page, "securemsg_form")
+    form_cookie = set_cookie_header(page, "__Host-securemsg_form")
+    assert "Secure" in form_cookie and "Path=/" in form_cookie and "Domain" not in form_cookie
     nonce = hidden_fields(await page.text())["csrf"]
     # The test client does not send Secure cookies over plain http, so the browser's part is played here.
     resp = await secure.post(
         "/",
         data={"csrf": nonce, "email": "owner-https@example.org", "password": PASSWORD},
-        headers={"Cookie": f"securemsg_form={nonce}"},
+        headers={"Cookie": f"__Host-securemsg_form={nonce}"},
         allow_redirects=False,
     )
     assert resp.status == 303
-    assert "Secure" in set_cookie_header(resp, SESSION_COOKIE)
+    session_cookie = set_cookie_header(resp, "__Host-" + SESSION_COOKIE)
+    assert "Secure" in session_cookie and "Path=/" in session_cookie and "HttpOnly" in session_cookie
+    assert "Secure" in set_cookie_header(resp, "__Host-securemsg_device")
+    assert not [v for v in resp.headers.getall("Set-Cookie") if v.startswith("securemsg_")]
+    session = session_cookie.split(";", 1)[0].split("=", 1)[1]
+    inbox = await secure.get("/inbox", headers={"Cookie": f"__Host-{SESSION_COOKIE}={session}"})
+    assert inbox.status == 200 and str(inbox.url).endswith("/inbox")
+    # A cookie under the plain name (planted over http, or by a sibling host) is not a session here.
+    planted = await secure.get(
+        "/inbox", headers={"Cookie": f"{SESSION_COOKIE}={session}"}, allow_redirects=False
+    )
+    assert planted.status == 303
+    # The form's double-submit cookie under its plain name does not count either.
+    refused = await secure.post(
+        "/",
+        data={"csrf": nonce, "email": "owner-https@example.org", "password": PASSWORD},
+        headers={"Cookie": f"securemsg_form={nonce}"},
+        allow_redirects=False,
+    )
+    assert refused.status == 403
 
 
 async def test_sign_in_form_needs_its_nonce_and_the_right_password(client, cast):

@@ -10,7 +10,7 @@ from aiohttp import web
 from tortoise.exceptions import OperationalError
 
 from gateway.middleware import errors
-from inbox.db import is_unavailable
+from inbox.db import unavailable
 
 OUTAGES = [
     asyncpg.exceptions.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
@@ -31,16 +31,16 @@ FAULTS = [
 
 @pytest.mark.parametrize("exc", OUTAGES, ids=lambda e: type(e).__name__)
 def test_a_lost_connection_is_unavailability(exc: BaseException) -> None:
-    assert is_unavailable(exc)
+    assert unavailable(exc)
     try:  # Tortoise wraps some driver errors in its own: the cause decides
         raise RuntimeError("wrapped") from exc
     except RuntimeError as wrapped:
-        assert is_unavailable(wrapped)
+        assert unavailable(wrapped)
 
 
 @pytest.mark.parametrize("exc", FAULTS, ids=lambda e: type(e).__name__)
 def test_a_fault_is_not_unavailability(exc: BaseException) -> None:
-    assert not is_unavailable(exc)
+    assert not unavailable(exc)
 
 
 async def test_the_api_answers_503_for_an_outage_and_500_for_a_fault(aiohttp_client) -> None:

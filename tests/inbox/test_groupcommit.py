@@ -16,6 +16,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from gateway.keys import CTX
+from inbox.db import unavailable
 from inbox.errors import Forbidden
 from inbox.groupcommit import GroupCommit
 from inbox.models import AuthToken, Practice
@@ -40,6 +41,12 @@ def new_token_unit(practice_id: int, token_hash: str) -> Any:
 def refusing_unit() -> Generator[Stmt, Any, int]:
     yield Stmt("SELECT 1", (), rows=True)
     raise Forbidden("not_allowed", "This unit is refused on its own account.")
+
+
+def terminating_unit() -> Generator[Stmt, Any, int]:
+    """PostgreSQL: the server ends this connection, as a restart or a failover would."""
+    yield Stmt("SELECT pg_terminate_backend(pg_backend_pid())", (), rows=True)
+    return 0
 
 
 def broken_sql_unit() -> Generator[Stmt, Any, int]:
@@ -110,16 +117,43 @@ async def test_a_unit_that_fails_on_its_own_account_does_not_fail_the_others(
     assert set(good) <= seen and taken in seen
 
 
-async def test_a_database_error_fails_the_whole_batch_and_writes_nothing_of_it(
+async def test_a_database_error_of_one_units_own_fails_only_that_unit(
     client: Any, practice_id: int, db_url: str
 ) -> None:
+    """Bad SQL (a table that is not there) is that unit's fault, not the database's: it used to fail every
+    unit of the batch, each caller answered 503."""
     writes = GroupCommit()
     hashes = [uuid.uuid4().hex for _ in range(4)]
     units = [new_token_unit(practice_id, h) for h in hashes[:2]]
     units += [broken_sql_unit]
     units += [new_token_unit(practice_id, h) for h in hashes[2:]]
     results = await asyncio.gather(*(writes.run(u) for u in units), return_exceptions=True)
-    assert all(isinstance(r, OperationalError) for r in results), results
+    assert isinstance(results[2], OperationalError), results
+    assert all(isinstance(r, int) for i, r in enumerate(results) if i != 2), results
+    assert set(hashes) <= await committed_hashes(db_url)
+
+
+async def test_a_lost_connection_fails_the_whole_batch_and_writes_nothing_of_it(
+    client: Any, practice_id: int, db_url: str
+) -> None:
+    """Unavailability is every unit's: on PostgreSQL a unit whose connection the server ends (as a restart
+    would), on SQLite a file another writer holds locked; nothing of the batch is written."""
+    writes = GroupCommit()
+    hashes = [uuid.uuid4().hex for _ in range(4)]
+    units = [new_token_unit(practice_id, h) for h in hashes]
+    holder = None
+    if db_url.startswith("sqlite://"):
+        holder = sqlite3.connect(db_url.removeprefix("sqlite://"), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        units.insert(2, terminating_unit)
+    try:
+        results = await asyncio.gather(*(writes.run(u) for u in units), return_exceptions=True)
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert all(isinstance(r, Exception) and unavailable(r) for r in results), results
     assert not set(hashes) & await committed_hashes(db_url)
     # The writer is not stuck: the next unit commits.
     h = uuid.uuid4().hex
