@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import asyncpg
 import pytest
 from aiohttp import web
@@ -43,7 +46,24 @@ def test_a_fault_is_not_unavailability(exc: BaseException) -> None:
     assert not unavailable(exc)
 
 
-async def test_the_api_answers_503_for_an_outage_and_500_for_a_fault(aiohttp_client) -> None:
+def _sqlite_locked(path: Path) -> sqlite3.OperationalError:
+    """A real "database is locked" from SQLite (its error code says so), as Tortoise meets it."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        holder.execute("CREATE TABLE t (x)")
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            other.execute("INSERT INTO t VALUES (1)")
+        except sqlite3.OperationalError as exc:
+            return exc
+        raise AssertionError("the second writer was not refused")
+    finally:
+        holder.close()
+        other.close()
+
+
+async def test_the_api_answers_503_for_an_outage_and_500_for_a_fault(aiohttp_client, tmp_path: Path) -> None:
     raised: list[BaseException] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -52,7 +72,7 @@ async def test_the_api_answers_503_for_an_outage_and_500_for_a_fault(aiohttp_cli
     app = web.Application(middlewares=[errors])
     app.router.add_get("/api/v1/probe", handler)
     client = await aiohttp_client(app)
-    for exc in [*OUTAGES, OperationalError("database is locked")]:
+    for exc in [*OUTAGES, OperationalError(_sqlite_locked(tmp_path / "db.sqlite3"))]:
         raised.append(exc)
         resp = await client.get("/api/v1/probe")
         body = await resp.json()
