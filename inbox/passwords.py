@@ -158,11 +158,18 @@ async def plan_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
                 to=person.email,
                 practice_name=practices[person.practice_id].name,
                 link=await issue_link(ctx, person, purpose),
-                expires_text=duration_text(_TTL[purpose]),
+                expires_text=_ttl_text(_TTL[purpose]),
                 jobs=[job],
             )
         )
     return plan
+
+
+def _ttl_text(seconds: int) -> str:
+    """`notify.duration_text`, in days past one day ("7 days", not "168 hours")."""
+    if seconds > 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    return duration_text(seconds)
 
 
 # --- using a link -------------------------------------------------------------------------------------
