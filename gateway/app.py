@@ -25,6 +25,7 @@ from gateway import (
     portal,
     portal_signin,
     team_inbox,
+    team_password,
     team_records,
     team_reset,
     team_signin,
@@ -144,7 +145,13 @@ def create_app(
     app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
-    for table in (team_signin.routes, team_reset.routes, team_inbox.routes, team_records.routes):
+    for table in (
+        team_signin.routes,
+        team_reset.routes,
+        team_password.routes,
+        team_inbox.routes,
+        team_records.routes,
+    ):
         app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:

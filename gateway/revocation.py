@@ -1,6 +1,6 @@
 """One place where a view says "this person's access has just ended" (R25, R26, R27), after the commit.
 
-Called once per event: a password change (`api_accounts.change_password`, the settings page), a password
+Called once per event: a password change (`api_accounts.change_password`, `team_password`), a password
 reset (`team_reset.set_password`) and a deactivation (`api_provisioning._deactivate`). The database side
 is already done by then (tokens revoked, devices and links ended, the credential epoch raised; see
 `inbox.access`), so no new request of that person gets through.

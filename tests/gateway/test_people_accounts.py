@@ -133,6 +133,31 @@ async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_d
     assert NEW_PASSWORD not in str(row.detail) and PASSWORD not in str(row.detail)
 
 
+async def test_r25_the_settings_page_changes_the_password_and_keeps_this_browser_signed_in(api, client, cast):
+    email = await email_of(cast.id("clinician"))
+    assert (await post_sign_in(client, email, PASSWORD)).status == 303
+    page = await client.get("/settings/password")
+    assert page.status == 200
+    fields = hidden_fields(await page.text())
+    wrong = fields | {"current": WRONG, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    resp = await client.post("/settings/password", data=wrong, allow_redirects=False)
+    assert resp.status == 403 and "current password is not right" in await resp.text()
+    forged = fields | {
+        "csrf": "forged",
+        "current": PASSWORD,
+        "password": NEW_PASSWORD,
+        "confirm": NEW_PASSWORD,
+    }
+    assert (await client.post("/settings/password", data=forged, allow_redirects=False)).status == 403
+    right = fields | {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    resp = await client.post("/settings/password", data=right, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/settings/password?done=1"
+    page = await client.get(resp.headers["Location"], allow_redirects=False)
+    assert page.status == 200 and "Your password is changed" in await page.text()  # this browser stays
+    assert (await api.get("/me", token=cast.tok("clinician")))[0] == 401  # the app token ended
+    assert (await login(api, email, NEW_PASSWORD))[0] == 200
+
+
 async def test_r25_a_client_or_the_api_key_has_no_password_to_change(api, cast):
     change = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
     for token in (cast.tok("client"), cast.api_key):
