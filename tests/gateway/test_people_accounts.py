@@ -17,7 +17,7 @@ from inbox.models import AuditEvent, Device, Participant
 from inbox.passwords import INVITE_TTL_S, RESET_TTL_S
 from tests.conftest import PASSWORD, build_cast
 from tests.gateway.mail_helpers import PUBLIC_URL, drain, html_of, mail_config, text_of, to
-from tests.gateway.pages import cookie, hidden_fields, post_sign_in
+from tests.gateway.pages import cookie, hidden_fields, post_sign_in, session_cookie
 
 NEW_PASSWORD = "a brand new passphrase"
 WRONG = "not the password at all"
@@ -412,7 +412,9 @@ async def test_a_lockout_answers_exactly_like_a_wrong_password(api, client, cast
 # --- one address, several practices ------------------------------------------------------------------
 
 
-async def test_team_addresses_are_unique_per_practice_and_sign_in_stays_unambiguous(api, cast, config, clock):
+async def test_team_addresses_are_unique_per_practice_and_sign_in_stays_unambiguous(
+    api, client, cast, config, clock
+):
     email = await email_of(cast.id("clinician"))
     other = await build_cast(api, config, clock, name="Another Practice")
     member = {"name": "Same Person", "email": email.upper(), "roles": ["clinician"]}
@@ -447,3 +449,12 @@ async def test_team_addresses_are_unique_per_practice_and_sign_in_stays_unambigu
     assert status == 200 and body["participant"]["id"] == theirs["id"]
     status, body = await login(api, email, PASSWORD, practice_id=2**40)
     assert (status, body["error"]["code"]) == (401, "invalid_credentials")
+    # The web sign-in asks which practice, then signs in to the one chosen.
+    resp = await post_sign_in(client, email, PASSWORD)
+    page = await resp.text()
+    assert resp.status == 409 and "Another Practice" in page and 'name="practice_id"' in page
+    fields = hidden_fields(page) | {"email": email, "password": PASSWORD, "practice_id": str(other_practice)}
+    resp = await client.post("/", data=fields, allow_redirects=False)
+    assert resp.status == 303
+    status, body = await api.get("/me", headers={"Cookie": f"securemsg_session={session_cookie(client)}"})
+    assert status == 200 and body["participant"]["id"] == theirs["id"]
