@@ -8,10 +8,11 @@ from aiohttp import web
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal, require_provisioner
-from gateway.keys import CONFIG, CTX
+from gateway.keys import CONFIG, CTX, DISPATCHER
 from gateway.limits import client_ip, enforce
+from gateway.revocation import access_ended
 from gateway.validation import path_int, present, read_json, take
-from inbox import accounts, apikeys, audit, messaging, visibility
+from inbox import access, accounts, apikeys, audit, messaging, passwords, visibility
 from inbox.accounts import Principal
 from inbox.errors import Forbidden, Unauthenticated
 from inbox.models import CLIENT, TEAM, Participant, Practice
@@ -30,6 +31,7 @@ def team_member_json(p: Participant) -> dict[str, Any]:
         "can_export": p.can_export,
         "totp_enabled": p.totp_enabled,
         "away": p.away_enabled,
+        "active": p.active,
     }
 
 
@@ -65,20 +67,23 @@ def _changed(changes: dict[str, Any]) -> dict[str, Any]:
 @routes.post("/api/v1/auth/login")
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await read_json(request, {"email", "password", "otp", "device_token"})
+    data = await read_json(request, {"email", "password", "otp", "device_token", "practice_id"})
     email = take(data, "email", str, required=True)
     password = take(data, "password", str, required=True)
     otp = take(data, "otp", str, nullable=True)
     device = take(data, "device_token", str, nullable=True)
+    practice_id = take(data, "practice_id", int, nullable=True)
     # A device that signed in to this account before is trusted: throttled on its own, never locked out
     # by someone else's failures (see accounts.authenticate).
-    trusted = accounts.device_token_valid(ctx, email, device)
-    if trusted:
+    trusted = await accounts.trusted_device_member(ctx, email, device, practice_id)
+    if trusted is not None:
         await enforce(request, "login_device", device)
     else:
         await enforce(request, "login", email)
     try:
-        member = await accounts.authenticate(ctx, email, password, otp, trusted_device=trusted)
+        member = await accounts.authenticate(
+            ctx, email, password, otp, trusted_member_id=trusted, practice_id=practice_id
+        )
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         raise
@@ -88,7 +93,7 @@ async def login(request: web.Request) -> web.Response:
         {
             "token": token,
             "participant": messaging.me_json(member),
-            "device_token": device if trusted else accounts.device_token_for(ctx, email),
+            "device_token": device if trusted == member.id else accounts.device_token_for(ctx, member),
         }
     )
 
@@ -143,7 +148,10 @@ async def list_team(request: web.Request) -> web.Response:
     if principal.participant is not None and principal.participant.kind != TEAM:
         raise Forbidden("team_only", "Only team members can list the team.")
     apikeys.require_scope(principal, apikeys.PROVISIONING)
-    members = await Participant.filter(practice_id=principal.practice_id, kind=TEAM).order_by("name")
+    query = Participant.filter(practice_id=principal.practice_id, kind=TEAM)
+    if request.query.get("include_inactive") not in ("1", "true"):
+        query = query.filter(active=True)  # R26: deactivated members leave the lists
+    members = await query.order_by("name")
     return web.json_response({"items": [team_member_json(m) for m in members]})
 
 
@@ -154,7 +162,8 @@ async def create_team_member(request: web.Request) -> web.Response:
     roles = take(data, "roles", list, required=True, item=str, max_items=6)
     can_export = bool(take(data, "can_export", bool))
     accounts.check_team_change(principal, None, roles, can_export)
-    member = await accounts.create_team_member(
+    # Without a password (the normal way in), the new member gets an invitation email to choose one.
+    member = await passwords.add_team_member(
         request.app[CTX],
         principal.practice_id,
         name=take(data, "name", str, required=True),
@@ -170,8 +179,14 @@ async def create_team_member(request: web.Request) -> web.Response:
         "team_member.create",
         "participant",
         member.id,
-        {"roles": sorted(member.role_set), "can_export": member.can_export},
+        {
+            "roles": sorted(member.role_set),
+            "can_export": member.can_export,
+            "invited": member.password_hash is None,
+        },
     )
+    if member.password_hash is None:
+        request.app[DISPATCHER].wake()
     return web.json_response(team_member_json(member), status=201)
 
 
@@ -180,22 +195,48 @@ _MEMBER_PATCH = {
     "roles": (list, False),
     "can_export": (bool, False),
     "name": (str, False),
-    "password": (str, False),
+    "active": (bool, False),
 }
 
 
 @routes.patch("/api/v1/team-members/{id}")
 async def patch_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(request, set(_MEMBER_PATCH))
+    data = await read_json(request, {*_MEMBER_PATCH, "password"})
+    if "password" in data:
+        # R25: refused whatever else the body holds, before anything changes.
+        raise accounts.password_is_personal()
     changes = present(data, _MEMBER_PATCH)
     if "roles" in changes:
         take(data, "roles", list, item=str, max_items=6)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     accounts.check_team_change(principal, member, changes.get("roles"), "can_export" in changes)
+    active = changes.pop("active", None)
+    if active is False:
+        await _deactivate(request, principal, member)
     await accounts.update_team_member(request.app[CTX], member, changes)
-    await audit_request(request, principal, "team_member.update", "participant", member.id, _changed(changes))
+    if changes:
+        await audit_request(
+            request, principal, "team_member.update", "participant", member.id, _changed(changes)
+        )
+    if active is True and await access.reactivate(principal, member):
+        await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
     return web.json_response(team_member_json(member))
+
+
+@routes.delete("/api/v1/team-members/{id}")
+async def deactivate_team_member(request: web.Request) -> web.Response:
+    """R26: deactivation, not deletion: what the member wrote stays in transcripts and exports."""
+    principal = await require_provisioner(request)
+    member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
+    await _deactivate(request, principal, member)
+    return web.json_response(team_member_json(member))
+
+
+async def _deactivate(request: web.Request, principal: accounts.Principal, member: Participant) -> None:
+    if await access.deactivate(request.app[CTX], principal, member):
+        await audit_request(request, principal, "team_member.deactivate", "participant", member.id)
+        await access_ended(request, member.id)
 
 
 @routes.post("/api/v1/team-members/{id}/totp")

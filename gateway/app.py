@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway import (
+    api_accounts,
     api_devices,
     api_events,
     api_keys,
@@ -25,7 +26,9 @@ from gateway import (
     portal,
     portal_signin,
     team_inbox,
+    team_password,
     team_records,
+    team_reset,
     team_signin,
     ws,
 )
@@ -132,6 +135,7 @@ def create_app(
     for table in (
         ops.routes,
         api_provisioning.routes,
+        api_accounts.routes,
         api_messaging.routes,
         api_records.routes,
         ws.routes,
@@ -146,7 +150,13 @@ def create_app(
     app.add_routes(portal_signin.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
-    for table in (team_signin.routes, team_inbox.routes, team_records.routes):
+    for table in (
+        team_signin.routes,
+        team_reset.routes,
+        team_password.routes,
+        team_inbox.routes,
+        team_records.routes,
+    ):
         app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:

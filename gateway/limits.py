@@ -51,6 +51,10 @@ POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     "signin_link": {"ip": (20, 3600), "who": (5, 3600)},
     # The client app exchanging a magic link for a bearer token: guessing links is hopeless, but cheap to cap.
     "magic": {"ip": (30, 300), "who": (30, 300)},
+    # R25: changing one's password (guessing the current one from a stolen session) like sign-in, per
+    # person; asking for a reset link like Instant Sign In, per address tried (known or not) and per IP.
+    "password_change": {"ip": (30, 300), "who": (10, 300)},
+    "password_reset": {"ip": (20, 3600), "who": (5, 3600)},
 }
 
 

@@ -1,5 +1,6 @@
 """Email notifications on the outbox: the dispatcher's handlers for `client_email` (R16), `unread_check`
-(R17) and `signin_email` (R18), and the cleanup context that builds the Mailer and registers them.
+(R17), `signin_email` (R18) and `password_email` (R25: reset links and invitations), and the cleanup
+context that builds the Mailer and registers them.
 
 What to send is decided by `inbox.notify` (the rules are written there and in docs/notifications.md); this
 module renders the templates, sends over one SMTP connection per batch and maps each email's outcome onto
@@ -24,7 +25,7 @@ from aiohttp import web
 from gateway.config import Config, ConfigError
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
-from inbox import installation, notify, outbox
+from inbox import installation, notify, outbox, passwords
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
 from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
@@ -63,6 +64,9 @@ class EmailNotifier:
 
     async def signin_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
         return await self._run(batch, await notify.plan_signin_emails(self.ctx, batch))
+
+    async def password_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
+        return await self._run(batch, await passwords.plan_emails(self.ctx, batch))
 
     async def _run(self, batch: Sequence[OutboxJob], plan: notify.Plan) -> dict[int, JobOutcome]:
         in_batch = {job.id for job in batch}
@@ -130,7 +134,7 @@ class EmailNotifier:
 
 
 async def email_notifications(app: web.Application) -> AsyncIterator[None]:
-    """A part (gateway.app.PARTS): the Mailer from the configuration, and the three email handlers."""
+    """A part (gateway.app.PARTS): the Mailer from the configuration, and its email handlers."""
     config = app[CONFIG]
     mailer = Mailer(smtp_settings(config))
     notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(REPO_TEMPLATES_DIR))
@@ -138,5 +142,6 @@ async def email_notifications(app: web.Application) -> AsyncIterator[None]:
     dispatcher.register(outbox.CLIENT_EMAIL, notifier.client_email)
     dispatcher.register(outbox.UNREAD_CHECK, notifier.unread_check)
     dispatcher.register(outbox.SIGNIN_EMAIL, notifier.signin_email)
+    dispatcher.register(outbox.PASSWORD_EMAIL, notifier.password_email)
     app[SERVICES]["mailer"] = mailer
     yield

@@ -221,6 +221,7 @@ SCHEMAS: dict[str, Schema] = {
             "can_export": BOOL,
             "totp_enabled": BOOL,
             "away": BOOL,
+            "active": BOOL,
         }
     ),
     "Client": obj(
@@ -544,15 +545,55 @@ def _paths() -> dict[str, dict[str, Any]]:
             tag="auth",
             security=NONE,
             request=body(
-                {"email": STR, "password": STR, "otp": null(STR), "device_token": null(STR)},
+                {
+                    "email": STR,
+                    "password": STR,
+                    "otp": null(STR),
+                    "device_token": null(STR),
+                    "practice_id": null(INT),
+                },
                 ["email", "password"],
             ),
             ok={200: ("Signed in.", login_answer)},
-            errors=[401, 429],
-            description=f"401 `invalid_credentials`, `otp_required`, `invalid_otp`, or `account_locked` "
-            f"(for 15 minutes after {LOCKOUT_AFTER} failures). The answer's `device_token` marks this "
-            "device as trusted: sent back with later sign-ins of the same address, they are throttled on "
-            "their own and neither meet nor count towards the account's lockout (docs/security.md).",
+            errors=[401, 409, 429],
+            description="401 `invalid_credentials`, `otp_required` or `invalid_otp`. A wrong password, an "
+            "unknown address, a deactivated account (R26) and an account locked for 15 minutes after "
+            f"{LOCKOUT_AFTER} failures all answer the same `invalid_credentials`. The answer's "
+            "`device_token` marks this device as trusted: sent back with later sign-ins of the same "
+            "account, they are throttled on their own and neither meet nor count towards the account's "
+            "lockout (docs/security.md). An address may have an account at several practices: when the "
+            "password opens more than one, 409 `practice_required` lists them (`practices: [{id, name}]`) "
+            "and the sign-in is sent again with `practice_id`.",
+        )
+    }
+    p[f"{v1}/auth/password-reset"] = {
+        "post": op(
+            "request_password_reset",
+            "Ask for a password reset link by email (R25).",
+            tag="auth",
+            security=NONE,
+            request=body({"email": STR}, ["email"]),
+            ok={202: ("The same answer for any address.", obj({"ok": const(True), "message": STR}))},
+            errors=[429],
+            description="An active team member with this address gets an email with a link to "
+            "`/reset/{token}`: it works once, for 30 minutes, and only the newest one does. Rate limited "
+            "per address and per IP.",
+        )
+    }
+    p[f"{v1}/me/password"] = {
+        "put": op(
+            "change_password",
+            "Change one's own password (R25).",
+            tag="auth",
+            security=PERSON,
+            request=body(
+                {"current_password": STR, "new_password": PASSWORD}, ["current_password", "new_password"]
+            ),
+            ok={200: ("Changed.", obj({"ok": const(True), "ended_sessions": INT}))},
+            errors=[403, 429],
+            description="403 `wrong_password` when `current_password` is not right, `team_only` for a "
+            "client or the API key; 422 `weak_password`. Every other session, token and trusted device of "
+            "the person ends (`ended_sessions` counts the sessions and tokens); the one used stays.",
         )
     }
     p[f"{v1}/auth/logout"] = {
@@ -617,9 +658,10 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/team-members"] = {
         "get": op(
             "list_team",
-            "The practice's team members.",
+            "The practice's active team members.",
             tag="provisioning",
             security=TEAM_OR_KEY,
+            params=[query("include_inactive", enum("0", "1", "true"), "`1`: deactivated members too (R26).")],
             ok={200: ("Team members.", items(ref("TeamMember")))},
             errors=[403],
         ),
@@ -641,7 +683,10 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
             ok={201: ("Created.", ref("TeamMember"))},
             errors=[403, 409],
-            description="409 `email_taken`. `can_export` holds only for an owner or practice manager. "
+            description="409 `email_taken` when a team member of this practice has the address (another "
+            "practice's members are not looked at). Without `password`, the new member gets an "
+            "invitation email with a link to choose one (valid 7 days). "
+            "`can_export` holds only for an owner or practice manager. "
             "Only the account owner makes an account owner (403 `owner_only` for a manager or any API key, "
             "R29); only the owner or an API key sets `can_export` (403 `owner_only` for a manager).",
         ),
@@ -659,15 +704,31 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "roles": roles,
                     "can_export": BOOL,
                     "name": NAME,
+                    "active": BOOL,
                     "password": PASSWORD,
                 }
             ),
             ok={200: ("Changed.", ref("TeamMember"))},
-            errors=[403, 404],
+            errors=[403, 404, 409],
             description="Only the account owner changes an account owner or makes one: 403 `owner_only` "
             "for a practice manager or an API key (R29). Only the owner or an API key sets `can_export` "
-            "(R23): 403 `owner_only` for a practice manager.",
-        )
+            "(R23): 403 `owner_only` for a practice manager. `password` is always "
+            "refused: 403 `password_is_personal` (R25). `active: true` reactivates a deactivated member, "
+            "`active: false` deactivates like DELETE (R26).",
+        ),
+        "delete": op(
+            "deactivate_team_member",
+            "Deactivate a team member who leaves (R26).",
+            tag="provisioning",
+            security=MANAGER,
+            params=[path_id(what="team member")],
+            ok={200: ("Deactivated (again: nothing changes).", ref("TeamMember"))},
+            errors=[403, 404, 409],
+            description="Sign-in is then refused like a wrong password; every session, token, link, "
+            "trusted device and push device of the member ends; what they wrote stays in transcripts "
+            "and exports. 409 `last_account_owner`; a practice manager deactivating an account owner: "
+            "403 `owner_only`.",
+        ),
     }
     p[f"{v1}/team-members/{{id}}/totp"] = {
         "post": op(

@@ -53,7 +53,9 @@ async def settings_page(request: web.Request) -> web.Response:
         )
     practice_id = session.member.practice_id
     practice = await Practice.get(id=practice_id)
-    team = list(await Participant.filter(practice_id=practice_id, kind=TEAM).order_by("name", "id"))
+    team = list(
+        await Participant.filter(practice_id=practice_id, kind=TEAM, active=True).order_by("name", "id")
+    )
     clients = list(
         await Participant.filter(practice_id=practice_id, kind=CLIENT).order_by("name", "id").limit(1000)
     )

@@ -32,7 +32,7 @@ from gateway.team_web import (
     to_sign_in,
 )
 from inbox import accounts, audit, signin
-from inbox.errors import Forbidden, Invalid, SlowDown, Unauthenticated
+from inbox.errors import Conflict, Forbidden, Invalid, SlowDown, Unauthenticated
 from inbox.models import Participant
 
 routes = web.RouteTableDef()
@@ -49,6 +49,7 @@ _NOTICES = {
     "signed_out": "You have signed out.",
     "expired": "Your session has ended. Please sign in again.",
     "restart": "That sign-in took too long. Please start again.",
+    "password_set": "Your new password is set. Sign in with it.",
 }
 
 
@@ -87,18 +88,27 @@ def _slow_down(request: web.Request, exc: SlowDown, template: str, next_path: st
     return resp
 
 
-def _trusted(request: web.Request, email: str) -> bool:
-    return accounts.device_token_valid(request.app[CTX], email, read_cookie(request, DEVICE_COOKIE))
+async def _trusted(request: web.Request, email: str, practice_id: int | None = None) -> int | None:
+    """The account with this address that this browser's device token marks as trusted, if any."""
+    return await accounts.trusted_device_member(
+        request.app[CTX], email, read_cookie(request, DEVICE_COOKIE), practice_id
+    )
 
 
-async def _throttle(request: web.Request, email: str) -> bool:
+async def _throttle(request: web.Request, email: str, practice_id: int | None = None) -> int | None:
     """The sign-in limits (issue 6's limiter, shared with the API): per device for a trusted browser, else
-    per address tried; per IP either way. Whether this browser is trusted for `email`."""
-    if _trusted(request, email):
+    per address tried; per IP either way. The account this browser is trusted for, if any."""
+    trusted = await _trusted(request, email, practice_id)
+    if trusted is not None:
         await enforce(request, "login_device", read_cookie(request, DEVICE_COOKIE))
-        return True
+        return trusted
     await enforce(request, "login", email)
-    return False
+    return None
+
+
+def _practice_choice(form_value: str) -> int | None:
+    """The practice picked on the sign-in form, when one address opens accounts at several."""
+    return int(form_value) if form_value.isdigit() and 0 < len(form_value) <= 10 else None
 
 
 async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
@@ -108,12 +118,12 @@ async def _signed_in(request: web.Request, member: Participant, next_path: str) 
     resp = redirect(next_path)
     set_session_cookie(request, resp, token)
     del_cookie(request, resp, PENDING_COOKIE, PENDING_PATH)
-    if not _trusted(request, member.email):
+    if not accounts.device_token_valid(ctx, member, read_cookie(request, DEVICE_COOKIE)):
         set_cookie(
             request,
             resp,
             DEVICE_COOKIE,
-            accounts.device_token_for(ctx, member.email),
+            accounts.device_token_for(ctx, member),
             DEVICE_COOKIE_MAX_AGE_S,
         )
     return resp
@@ -143,19 +153,32 @@ async def sign_in(request: web.Request) -> web.Response:
             request, "inbox/sign_in.html", status=403, error=error, email=email, next_path=next_path
         )
     ctx = request.app[CTX]
+    practice_id = _practice_choice(form_text(form, "practice_id", 20))
     try:
         # The same limits as the API's sign-in: per address tried (or per trusted device) and per IP.
-        trusted = await _throttle(request, email)
+        trusted = await _throttle(request, email, practice_id)
     except SlowDown as exc:
         return _slow_down(request, exc, "inbox/sign_in.html", next_path)
     try:
         step = await signin.check_password(
-            ctx, email, form_text(form, "password", 256), trusted_device=trusted
+            ctx, email, form_text(form, "password", 256), trusted_member_id=trusted, practice_id=practice_id
         )
     except Unauthenticated as exc:
+        # A wrong password, an unknown address, a locked or a deactivated account: one page for all.
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         return _form_page(
             request, "inbox/sign_in.html", status=401, error=exc.message, email=email, next_path=next_path
+        )
+    except Conflict as exc:
+        # The password opens accounts at several practices: the same form again, with a choice.
+        return _form_page(
+            request,
+            "inbox/sign_in.html",
+            status=409,
+            error=exc.message,
+            email=email,
+            next_path=next_path,
+            practices=exc.extra.get("practices", []),
         )
     if not step.needs_code:
         return await _signed_in(request, step.member, next_path)
@@ -206,7 +229,7 @@ async def sign_in_code(request: web.Request) -> web.Response:
     if pending is None:
         return _restart(request)
     try:
-        trusted = await _throttle(request, pending.email)
+        trusted = await _throttle(request, pending.email, pending.practice_id) == pending.id
     except SlowDown as exc:
         return _slow_down(request, exc, "inbox/sign_in_code.html", next_path)
     try:

@@ -76,12 +76,12 @@ async def create_practice(
     _check_name(name, "name")
     _check_name(owner_name, "owner_name")
     email = _check_email(owner_email)
-    _check_password(owner_password)
+    check_new_password(owner_password)
     pw_hash = await hash_password(owner_password)
     now = ctx.clock.now()
+    # Team addresses are unique per practice, and a new practice has nobody yet: the same address at
+    # another practice is neither refused nor revealed.
     async with in_transaction():
-        if await Participant.filter(kind=TEAM, email=email).exists():
-            raise Conflict("email_taken", "A team member with this email already exists.")
         practice = await Practice.create(name=name.strip(), created_at=now)
         owner = await Participant.create(
             practice=practice,
@@ -180,9 +180,18 @@ def _check_email(value: str, field: str = "email") -> str:
     return value
 
 
-def _check_password(value: str) -> None:
+def password_is_personal() -> Forbidden:
+    """R25: nobody sets another person's password once the account exists."""
+    return Forbidden(
+        "password_is_personal",
+        "A password is personal: only its owner changes it, or resets it through an emailed link.",
+        rule="R25",
+    )
+
+
+def check_new_password(value: str, field: str = "password") -> None:
     if not 10 <= len(value) <= 256:
-        raise Invalid("weak_password", "A password must be 10 to 256 characters.", field="password")
+        raise Invalid("weak_password", "A password must be 10 to 256 characters.", field=field)
 
 
 def _check_roles(roles: list[str]) -> str:
@@ -222,10 +231,12 @@ async def create_team_member(
     role_str = _check_roles(roles)
     email = _check_email(email)
     if password is not None:
-        _check_password(password)
+        check_new_password(password)
     pw_hash = await hash_password(password) if password else None
-    if await Participant.filter(kind=TEAM, email=email).exists():
-        raise Conflict("email_taken", "A team member with this email already exists.")
+    # Unique within the practice only: whether another practice has this address is not this one's
+    # business, and refusing it would let anyone holding an API key probe for (or reserve) addresses.
+    if await Participant.filter(practice_id=practice_id, kind=TEAM, email=email).exists():
+        raise Conflict("email_taken", "A team member of this practice already has this email address.")
     return await Participant.create(
         practice_id=practice_id,
         kind=TEAM,
@@ -249,8 +260,7 @@ async def update_team_member(ctx: InboxContext, member: Participant, changes: di
     if "name" in changes:
         member.name = _check_name(changes["name"], "name")
     if "password" in changes:
-        _check_password(changes["password"])
-        member.password_hash = await hash_password(changes["password"])
+        raise password_is_personal()
     if member.can_export and not ({"practice_manager", "account_owner"} & member.role_set):
         raise Invalid(
             "can_export_needs_manager",
@@ -450,7 +460,7 @@ def principal_from_row(
     row: Mapping[str, Any], now: datetime, participant_prefix: str = ""
 ) -> Principal | None:
     """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns (under
-    `participant_prefix`); None when the token has expired or its participant is gone."""
+    `participant_prefix`); None when the token has expired or its participant is gone or deactivated."""
     expires_at = rawsql.to_datetime(row["t_expires_at"])
     if expires_at is not None and expires_at <= now:
         return None
@@ -460,6 +470,8 @@ def principal_from_row(
         if columns.get("id") is None:
             return None
         participant = rawsql.model_from_row(Participant, columns)
+        if not participant.active:
+            return None  # R26: deactivation revokes the tokens too; this holds even if one was missed
     return Principal(
         row["t_practice_id"],
         row["t_kind"],
@@ -477,37 +489,93 @@ async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
     await Device.filter(auth_token_id=principal.token_id).delete()
 
 
+WRONG_CREDENTIALS = ("invalid_credentials", "The email or password is not right.")
+
+
+def wrong_credentials() -> Unauthenticated:
+    """The one answer for every sign-in that does not work: a wrong password, an unknown address, a locked
+    or deactivated account (R26). Telling them apart would tell an attacker that an address exists."""
+    return Unauthenticated(*WRONG_CREDENTIALS)
+
+
+class OtpRequired(Unauthenticated):
+    """The password was right and the account has TOTP on: the code is needed (API: 401 `otp_required`)."""
+
+    def __init__(self, member: Participant) -> None:
+        super().__init__("otp_required", "Enter the code from your authenticator app.")
+        self.member = member
+
+
+async def team_accounts(email: str, practice_id: int | None = None) -> list[Participant]:
+    """The team accounts with this address: one per practice at most (addresses are unique per practice,
+    not across practices)."""
+    query = Participant.filter(kind=TEAM, email=email.strip().lower()[:254])
+    if practice_id is not None:
+        if not is_id(practice_id):
+            return []
+        query = query.filter(practice_id=practice_id)
+    return list(await query.order_by("id"))
+
+
+def _locked(member: Participant, now: datetime) -> bool:
+    return member.locked_until is not None and member.locked_until > now
+
+
 async def authenticate(
-    ctx: InboxContext, email: str, password: str, otp: str | None, *, trusted_device: bool = False
+    ctx: InboxContext,
+    email: str,
+    password: str,
+    otp: str | None,
+    *,
+    trusted_member_id: int | None = None,
+    practice_id: int | None = None,
 ) -> Participant:
     """Team sign-in: password (argon2), then the TOTP code when enrolled.
 
     Ten failures (wrong passwords or wrong codes) lock the account for 15 minutes; during the lockout even
-    the right password is refused, failures do not extend it, and then it opens again by itself.
+    the right password is refused, failures do not extend it, and then it opens again by itself. A locked
+    or deactivated account answers exactly like a wrong password (`wrong_credentials`).
 
     An attacker could still keep a person locked out for good by sending ten wrong passwords every 15
     minutes. So a sign-in from a trusted device — one that signed in to this account before and shows the
-    device token it was given (`device_token_for`, checked by `device_token_valid`) — neither meets the
+    device token it was given (`device_token_for`, checked by `trusted_device_member`) — neither meets the
     account's lockout nor counts towards it; its own failures are throttled per device token by the caller
     (gateway.limits). The person keeps getting in from their own phone or browser while an attacker, who
     has no such token, stays locked out. (The pattern is OWASP's "device cookies".)
+
+    One address may have an account at several practices. The password is tried against each of them
+    (and against a dummy hash when there is none, so that the time taken does not tell); the account it
+    opens is the one signed in to. When it opens more than one, the caller must name the practice
+    (`practice_id`): 409 `practice_required` with the practices to choose from. Only the person who
+    knows the password learns about the other accounts.
     """
-    member = await Participant.filter(kind=TEAM, email=email.strip().lower()).first()
     now = ctx.clock.now()
-    ok = await verify_password(member.password_hash if member else None, password)
-    if member is None:
-        raise Unauthenticated("invalid_credentials", "The email or password is not right.")
-    if not trusted_device and member.locked_until is not None and member.locked_until > now:
-        raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
-    if not ok:
-        if not trusted_device:
-            await _count_failure(member, now)
-        raise Unauthenticated("invalid_credentials", "The email or password is not right.")
+    candidates = await team_accounts(email, practice_id)
+    if not candidates:
+        await verify_password(None, password)
+        raise wrong_credentials()
+    opened = [m for m in candidates if await verify_password(m.password_hash, password)]
+    usable = [m for m in opened if m.active and (m.id == trusted_member_id or not _locked(m, now))]
+    if not usable:
+        if not opened:
+            for member in candidates:
+                if member.active and member.id != trusted_member_id and not _locked(member, now):
+                    await _count_failure(member, now)
+        raise wrong_credentials()
+    if len(usable) > 1:
+        practices = await Practice.filter(id__in=[m.practice_id for m in usable]).order_by("id")
+        raise Conflict(
+            "practice_required",
+            "This address and password open accounts at more than one practice; choose one.",
+            practices=[{"id": p.id, "name": p.name} for p in practices],
+        )
+    member = usable[0]
+    trusted = member.id == trusted_member_id
     if member.totp_enabled and member.totp_secret_cipher:
         if not otp:
-            raise Unauthenticated("otp_required", "Enter the code from your authenticator app.")
-        await verify_otp(ctx, member, otp, trusted_device=trusted_device)
-    elif not trusted_device:
+            raise OtpRequired(member)
+        await verify_otp(ctx, member, otp, trusted_device=trusted)
+    elif not trusted:
         await _clear_failures(member)
     return member
 
@@ -518,8 +586,8 @@ async def verify_otp(
     """The second factor (API sign-in and the web page's code step). A wrong code counts towards the same
     lockout as a wrong password: with the password known, the six digits are all that is left to guess."""
     now = ctx.clock.now()
-    if not trusted_device and member.locked_until is not None and member.locked_until > now:
-        raise Unauthenticated("account_locked", "Too many failed sign-ins; try again in a few minutes.")
+    if not member.active or (not trusted_device and _locked(member, now)):
+        raise wrong_credentials()
     step = totp_step(ctx, member, code)
     if step is None or not await _use_totp_step(member, step):
         if not trusted_device:
@@ -548,23 +616,38 @@ async def _clear_failures(member: Participant) -> None:
 DEVICE_TOKEN_PREFIX = "smd_"  # noqa: S105 - a label, not a secret
 
 
-def _device_mac(ctx: InboxContext, email: str, nonce: str) -> str:
-    message = f"device-trust:{email.strip().lower()}:{nonce}".encode()
+def _device_mac(ctx: InboxContext, member: Participant, nonce: str) -> str:
+    # The account and its credential epoch are in the MAC: a password change or reset, or a deactivation
+    # (`inbox.access.end_access`), raises the epoch, and every device trusted before stops being trusted.
+    message = f"device-trust:{member.id}:{member.email}:{member.credential_epoch}:{nonce}".encode()
     return hmac.new(ctx.secret, message, hashlib.sha256).hexdigest()
 
 
-def device_token_for(ctx: InboxContext, email: str) -> str:
-    """A token that marks the device that just signed in to `email` as trusted for later sign-ins. Nothing is
-    stored: it is a random nonce and an HMAC over it and the address with the server secret."""
+def device_token_for(ctx: InboxContext, member: Participant) -> str:
+    """A token that marks the device that just signed in to this account as trusted for later sign-ins.
+    Nothing is stored: it is a random nonce and an HMAC over it, the account and its credential epoch
+    with the server secret."""
     nonce = new_token(16)
-    return f"{DEVICE_TOKEN_PREFIX}{nonce}.{_device_mac(ctx, email, nonce)}"
+    return f"{DEVICE_TOKEN_PREFIX}{nonce}.{_device_mac(ctx, member, nonce)}"
 
 
-def device_token_valid(ctx: InboxContext, email: str, token: str | None) -> bool:
+def device_token_valid(ctx: InboxContext, member: Participant, token: str | None) -> bool:
     if not token or len(token) > 200 or not token.startswith(DEVICE_TOKEN_PREFIX):
         return False
     nonce, _, mac = token[len(DEVICE_TOKEN_PREFIX) :].partition(".")
-    return bool(nonce and mac) and hmac.compare_digest(mac.encode(), _device_mac(ctx, email, nonce).encode())
+    return bool(nonce and mac) and hmac.compare_digest(mac.encode(), _device_mac(ctx, member, nonce).encode())
+
+
+async def trusted_device_member(
+    ctx: InboxContext, email: str, token: str | None, practice_id: int | None = None
+) -> int | None:
+    """The id of the active account with this address that `token` marks as a trusted device, if any."""
+    if not token or not token.startswith(DEVICE_TOKEN_PREFIX) or len(token) > 200:
+        return None
+    for member in await team_accounts(email, practice_id):
+        if member.active and device_token_valid(ctx, member, token):
+            return member.id
+    return None
 
 
 async def start_totp_enrolment(ctx: InboxContext, member: Participant, issuer: str) -> str:
@@ -653,8 +736,8 @@ def check_team_change(
 ) -> None:
     """Practice managers run the team, but not past their own rights: only the account owner (or the
     practice's API key) changes an account owner's account, makes someone an account owner, or decides who
-    may export client data (R23). Otherwise a manager could reset the owner's password, or give themself
-    the export and the audit log (R24).
+    may export client data (R23). Otherwise a manager could lock the owner out, or give themself the
+    export and the audit log (R24). Nobody sets another person's password at all (R25).
 
     An API key provisions people like a manager, but it also decides who may export, as the practice's
     single key always could (R29: the key is the owner's tool; never the owner's role or account)."""

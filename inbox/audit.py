@@ -151,24 +151,30 @@ async def record(
 async def record_sign_in(
     ctx: InboxContext, email: str, member: Participant | None, failure: str | None, ip: str | None
 ) -> AuditEvent | None:
-    """A team sign-in, successful or not. A failure for an address no team member has belongs to no
-    practice's chain, so it is not recorded here (the per-IP rate limit still counts it)."""
-    if member is None:
-        member = await Participant.filter(kind=TEAM, email=email.strip().lower()).first()
-        if member is None:
-            return None
-    if failure is None:
+    """A team sign-in, successful or not. A failure is recorded in the chain of every practice where the
+    address has a team account (addresses are unique per practice only); a failure for an address no team
+    member has belongs to no practice's chain, so it is not recorded here (the per-IP rate limit still
+    counts it)."""
+    if failure is None and member is not None:
         return await record(ctx, member.practice_id, member, "auth.login", "participant", member.id, ip=ip)
-    return await record(
-        ctx,
-        member.practice_id,
-        Actor(None, "anonymous"),
-        "auth.login_failed",
-        "participant",
-        member.id,
-        {"reason": failure},
-        ip,
+    accounts = (
+        [member]
+        if member is not None
+        else await Participant.filter(kind=TEAM, email=email.strip().lower()[:254]).order_by("id")
     )
+    row = None
+    for account in accounts:
+        row = await record(
+            ctx,
+            account.practice_id,
+            Actor(None, "anonymous"),
+            "auth.login_failed",
+            "participant",
+            account.id,
+            {"reason": failure},
+            ip,
+        )
+    return row
 
 
 # --- reading ------------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def banner_for(people: Sequence[Participant], viewer_id: int | None = None) -> d
 
 def party_of(p: Participant, clients: dict[int, Participant]) -> Party:
     if p.kind == TEAM:
-        return Party(p.id, TEAM, p.role_set, p.messaging_enabled)
+        return Party(p.id, TEAM, p.role_set, p.messaging_enabled, active=p.active)
     client_id = p.id if p.kind == CLIENT else p.client_id
     client = clients.get(client_id or -1, p)
     return Party(

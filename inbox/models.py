@@ -58,6 +58,12 @@ class Participant(Model):
     failed_logins = fields.IntField(default=0)
     locked_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
+    # R26: a deactivated team member keeps their row (what they wrote stays in transcripts and exports)
+    # but can no longer sign in, be messaged or be notified.
+    active = fields.BooleanField(default=True, db_default=True)
+    # Raised whenever a person's credentials change or their access ends (password change or reset,
+    # deactivation): trusted-device tokens are MACed with it, so every older one stops working (R25).
+    credential_epoch = fields.IntField(default=0, db_default=0)
 
     practice_id: int
     primary_clinician_id: int | None
@@ -197,11 +203,12 @@ class AuthToken(Model):
 
 
 class LinkToken(Model):
-    """Magic links from emails (24 h) and Instant Sign In links (15 min, single use)."""
+    """Magic links from emails (24 h), Instant Sign In links (15 min, single use), and a team member's
+    set-password links: a password reset (30 min) or an invitation (7 days), single use (R25)."""
 
     id = fields.IntField(primary_key=True)
     token_hash = fields.CharField(max_length=64, unique=True)
-    purpose = fields.CharField(max_length=16)  # notify | signin
+    purpose = fields.CharField(max_length=16)  # notify | signin | reset | invite
     participant: fields.ForeignKeyRelation[Participant] = fields.ForeignKeyField(
         "models.Participant", related_name=False, on_delete=fields.CASCADE
     )

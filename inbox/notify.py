@@ -128,6 +128,8 @@ def unreachable_because(
     person: Participant, clients: dict[int, Participant], practice: Practice
 ) -> str | None:
     if person.kind == TEAM:
+        if not person.active:
+            return "the recipient's account is deactivated (R26)"
         if not practice.team_messaging_enabled:
             return "the practice's team messaging is off"
         if not person.messaging_enabled:

@@ -10,6 +10,8 @@ Kinds written here:
 
 Written elsewhere:
 - `signin_email`  (R18) at once, when someone asks for an Instant Sign In link (`inbox.links`).
+- `password_email` (R25) at once: a password reset link, or an invitation to a new team member
+  (`inbox.passwords`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ CLIENT_EMAIL = "client_email"
 UNREAD_CHECK = "unread_check"
 PUSH = "push"
 SIGNIN_EMAIL = "signin_email"
+PASSWORD_EMAIL = "password_email"  # noqa: S105 - an outbox kind, not a secret
 MESSAGE_KINDS = (CLIENT_EMAIL, UNREAD_CHECK, PUSH)
 
 

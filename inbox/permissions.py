@@ -29,6 +29,8 @@ class Party:
     client_id: int | None = None
     # For a client or contact: the client's primary clinician.
     primary_clinician_id: int | None = None
+    # R26: a deactivated team member takes part in nothing.
+    active: bool = True
 
     @property
     def is_team(self) -> bool:
@@ -77,13 +79,17 @@ def may_message_client(
 
 
 def participation_refusal(party: Party, flags: PracticeFlags, client: Party | None = None) -> Refusal | None:
-    """R1, R3, R4, R10: may this person take part in messaging at all right now?
+    """R1, R3, R4, R10, R26: may this person take part in messaging at all right now?
 
     For a contact, `client` is the client it belongs to: a contact takes part under the client's flags.
     """
     if not flags.team_messaging_enabled:
         return Refusal("team_messaging_off", "R1", "Secure messaging is turned off for this practice.")
     if party.is_team:
+        if not party.active:
+            return Refusal(
+                "team_member_deactivated", "R26", "This team member's account has been deactivated."
+            )
         if not party.messaging_enabled:
             return Refusal(
                 "team_member_messaging_disabled",

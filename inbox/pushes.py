@@ -314,6 +314,9 @@ async def plan_jobs(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> dict[int, P
         if person is None:
             plans[job.id] = Plan(skip="the recipient no longer exists")
             continue
+        if person.kind == TEAM and not person.active:
+            plans[job.id] = Plan(skip="the recipient's account is deactivated (R26)")
+            continue
         if (why := _why_moot(ctx, job, person, facts)) is not None:
             plans[job.id] = Plan(skip=why)
             continue

@@ -4,7 +4,7 @@ They are encrypted like message bodies (inbox.crypto, the data keyring), with as
 to its row: a TOTP secret copied onto another person's row, or one webhook's secret onto another webhook,
 does not open. `securemsg rotate-data-key` re-encrypts them with the rest (inbox.rotation).
 
-Before migration 0004 both were stored in clear (`participant.totp_secret`, `webhook.secret`).
+Before migration 0005_keys both were stored in clear (`participant.totp_secret`, `webhook.secret`).
 `seal_plaintext_rows` moves what those columns still hold into the sealed columns and empties them; the
 command line runs it after every migration, where the data key is at hand.
 """

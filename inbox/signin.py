@@ -24,7 +24,7 @@ import pyotp
 
 from inbox import accounts
 from inbox.context import InboxContext
-from inbox.errors import Invalid, Unauthenticated
+from inbox.errors import Invalid
 from inbox.models import TEAM, AuthToken, Participant, Practice
 from portal_links import hash_token, new_token
 
@@ -51,19 +51,23 @@ class PasswordStep:
 
 
 async def check_password(
-    ctx: InboxContext, email: str, password: str, *, trusted_device: bool = False
+    ctx: InboxContext,
+    email: str,
+    password: str,
+    *,
+    trusted_member_id: int | None = None,
+    practice_id: int | None = None,
 ) -> PasswordStep:
-    """The first step. Raises `Unauthenticated` (invalid_credentials / account_locked) like the API.
-    `trusted_device`: the browser showed this address's device token (see accounts.authenticate)."""
+    """The first step. Raises `Unauthenticated` (invalid_credentials) like the API, and `Conflict`
+    (practice_required) when the password opens accounts at several practices.
+    `trusted_member_id`: the account the browser's device token marks as trusted (see
+    accounts.authenticate)."""
     try:
-        member = await accounts.authenticate(ctx, email, password, None, trusted_device=trusted_device)
-    except Unauthenticated as exc:
-        if exc.code != "otp_required":
-            raise
-        found = await Participant.filter(kind=TEAM, email=email.strip().lower()).first()
-        if found is None:  # deleted between the two queries
-            raise Unauthenticated("invalid_credentials", "The email or password is not right.") from None
-        return PasswordStep(found, needs_code=True)
+        member = await accounts.authenticate(
+            ctx, email, password, None, trusted_member_id=trusted_member_id, practice_id=practice_id
+        )
+    except accounts.OtpRequired as exc:
+        return PasswordStep(exc.member, needs_code=True)
     return PasswordStep(member, needs_code=False)
 
 
@@ -88,7 +92,7 @@ def read_pending_signin(ctx: InboxContext, ticket: str | None) -> int | None:
 
 
 async def pending_member(member_id: int) -> Participant | None:
-    return await Participant.filter(id=member_id, kind=TEAM).first()
+    return await Participant.filter(id=member_id, kind=TEAM, active=True).first()
 
 
 async def check_code(

@@ -318,6 +318,21 @@ ROWS: list[Row] = [
         {"name": "billing system", "scopes": ["integration"]},
     ),
     Row("DELETE", "/api-keys/{spare_key}", expect(team=403, portal=403, other=404, key=403, owner=200)),
+    # R25: one's own password (the members made in build_world have none: their "current password" is
+    # wrong); asking for a reset link answers the same to anyone, for any address.
+    Row(
+        "PUT",
+        "/me/password",
+        expect(team=200, portal=403, other=200, key=403, mgr_export=403),
+        {"current_password": "correct horse battery", "new_password": "correct horse battery"},
+    ),
+    Row("POST", "/auth/password-reset", everyone(202), lambda who: {"email": f"{who}-reset@example.org"}),
+    # R26: deactivating (again: 200, nothing changes) is for the owner, managers and the practice's key.
+    Row(
+        "DELETE",
+        "/team-members/{leaver}",
+        expect(team=403, portal=403, other=404, key=200, other_key=404) | MANAGERS,
+    ),
     Row("POST", "/auth/logout", expect(team=200, portal=200, other=200, key=403)),
 ]
 
@@ -379,6 +394,13 @@ async def build_world(api: Api, config: Config, clock: FakeClock, cast: Cast) ->
     )
     assert status == 201, body
     world.ids["temp"] = body["id"]
+    status, body = await api.post(
+        "/team-members",
+        {"name": "Lee Leaver", "email": f"leaver-{uuid.uuid4().hex[:6]}@example.org", "roles": ["biller"]},
+        token=key,
+    )
+    assert status == 201, body
+    world.ids["leaver"] = body["id"]
     clinician = await Participant.get(id=cast.id("clinician"))
     LOGIN[:] = [clinician.email, "correct horse battery"]
 
@@ -470,7 +492,7 @@ async def test_a_manager_cannot_take_over_the_owner_account(api: Api, cast: Cast
     mgr, owner = cast.tok("manager"), cast.id("owner")
     owner_email = (await Participant.get(id=owner)).email
     status, body = await api.patch(f"/team-members/{owner}", {"password": "taken over at last"}, token=mgr)
-    assert (status, body["error"]["code"]) == (403, "owner_only")
+    assert (status, body["error"]["code"]) == (403, "password_is_personal")  # R25: nobody sets it
     status, _ = await api.post("/auth/login", {"email": owner_email, "password": "taken over at last"})
     assert status == 401
     me = cast.id("manager")

@@ -54,7 +54,8 @@ def test_migrate_is_idempotent_and_create_practice_prints_json(tmp_path: Path) -
     # Keys were generated into var/ on first start, readable by the owner only.
     for name in ("secret.key", "data.key"):
         assert (tmp_path / "var" / name).stat().st_mode & 0o077 == 0
-    # The same email again is a clear error, exit 2.
+    # The same owner email at a second practice is fine (team addresses are unique per practice only);
+    # a bad value is a clear error, exit 2.
     again = run_cli(
         "create-practice",
         "--name",
@@ -67,8 +68,22 @@ def test_migrate_is_idempotent_and_create_practice_prints_json(tmp_path: Path) -
         "a long enough password",
         env_extra=env,
     )
-    assert again.returncode == 2
-    assert "already exists" in again.stderr
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["practice_id"] != out["practice_id"]
+    bad = run_cli(
+        "create-practice",
+        "--name",
+        "X",
+        "--owner-name",
+        "Y",
+        "--owner-email",
+        "not an address",
+        "--owner-password",
+        "a long enough password",
+        env_extra=env,
+    )
+    assert bad.returncode == 2
+    assert "email" in bad.stderr
 
 
 @pytest.mark.parametrize(

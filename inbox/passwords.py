@@ -1,0 +1,225 @@
+"""A team member's own password (R25): changing it, resetting it by email, and the invitation that lets a new
+member choose one.
+
+- `change` needs the current password; the session or token used for it stays, every other one ends
+  (`access.end_access`), and so does every trusted device.
+- A reset is asked for with an address (`request_reset`). The answer, and the work behind it, are the same
+  whether or not the address is known — one indexed lookup and one insert, like `links.request_signin` —
+  and the link is made only when the email is sent, so no usable token is ever stored.
+- An invitation (`invite`): a new member created without a password gets the same kind of link, valid for
+  7 days instead of 30 minutes.
+- The link (`/reset/{token}`) works once, and only the newest one of a person works: issuing one revokes
+  the older ones. Opening it (GET, `resolve`) changes nothing, so a mail scanner cannot burn it; only the
+  form's POST uses it up (`set_with_link`), and that also ends every session, token and trusted device.
+
+Tokens are random and only their keyed hash is stored (`portal_links.hash_token`), as `LinkToken` rows with
+the purposes `reset` and `invite`; a deactivation revokes them with the person's other links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from inbox import outbox
+from inbox.access import end_access
+from inbox.accounts import (
+    check_new_password,
+    create_team_member,
+    hash_password,
+    team_accounts,
+    verify_password,
+)
+from inbox.context import InboxContext
+from inbox.errors import Forbidden
+from inbox.models import TEAM, LinkToken, OutboxJob, Participant, Practice
+from inbox.notify import Plan, PlannedEmail, Skip, duration_text
+from portal_links import hash_token, link_for, new_token
+
+RESET = "reset"
+INVITE = "invite"
+RESET_TTL_S = 30 * 60
+INVITE_TTL_S = 7 * 86400
+TEMPLATES = {RESET: "password_reset", INVITE: "invitation"}
+_TTL = {RESET: RESET_TTL_S, INVITE: INVITE_TTL_S}
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,200}$")
+
+
+# --- changing one's own password ----------------------------------------------------------------------
+
+
+async def change(
+    ctx: InboxContext, member: Participant, current: str, new: str, *, keep_token_id: int | None
+) -> int:
+    """The member's own change: the current password first. How many other sessions and tokens ended."""
+    if not await verify_password(member.password_hash, current):
+        raise Forbidden("wrong_password", "The current password is not right.", field="current_password")
+    check_new_password(new, "new_password")
+    member.password_hash = await hash_password(new)
+    async with in_transaction():
+        await member.save(update_fields=["password_hash"])
+        return await end_access(ctx, member, keep_token_id=keep_token_id)
+
+
+# --- asking for a link --------------------------------------------------------------------------------
+
+
+async def request_reset(ctx: InboxContext, email: str) -> None:
+    """Queue a reset email for every active team account with this address (one per practice at most)."""
+    people = [p for p in await team_accounts(email) if p.active]
+    now = ctx.clock.now()
+    rows = [
+        OutboxJob(
+            kind=outbox.PASSWORD_EMAIL,
+            due_at=now,
+            created_at=now,
+            practice_id=p.practice_id,
+            recipient_id=p.id,
+            payload={"purpose": RESET},
+        )
+        for p in people
+    ] or [OutboxJob(kind=outbox.PASSWORD_EMAIL, due_at=now, created_at=now, payload={"purpose": RESET})]
+    await OutboxJob.bulk_create(rows)
+
+
+async def add_team_member(ctx: InboxContext, practice_id: int, **fields: Any) -> Participant:
+    """`accounts.create_team_member`; without a password, the new member is invited by email in the same
+    transaction (the normal way in: nobody but the member ever knows the password)."""
+    if fields.get("password") is not None:
+        return await create_team_member(ctx, practice_id, **fields)
+    async with in_transaction():
+        member = await create_team_member(ctx, practice_id, **fields)
+        await invite(ctx, member)
+    return member
+
+
+async def invite(ctx: InboxContext, member: Participant) -> None:
+    """Queue the invitation email of a new member."""
+    await outbox.enqueue(
+        ctx,
+        outbox.PASSWORD_EMAIL,
+        practice_id=member.practice_id,
+        recipient_id=member.id,
+        payload={"purpose": INVITE},
+    )
+
+
+# --- the emails ---------------------------------------------------------------------------------------
+
+
+async def issue_link(ctx: InboxContext, member: Participant, purpose: str) -> str:
+    """The absolute URL `/reset/{token}`. Only the newest link of a person works, whichever its purpose."""
+    now = ctx.clock.now()
+    await LinkToken.filter(
+        participant_id=member.id, purpose__in=[RESET, INVITE], used_at=None, revoked_at=None
+    ).update(revoked_at=now)
+    token = new_token()
+    await LinkToken.create(
+        token_hash=hash_token(token, ctx.secret),
+        purpose=purpose,
+        participant_id=member.id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=_TTL[purpose]),
+    )
+    return link_for(ctx.public_url, "/reset/", token)
+
+
+async def plan_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
+    """One email with a fresh link per person; of several requests waiting for one person only the newest
+    is sent (its link is the only one that would work anyway)."""
+    plan = Plan()
+    newest: dict[int, OutboxJob] = {}
+    for job in sorted(jobs, key=lambda j: j.id):
+        if job.recipient_id is None:
+            plan.decisions[job.id] = Skip("no active team member has that address")
+            continue
+        older = newest.get(job.recipient_id)
+        if older is not None:
+            plan.decisions[older.id] = Skip(f"superseded by the newer request in outbox row {job.id}")
+        newest[job.recipient_id] = job
+    if not newest:
+        return plan
+    people = {p.id: p for p in await Participant.filter(id__in=list(newest), kind=TEAM)}
+    practices = {p.id: p for p in await Practice.filter(id__in=[p.practice_id for p in people.values()])}
+    for person_id, job in newest.items():
+        person = people.get(person_id)
+        if person is None or not person.active:
+            plan.decisions[job.id] = Skip("the team member is gone or deactivated (R26)")
+            continue
+        purpose = INVITE if job.payload.get("purpose") == INVITE else RESET
+        plan.emails.append(
+            PlannedEmail(
+                template=TEMPLATES[purpose],
+                to=person.email,
+                practice_name=practices[person.practice_id].name,
+                link=await issue_link(ctx, person, purpose),
+                expires_text=_ttl_text(_TTL[purpose]),
+                jobs=[job],
+            )
+        )
+    return plan
+
+
+def _ttl_text(seconds: int) -> str:
+    """`notify.duration_text`, in days past one day ("7 days", not "168 hours")."""
+    if seconds > 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    return duration_text(seconds)
+
+
+# --- using a link -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasswordLink:
+    link: LinkToken
+    member: Participant
+
+    @property
+    def is_invitation(self) -> bool:
+        return self.link.purpose == INVITE
+
+
+async def resolve(ctx: InboxContext, token: str) -> PasswordLink | None:
+    """The working link for `token`, or None for every kind of failure alike (unknown, tampered, expired,
+    used, revoked — by a newer link, a password change or a deactivation — or meant for something else)."""
+    if not _TOKEN_SHAPE.match(token or ""):
+        return None
+    link = await LinkToken.filter(token_hash=hash_token(token, ctx.secret)).first()
+    if (
+        link is None
+        or link.purpose not in (RESET, INVITE)
+        or link.used_at is not None
+        or link.revoked_at is not None
+        or link.expires_at <= ctx.clock.now()
+    ):
+        return None
+    member = await Participant.filter(id=link.participant_id, kind=TEAM, active=True).first()
+    return PasswordLink(link, member) if member is not None else None
+
+
+async def set_with_link(ctx: InboxContext, found: PasswordLink, new: str) -> bool:
+    """Use the link up and set the password, exactly once (of two concurrent posts, one wins). A reset
+    proves the person holds the mailbox: it also clears a lockout. Every session, token, other link and
+    trusted device of the person ends."""
+    check_new_password(new)
+    member = found.member
+    pw_hash = await hash_password(new)
+    now = ctx.clock.now()
+    async with in_transaction():
+        used = await LinkToken.filter(
+            id=found.link.id, used_at=None, revoked_at=None, expires_at__gt=now
+        ).update(used_at=now)
+        if used != 1:
+            return False
+        member.password_hash = pw_hash
+        member.failed_logins = 0
+        member.locked_until = None
+        await member.save(update_fields=["password_hash", "failed_logins", "locked_until"])
+        await end_access(ctx, member)
+    return True
