@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -322,11 +322,16 @@ async def update_client(ctx: InboxContext, client: Participant, changes: dict[st
     return client
 
 
+async def client_and_contacts(client: Participant) -> list[int]:
+    """The client and its contacts: whose access a change to the client's flags ends (R4, R10)."""
+    contacts: list[Any] = await Participant.filter(client_id=client.id, kind=CONTACT).values_list(
+        "id", flat=True
+    )
+    return [client.id, *(int(c) for c in contacts)]
+
+
 async def revoke_everything_for_client(ctx: InboxContext, client: Participant) -> None:
-    ids = [
-        client.id,
-        *await Participant.filter(client_id=client.id, kind=CONTACT).values_list("id", flat=True),
-    ]
+    ids = await client_and_contacts(client)
     now = ctx.clock.now()
     await LinkToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
     await AuthToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
@@ -439,8 +444,7 @@ def principal_from_row(
 ) -> Principal | None:
     """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns (under
     `participant_prefix`); None when the token has expired or its participant is gone."""
-    expires_at = rawsql.to_datetime(row["t_expires_at"])
-    if expires_at is not None and expires_at <= now:
+    if token_expired(row["t_expires_at"], now):
         return None
     participant = None
     if row["t_participant_id"] is not None:
@@ -455,6 +459,83 @@ async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
     """Sign out: the token stops working and the devices this session registered stop getting pushes."""
     await AuthToken.filter(id=principal.token_id).update(revoked_at=ctx.clock.now())
     await Device.filter(auth_token_id=principal.token_id).delete()
+
+
+# --- whether access still holds (R27) ----------------------------------------------------------------
+#
+# A credential works while its token row is not revoked (`revoked_at IS NULL` in the lookups above and
+# below), has not expired (`token_expired`) and its participant still exists: that is the HTTP path
+# (`resolve_token`, `inbox.sending.read_caller`). A websocket also needs its participant to take part in
+# messaging (`takes_part`: R3, R4, R10), since what it carries is messages. `ended_credentials` asks all of
+# this for every socket a gateway process holds, in one query per tick (gateway.realtime).
+
+
+def token_expired(expires_at: Any, now: datetime) -> bool:
+    """`expires_at` as stored (a datetime, or SQLite's text); a token without one never expires."""
+    when = rawsql.to_datetime(expires_at)
+    return when is not None and when <= now
+
+
+def takes_part(person: Participant, client: Participant | None = None) -> bool:
+    """R3, R4, R10: a team member while their messaging is on; a client while their messaging is on and they
+    have portal access; a contact while that holds for them and for `client`, the client they belong to."""
+    if not person.messaging_enabled:
+        return False
+    if person.kind == TEAM:
+        return True
+    if not person.portal_access:
+        return False
+    if person.kind == CONTACT:
+        return client is not None and client.messaging_enabled and client.portal_access
+    return person.kind == CLIENT
+
+
+# Why a socket's access ended: its close reason (API.md §4), which the pages turn into words.
+SIGNED_OUT = "signed_out"  # revoked (sign-out, password change, deactivation) or gone
+EXPIRED = "expired"
+MESSAGING_OFF = "messaging_off"  # R3, R4, R10
+_CHECK_BATCH = 512  # ids per query: well under every driver's limit on parameters
+
+
+@cache
+def _ended_sql(n: int) -> str:
+    return (
+        f"SELECT t.id AS t_id, t.expires_at AS t_expires_at, {rawsql.columns(Participant, 'p')}, "  # noqa: S608
+        f"{rawsql.columns(Participant, 'c', prefix='c_')} FROM auth_token t "
+        "JOIN participant p ON p.id = t.participant_id "
+        "LEFT JOIN participant c ON c.id = p.client_id AND c.practice_id = p.practice_id "
+        f"WHERE t.id IN ({rawsql.marks(n)}) AND t.revoked_at IS NULL"
+    )
+
+
+async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> dict[int, str]:
+    """Of these tokens (the ones behind open websockets), those whose access has ended, each with why
+    (SIGNED_OUT, EXPIRED, MESSAGING_OFF). One query for up to `_CHECK_BATCH` tokens; none for none."""
+    ids = sorted(set(token_ids))
+    now = ctx.clock.now()
+    ended: dict[int, str] = {}
+    for start in range(0, len(ids), _CHECK_BATCH):
+        chunk = ids[start : start + _CHECK_BATCH]
+        # Padded to a power of two with its last id, so few distinct statements are ever prepared.
+        size = 1 << (len(chunk) - 1).bit_length()
+        rows = await rawsql.fetch(_ended_sql(size), chunk + chunk[-1:] * (size - len(chunk)))
+        found = {row["t_id"]: row for row in rows}
+        for token_id in chunk:
+            why = _why_ended(found.get(token_id), now)
+            if why is not None:
+                ended[token_id] = why
+    return ended
+
+
+def _why_ended(row: Mapping[str, Any] | None, now: datetime) -> str | None:
+    if row is None:
+        return SIGNED_OUT
+    if token_expired(row["t_expires_at"], now):
+        return EXPIRED
+    person = rawsql.model_from_row(Participant, row)
+    client_columns = rawsql.unprefixed(row, "c_")
+    client = rawsql.model_from_row(Participant, client_columns) if client_columns.get("id") else None
+    return None if takes_part(person, client) else MESSAGING_OFF
 
 
 async def authenticate(
