@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import pyotp
 from argon2 import PasswordHasher
@@ -476,7 +476,18 @@ def token_expired(expires_at: Any, now: datetime) -> bool:
     return when is not None and when <= now
 
 
-def takes_part(person: Participant, client: Participant | None = None) -> bool:
+class Standing(Protocol):
+    """What `takes_part` reads of a person: a `Participant`, or the few columns the re-check selects."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def messaging_enabled(self) -> bool: ...
+    @property
+    def portal_access(self) -> bool: ...
+
+
+def takes_part(person: Standing, client: Standing | None = None) -> bool:
     """R3, R4, R10: a team member while their messaging is on; a client while their messaging is on and they
     have portal access; a contact while that holds for them and for `client`, the client they belong to."""
     if not person.messaging_enabled:
@@ -486,8 +497,15 @@ def takes_part(person: Participant, client: Participant | None = None) -> bool:
     if not person.portal_access:
         return False
     if person.kind == CONTACT:
-        return client is not None and client.messaging_enabled and client.portal_access
+        return client is not None and bool(client.messaging_enabled and client.portal_access)
     return person.kind == CLIENT
+
+
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    kind: str
+    messaging_enabled: bool
+    portal_access: bool
 
 
 # Why a socket's access ended: its close reason (API.md §4), which the pages turn into words.
@@ -499,9 +517,11 @@ _CHECK_BATCH = 512  # ids per query: well under every driver's limit on paramete
 
 @cache
 def _ended_sql(n: int) -> str:
+    # Only the columns `token_expired` and `takes_part` read: a process may hold ten thousand sockets, and
+    # on SQLite this read runs in the event loop's thread (inbox.rawsql), so every column per row counts.
     return (
-        f"SELECT t.id AS t_id, t.expires_at AS t_expires_at, {rawsql.columns(Participant, 'p')}, "  # noqa: S608
-        f"{rawsql.columns(Participant, 'c', prefix='c_')} FROM auth_token t "
+        "SELECT t.id, t.expires_at, p.kind, p.messaging_enabled, p.portal_access, "  # noqa: S608
+        "c.messaging_enabled AS c_messaging_enabled, c.portal_access AS c_portal_access FROM auth_token t "
         "JOIN participant p ON p.id = t.participant_id "
         "LEFT JOIN participant c ON c.id = p.client_id AND c.practice_id = p.practice_id "
         f"WHERE t.id IN ({rawsql.marks(n)}) AND t.revoked_at IS NULL"
@@ -519,7 +539,7 @@ async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> di
         # Padded to a power of two with its last id, so few distinct statements are ever prepared.
         size = 1 << (len(chunk) - 1).bit_length()
         rows = await rawsql.fetch(_ended_sql(size), chunk + chunk[-1:] * (size - len(chunk)))
-        found = {row["t_id"]: row for row in rows}
+        found = {row["id"]: row for row in rows}
         for token_id in chunk:
             why = _why_ended(found.get(token_id), now)
             if why is not None:
@@ -530,11 +550,12 @@ async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> di
 def _why_ended(row: Mapping[str, Any] | None, now: datetime) -> str | None:
     if row is None:
         return SIGNED_OUT
-    if token_expired(row["t_expires_at"], now):
+    if token_expired(row["expires_at"], now):
         return EXPIRED
-    person = rawsql.model_from_row(Participant, row)
-    client_columns = rawsql.unprefixed(row, "c_")
-    client = rawsql.model_from_row(Participant, client_columns) if client_columns.get("id") else None
+    person = _Flags(row["kind"], bool(row["messaging_enabled"]), bool(row["portal_access"]))
+    client = None
+    if row["c_messaging_enabled"] is not None:
+        client = _Flags(CLIENT, bool(row["c_messaging_enabled"]), bool(row["c_portal_access"]))
     return None if takes_part(person, client) else MESSAGING_OFF
 
 
