@@ -89,12 +89,9 @@
   // --- access ended (R27) --------------------------------------------------------------------------
   // The server closes the socket with 4401 when the access behind it ends: signed out here or elsewhere,
   // password changed, deactivated, messaging or portal access turned off, session expired. Reconnecting
-  // cannot help then, so the page says so and offers a way back in.
+  // cannot help then, so the page says so and offers a way back in. A team member whose messaging was
+  // turned off is still signed in (settings, records): the page says what happened instead.
   const ACCESS_ENDED = 4401;
-  const WHY = {
-    messaging_off: "Secure messaging is turned off for you.",
-    expired: "Your session expired.",
-  };
 
   function accessEnded(reason) {
     document.body.dataset.live = "ended";
@@ -108,8 +105,13 @@
       document.body.insertBefore(box, document.getElementById("main"));
     }
     const text = document.createElement("p");
+    if (!portal && reason === "messaging_off") {
+      text.textContent = "Secure messaging was turned off for you, so this page no longer updates.";
+      box.replaceChildren(text);
+      return;
+    }
     text.textContent = (portal ? "Your session has ended." : "You were signed out.") +
-      (WHY[reason] ? " " + WHY[reason] : "");
+      (reason === "expired" ? " It expired." : "");
     const link = document.createElement("a");
     link.className = "button small";
     link.textContent = "Sign in again";

@@ -73,3 +73,26 @@ async def test_r27_the_portal_says_its_session_ended_when_portal_access_is_turne
     link = notice.get_by_role("link", name="Sign in again")
     assert await link.get_attribute("href") == "/portal/sign-in"
     assert tab.problems == []
+
+
+async def test_r27_the_inbox_says_when_messaging_was_turned_off_for_the_member(
+    browser, client, api, config, clock
+):
+    """R3: the member is still signed in (settings, records), so the page says what happened instead."""
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    sam = await open_tab(browser)
+    page = sam.page
+    await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
+    await expect(page.locator("body")).to_have_attribute("data-live", "on")
+    started = time.monotonic()
+    status, _ = await api.patch(
+        f"/team-members/{seeded.ids['sam']}", {"messaging_enabled": False}, token=seeded.api_key
+    )
+    assert status == 200
+    notice = page.get_by_role("alert").filter(has_text="Secure messaging was turned off for you")
+    await expect(notice).to_be_visible(timeout=2000)
+    assert time.monotonic() - started < 2.0
+    await expect(page.get_by_text("You were signed out.")).to_have_count(0)
+    await expect(page.locator("body")).to_have_attribute("data-live", "ended")
+    assert sam.problems == []
