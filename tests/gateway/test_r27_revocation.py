@@ -313,3 +313,51 @@ async def test_r27_many_sockets_are_rechecked_and_only_the_ended_ones_close(clie
         if i not in revoked:
             assert not ws.closed
             await ws.close()
+
+
+async def test_r27_r25_a_password_change_closes_the_persons_other_sockets(client, api, cast):
+    """R25: a password change ends every other session and socket of that person; the one it was made
+    with stays."""
+    conv_id = await conversation(api, cast, "clinician", "clinician2")
+    member = await Participant.get(id=cast.id("clinician2"))
+    changer, _ = await accounts.issue_token(client.server.app[CTX], member, "app")
+    ws = await open_socket(client, cast.tok("clinician2"))
+    kept = await open_socket(client, changer)
+
+    async def change_password() -> None:
+        status, body = await api.put(
+            "/me/password",
+            {"current_password": PASSWORD, "new_password": "a new and longer passphrase"},
+            token=changer,
+        )
+        assert status == 200, body
+
+    ending = await live_then_ended(api, cast, ws, "clinician", conv_id, change_password, who="clinician2")
+    assert ending.reason == "signed_out"
+    assert [await next_created(kept), await next_created(kept)] == ["before the change", AFTER]
+    await kept.close()
+
+
+async def test_r27_r26_deactivation_closes_the_members_sockets(client, api, cast):
+    conv_id = await conversation(api, cast, "clinician", "clinician2")
+    ws = await open_socket(client, cast.tok("clinician2"))
+
+    async def deactivate() -> None:
+        status, body = await api.delete(f"/team-members/{cast.id('clinician2')}", token=cast.api_key)
+        assert status == 200 and body["active"] is False
+
+    ending = await live_then_ended(
+        api, cast, ws, "clinician", conv_id, deactivate, who="clinician2", refused=True
+    )
+    assert ending.reason == "signed_out"
+
+
+async def test_r27_r26_the_periodic_recheck_alone_closes_a_deactivated_members_socket(client, api, cast):
+    """Deactivated straight in the database, tokens left as they were and no event: the re-check reads
+    `active` itself, so a token that deactivation missed still ends."""
+    ws = await open_socket(client, cast.tok("clinician2"))
+    started = time.monotonic()
+    await Participant.filter(id=cast.id("clinician2")).update(active=False)
+    ending = await until_closed(ws, started)
+    assert (ending.code, ending.reason) == (ACCESS_ENDED, "signed_out")
+    assert ending.seconds < WITHIN_S
