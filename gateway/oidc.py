@@ -219,15 +219,14 @@ class OidcClient:
             "code_verifier": verifier,
         }
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
-        auth = None
+        headers = {"Accept": "application/json"}
         if "client_secret_basic" in methods:
-            auth = aiohttp.BasicAuth(_form_quote(self.client_id), _form_quote(self.client_secret))
+            pair = f"{_form_quote(self.client_id)}:{_form_quote(self.client_secret)}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             form |= {"client_id": self.client_id, "client_secret": self.client_secret}
         try:
-            async with self.session.post(
-                doc["token_endpoint"], data=form, auth=auth, headers={"Accept": "application/json"}
-            ) as resp:
+            async with self.session.post(doc["token_endpoint"], data=form, headers=headers) as resp:
                 body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -78,9 +78,7 @@ def _redirect_uri(request: web.Request) -> str:
 
 def _failed(request: web.Request, *, status: int = 400, unavailable: bool = False) -> web.Response:
     """One page for every attempt that broke; nothing on it depends on whose it was."""
-    resp = portal_page(request, "portal/oidc_failed.html", status=status, unavailable=unavailable)
-    del_cookie(request, resp, BROWSER_COOKIE, BROWSER_PATH)
-    return resp
+    return portal_page(request, "portal/oidc_failed.html", status=status, unavailable=unavailable)
 
 
 async def _begin(request: web.Request, purpose: str, participant_id: int | None = None) -> web.Response:

@@ -167,9 +167,7 @@ async def claimed_by(issuer: str, subject: object, email: object) -> list[Partic
     record that it was refused."""
     ids: set[int] = set()
     if isinstance(subject, str) and subject:
-        ids.update(
-            await ids_of(OidcIdentity.filter(issuer=issuer, subject=subject[:255]), "participant_id")
-        )
+        ids.update(await ids_of(OidcIdentity.filter(issuer=issuer, subject=subject[:255]), "participant_id"))
     if isinstance(email, str) and email.strip():
         address = normalise_email(email)[:254]
         ids.update(await ids_of(Participant.filter(email=address, kind__in=list(PORTAL_KINDS)), "id"))
