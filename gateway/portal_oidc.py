@@ -99,7 +99,8 @@ async def _begin(request: web.Request, purpose: str, participant_id: int | None 
     except ProviderUnavailable as exc:
         log.warning("Sign in with Google is unavailable: %s", exc)
         return _failed(request, status=503, unavailable=True)
-    resp = see_other(url)
+    # Not a 303 to the provider: the pages' CSP (form-action 'self') stops a form's redirect to another site.
+    resp = portal_page(request, "portal/oidc_continue.html", url=url, headers={"Refresh": f"0;url={url}"})
     set_cookie(request, resp, BROWSER_COOKIE, browser, oidc_accounts.ATTEMPT_TTL_S, path=BROWSER_PATH)
     return resp
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from html import escape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -54,9 +55,16 @@ async def start_google(client, from_path="/portal/sign-in"):
         r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
     )
     assert found, "no Sign in with Google form"
-    resp, _ = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
-    assert resp.status == 303, await resp.text()
-    return resp.headers["Location"]
+    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    return continue_url(resp, html)
+
+
+def continue_url(resp, html):
+    """The provider's URL from the "Continuing to Google" page: its Refresh header and its link agree."""
+    assert resp.status == 200, html
+    url = resp.headers["Refresh"].removeprefix("0;url=")
+    assert f'href="{escape(url)}"' in html
+    return url
 
 
 async def at_provider(client, authorize_url):
@@ -396,9 +404,8 @@ async def test_one_google_account_at_two_practices_chooses_where_to_sign_in(
 async def link_google(client):
     _, html = await page(client, "/portal/account")
     assert "Link your Google account" in html
-    resp, _ = await post_form(client, "/portal/oidc/link", {"csrf": csrf_in(html)})
-    assert resp.status == 303
-    resp, _ = await page(client, await at_provider(client, resp.headers["Location"]))
+    resp, html = await post_form(client, "/portal/oidc/link", {"csrf": csrf_in(html)})
+    resp, _ = await page(client, await at_provider(client, continue_url(resp, html)))
     return resp
 
 
@@ -490,8 +497,8 @@ async def test_a_link_finished_after_signing_out_links_nothing(client, api, cast
     fake_oidc.user = FakeUser("g-client", await email_of(cast.id("client")))
     await google_sign_in(client)
     _, html = await page(client, "/portal/account")
-    resp, _ = await post_form(client, "/portal/oidc/link", {"csrf": csrf_in(html)})
-    callback = await at_provider(client, resp.headers["Location"])
+    resp, html = await post_form(client, "/portal/oidc/link", {"csrf": csrf_in(html)})
+    callback = await at_provider(client, continue_url(resp, html))
     await sign_out(client)
     resp, _ = await page(client, callback)
     assert resp.status == 400 and await OidcIdentity.all().count() == 0
