@@ -22,9 +22,11 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    oidc,
     openapi,
     ops,
     portal,
+    portal_oidc,
     portal_signin,
     team_inbox,
     team_password,
@@ -116,6 +118,7 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     notify_webhooks.webhook_part,
     notify_email.email_notifications,
     devmail.dev_mail_sink,
+    oidc.oidc_part,
 ]
 
 
@@ -151,6 +154,7 @@ def create_app(
         app.add_routes(table)
     app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
+    app.add_routes(portal_oidc.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
     for table in (

@@ -64,6 +64,15 @@ class Config:
     webhook_allow_private: bool = False
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Sign in with Google (or any OpenID Connect provider) on the portal: off while oidc_client_id is None.
+    oidc_issuer: str = "https://accounts.google.com"
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_name: str = "Google"  # the button's words: "Sign in with Google"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_client_id)
 
     @property
     def cookie_secure(self) -> bool:
@@ -242,6 +251,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
     if not scheme or not scheme.replace("-", "").replace(".", "").isalnum():
         raise ConfigError("SECUREMSG_APP_LINK_SCHEME must be a URL scheme such as securemsg")
 
+    oidc_issuer, oidc_client_id, oidc_client_secret, oidc_name = _oidc(env)
+
     return Config(
         database_url=db_url,
         database_timeout_s=_int(
@@ -295,4 +306,26 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
             "SECUREMSG_WEBHOOK_ALLOW_PRIVATE", env.get("SECUREMSG_WEBHOOK_ALLOW_PRIVATE", "false")
         ),
         testing=testing,
+        oidc_issuer=oidc_issuer,
+        oidc_client_id=oidc_client_id,
+        oidc_client_secret=oidc_client_secret,
+        oidc_name=oidc_name,
     )
+
+
+def _oidc(env: Mapping[str, str]) -> tuple[str, str | None, str | None, str]:
+    """The OpenID Connect provider for the portal's "Sign in with Google". The issuer is https, except on
+    loopback (a provider under test); a client id needs its secret (a confidential client)."""
+    issuer = env.get("SECUREMSG_OIDC_ISSUER", "").strip() or "https://accounts.google.com"
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError("SECUREMSG_OIDC_ISSUER must be an https:// URL such as https://accounts.google.com")
+    if parts.query or parts.fragment:
+        raise ConfigError("SECUREMSG_OIDC_ISSUER must be a plain URL, without a query or fragment")
+    client_id = env.get("SECUREMSG_OIDC_CLIENT_ID", "").strip() or None
+    secret = env.get("SECUREMSG_OIDC_CLIENT_SECRET", "").strip() or None
+    if client_id and not secret:
+        raise ConfigError("SECUREMSG_OIDC_CLIENT_ID needs SECUREMSG_OIDC_CLIENT_SECRET too")
+    name = " ".join(env.get("SECUREMSG_OIDC_NAME", "Google").split())[:40] or "Google"
+    return issuer, client_id, secret, name  # as given: the tokens' "iss" must equal it exactly
