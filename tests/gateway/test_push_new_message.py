@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from gateway.keys import CTX, SERVICES
+from gateway.keys import CONFIG, CTX, SERVICES
 from inbox import links, pushes
 from inbox.models import OutboxJob, Participant
 from tests.conftest import PASSWORD
-from tests.gateway.pages import email_of, post_sign_in
 from tests.fakes.fixtures import APNS_TOPIC
+from tests.gateway.pages import email_of, post_sign_in
 from tests.gateway.pushkit import (  # noqa: F401
     CANARY,
     apns_token,
@@ -160,17 +160,22 @@ def _path(url: str) -> str:
 
 
 async def test_r19_a_push_carries_an_https_web_link_with_no_token_that_opens_the_conversation(
-    client, api, cast, config, fake_apns, fake_fcm
+    client, api, cast, fake_apns, fake_fcm
 ):
+    public_url = client.server.app[CONFIG].public_url
     await register(api, cast.tok("client"), "apns", apns_token(7), app="client")
     await register(api, cast.tok("clinician"), "fcm", fcm_token(7))
     status, conv = await api.post(
-        "/conversations", {"participant_ids": [cast.id("client")], "body": CANARY}, token=cast.tok("clinician")
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": CANARY},
+        token=cast.tok("clinician"),
     )
     assert status == 201
     conv_id = conv["id"]
     await drain(client)
-    status, _ = await api.post(f"/conversations/{conv_id}/messages", {"body": CANARY}, token=cast.tok("client"))
+    status, _ = await api.post(
+        f"/conversations/{conv_id}/messages", {"body": CANARY}, token=cast.tok("client")
+    )
     assert status == 201
     await drain(client)
 
@@ -178,8 +183,8 @@ async def test_r19_a_push_carries_an_https_web_link_with_no_token_that_opens_the
     # custom-scheme link, and on FCM a string like every other data value.
     [to_client] = fake_apns.received
     [to_clinician] = fake_fcm.received
-    client_link = f"{config.public_url}/portal/c/{conv_id}"
-    team_link = f"{config.public_url}/inbox?conversation={conv_id}"
+    client_link = f"{public_url}/portal/c/{conv_id}"
+    team_link = f"{public_url}/inbox?conversation={conv_id}"
     assert to_client.body["web_link"] == client_link
     assert to_client.body["link"] == f"securemsg://conversations/{conv_id}"
     assert to_clinician.message["data"]["web_link"] == team_link
