@@ -180,6 +180,9 @@ async def test_apple_app_site_association_is_apples_format_with_the_portal_and_i
     assert resp.status == 200  # at exactly this path: no redirect, no extension
     assert resp.headers["Content-Type"] == "application/json"
     assert not resp.headers.get("Content-Encoding")
+    # Public, and about no one: a verifier may cache it (every other answer is no-store).
+    assert resp.headers["Cache-Control"] == "public, max-age=3600"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     document = json.loads(raw)
     check(AASA_SCHEMA, document)
     details = document["applinks"]["details"]
