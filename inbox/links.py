@@ -4,8 +4,9 @@
   and one conversation, and works for `ctx.link_ttl_s` (24 h) from when the email was made, on any number
   of devices ("open the email from either their desktop or mobile device"): in a browser, or exchanged for
   an app token (`POST /auth/magic`). Nothing uses it up; each use starts its own session, which ends when
-  the link would have (`session_ttl_for`), and is audited by its caller. It stops working when it expires,
-  is revoked, or its holder may no longer use the portal (R4, `may_use_portal`), and their sessions with it.
+  the link does (`session_ttl_for`), and is audited by its caller. It stops working when it expires (its
+  sessions with it), or when its holder may no longer use the portal (R4, `may_use_portal`): turning a
+  client's messaging or portal access off revokes their links and sessions together.
 - `signin` links answer a request on `/portal/sign-in`. One works once, for `ctx.signin_link_ttl_s`
   (15 min), and only the newest one of a person works: issuing a link revokes that person's older ones.
   Opening it (GET) only looks at it (`resolve`); using it up is a separate, atomic step (`use_up`), taken by
