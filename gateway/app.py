@@ -33,6 +33,7 @@ from gateway import (
     team_records,
     team_reset,
     team_signin,
+    wellknown,
     ws,
 )
 from gateway.config import Config, data_key_loader
@@ -165,6 +166,7 @@ def create_app(
         team_records.routes,
     ):
         app.add_routes(table)
+    app.add_routes(wellknown.routes)  # the app-link files (docs/mobile.md)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)
