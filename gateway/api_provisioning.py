@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal, require_provisioner
-from gateway.keys import CONFIG, CTX, DISPATCHER
+from gateway.keys import CONFIG, CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.revocation import access_ended
 from gateway.validation import path_int, present, read_json, take
@@ -104,6 +104,8 @@ async def logout(request: web.Request) -> web.Response:
     if principal.is_api_key:
         raise Forbidden("participant_required", "The practice API key cannot sign out.")
     await accounts.revoke_token(request.app[CTX], principal)
+    if principal.participant is not None:  # R27: this token's open sockets close too
+        await request.app[HUB].access_changed([principal.participant.id])
     await audit_request(request, principal, "auth.logout")
     return web.json_response({"ok": True})
 
@@ -219,6 +221,8 @@ async def patch_team_member(request: web.Request) -> web.Response:
         await audit_request(
             request, principal, "team_member.update", "participant", member.id, _changed(changes)
         )
+    if changes.get("messaging_enabled") is False:  # R3, R27: their open sockets close
+        await request.app[HUB].access_changed([member.id])
     if active is True and await access.reactivate(principal, member):
         await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
     return web.json_response(team_member_json(member))
@@ -330,6 +334,9 @@ async def patch_client(request: web.Request) -> web.Response:
     changes = present(data, _CLIENT_PATCH)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     await accounts.update_client(request.app[CTX], client, changes)
+    if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
+        # R4, R10, R27: the sockets of the client and of its contacts close.
+        await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
     await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     return web.json_response(client_json(client))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -43,7 +44,7 @@ from gateway.middleware import errors, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
-from inbox import db
+from inbox import accounts, db
 from inbox.clock import Clock, SystemClock
 from inbox.context import InboxContext
 from inbox.crypto import DataKeyring
@@ -77,13 +78,15 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
     url = app[CONFIG].redis_url
+    # R27: the hub re-checks the tokens behind its sockets with the same conditions as every request.
+    check = functools.partial(accounts.ended_credentials, app[CTX])
     hub: Hub
     if url:
-        redis_hub = RedisHub(url, timeout_s=app[CONFIG].redis_timeout_s)
+        redis_hub = RedisHub(url, check, timeout_s=app[CONFIG].redis_timeout_s)
         await redis_hub.start()
         hub = redis_hub
     else:
-        hub = Hub()
+        hub = Hub(check)
     app[HUB] = hub
     yield
     await hub.close()

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.auth import PORTAL_COOKIE
 from gateway.cookies import read_cookie, set_cookie
-from gateway.keys import CTX
+from gateway.keys import CTX, HUB
 from gateway.templating import render_page
 from gateway.validation import raise_nul
 from inbox import accounts, links
@@ -55,6 +55,7 @@ async def start_session(request: web.Request, resp: web.StreamResponse, resolved
     previous = await portal_principal(request)
     if previous is not None:  # a session of whoever used this browser before: it ends here
         await accounts.revoke_token(ctx, previous)
+        await request.app[HUB].access_changed([person_of(previous).id])  # R27
     token, row = await links.open_session(ctx, resolved, "session")
     assert row.expires_at is not None
     max_age = max(1, int((row.expires_at - ctx.clock.now()).total_seconds()))

@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.auditing import audit_request
 from gateway.auth import PORTAL_COOKIE
 from gateway.cookies import del_cookie
-from gateway.keys import CTX, DISPATCHER
+from gateway.keys import CTX, DISPATCHER, HUB
 from gateway.limits import POLICIES, client_ip, retry_after
 from gateway.portal_session import (
     csrf_failed,
@@ -175,5 +175,6 @@ async def sign_out(request: web.Request) -> web.Response:
     if not session_csrf_ok(principal, form.get("csrf", "")):
         return csrf_failed(request, principal)
     await accounts.revoke_token(request.app[CTX], principal)
+    await request.app[HUB].access_changed([person_of(principal).id])  # R27: the page's live socket too
     del_cookie(request, resp, PORTAL_COOKIE)
     return resp

@@ -18,6 +18,18 @@ Every Redis call gives up after SECUREMSG_REDIS_TIMEOUT_S, and then the events a
 process's sockets only. Should the queue fill (Redis slow or away for long), an event is dropped with a
 log line and counted (`dropped_publish`): the messages themselves are stored, and clients catch up through
 the API as after a reconnect.
+
+R27: what ends access closes the sockets it was behind, in every process, within two seconds, with code
+ACCESS_ENDED (4401) and nothing more sent. Each socket knows the token (bearer token or session) it was
+opened with, and two paths re-check it against the database, so nothing rests on one event arriving:
+- `access_changed(participant_ids)`, called after a change that may end someone's access (sign-out,
+  password change, deactivation, messaging or portal access off), reaches every process (through the same
+  Redis channel as the events, so it arrives before any event published after it); each re-checks that
+  participant's sockets at once, holding back their frames until the answer, so a frame published after
+  the change is never sent on a socket whose access the change ended;
+- every RECHECK_EVERY_S each process re-checks all the sockets it holds in one query (none when it holds
+  none): this alone bounds the delay, for a lost event, a token that simply expired, or a change made
+  straight in the database.
 """
 
 from __future__ import annotations
@@ -26,8 +38,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -43,21 +56,53 @@ CHANNEL = "securemsg:events"
 PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for Redis
 PUBLISH_BATCH = 500  # events sent in one round trip
 WARN_EVERY_S = 30.0
+RECHECK_EVERY_S = 1.0
+ACCESS_ENDED = 4401  # the close code when the access behind a socket has ended (API.md §4)
+
+# token ids → {token id: why its access ended} for those that no longer give access (`inbox.accounts`)
+CredentialCheck = Callable[[Collection[int]], Awaitable[dict[int, str]]]
 
 
 class Subscriber:
-    __slots__ = ("participant_id", "ws", "transport", "queue", "queued_bytes", "task", "sending_since")
+    __slots__ = (
+        "participant_id",
+        "ws",
+        "transport",
+        "token_id",
+        "queue",
+        "queued_bytes",
+        "task",
+        "sending_since",
+        "holds",
+        "gate",
+        "close_code",
+        "close_reason",
+        "closing",
+        "started",
+    )
 
     def __init__(
-        self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
+        self,
+        participant_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None = None,
+        token_id: int | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.ws = ws
         self.transport = transport  # to cut a client off that does not even take the close frame
+        self.token_id = token_id  # the credential behind the socket, re-checked for R27
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.queued_bytes = 0
         self.task: asyncio.Task[None] | None = None
         self.sending_since: float | None = None  # loop time the write in progress began
+        self.holds = 0  # access checks under way; frames wait while there are any
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.close_code: int = WSCloseCode.GOING_AWAY
+        self.close_reason = ""
+        self.closing = False  # the writer is sending the close frame: not to be cancelled any more
+        self.started = False
 
     def offer(self, frame: str) -> bool:
         """Queue a frame; False when this socket is too far behind to take it (it is to be cut off)."""
@@ -75,21 +120,49 @@ class Subscriber:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queued_bytes = 0
-        if self.task is not None:
+        if self.task is None:
+            return
+        if self.started:
             self.task.cancel()
+        else:
+            # A task cancelled before its first step never runs its `finally`, so the socket would not be
+            # closed: a writer yet to start finds this stop mark (no frame is empty) instead.
+            self.queue.put_nowait("")
+
+    def hold(self) -> None:
+        """Keep frames back until `release` (while the access behind the socket is being checked)."""
+        self.holds += 1
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.holds = max(0, self.holds - 1)
+        if not self.holds:
+            self.gate.set()
+
+    def end_access(self, reason: str) -> None:
+        """R27: nothing queued goes out any more; the socket closes with ACCESS_ENDED and `reason`."""
+        self.close_code = ACCESS_ENDED
+        self.close_reason = reason
+        self.cut_off()
 
     async def run_writer(self) -> None:
         loop = asyncio.get_running_loop()
+        self.started = True
         try:
             while True:
                 frame = await self.queue.get()
+                if not frame:
+                    break  # the stop mark of `cut_off`
                 self.queued_bytes -= len(frame)
+                if not self.gate.is_set():
+                    await self.gate.wait()  # an access check is under way; if it fails, we are cancelled
                 self.sending_since = loop.time()  # the hub's watchdog cuts off a write that hangs
                 await self.ws.send_str(frame)
                 self.sending_since = None
         except (ConnectionError, RuntimeError, TimeoutError, asyncio.CancelledError):
             pass
         finally:
+            self.closing = True
             await self._close()
 
     async def _close(self) -> None:
@@ -97,27 +170,104 @@ class Subscriber:
         if not closed:
             with contextlib.suppress(Exception):
                 closed = await asyncio.wait_for(
-                    self.ws.close(code=WSCloseCode.GOING_AWAY), timeout=CLOSE_TIMEOUT_S
+                    self.ws.close(code=self.close_code, message=self.close_reason.encode()),
+                    timeout=CLOSE_TIMEOUT_S,
                 )
         if not closed and self.transport is not None:
             self.transport.abort()
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, check: CredentialCheck | None = None) -> None:
         self._subs: dict[int, set[Subscriber]] = {}
         self.dropped_slow = 0
+        self.ended_access = 0
         self._watchdog: asyncio.Task[None] | None = None
+        self._check = check  # without one (a bare hub), sockets are not re-checked
+        self._rechecker: asyncio.Task[None] | None = None
+        self._checks: set[asyncio.Task[int]] = set()
+        self._check_failing = False
 
     def subscribe(
-        self, participant_id: int, ws: web.WebSocketResponse, transport: asyncio.Transport | None = None
+        self,
+        participant_id: int,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None = None,
+        token_id: int | None = None,
     ) -> Subscriber:
-        sub = Subscriber(participant_id, ws, transport)
+        sub = Subscriber(participant_id, ws, transport, token_id)
         sub.task = asyncio.create_task(sub.run_writer())
         self._subs.setdefault(participant_id, set()).add(sub)
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch(), name="securemsg-ws-watchdog")
+        if self._check is not None and (self._rechecker is None or self._rechecker.done()):
+            self._rechecker = asyncio.create_task(self._recheck_all(), name="securemsg-ws-access")
         return sub
+
+    # --- R27: access that ends closes the socket ------------------------------------------------------
+
+    async def admit(self, sub: Subscriber) -> bool:
+        """Check a new socket's access once before anything is sent on it (frames published meanwhile
+        wait): a token may be valid for HTTP while its participant may not take part (R3, R4). False when
+        the socket is being closed with ACCESS_ENDED."""
+        sub.hold()
+        if not await self._recheck([sub], held=True):
+            return True
+        if sub.task is not None:
+            await asyncio.wait({sub.task})  # its close frame (4401) is out before the handler returns
+        return False
+
+    async def access_changed(self, participant_ids: Iterable[int]) -> None:
+        """Call after any change that may end these participants' access. Every process re-checks their
+        sockets at once; frames published from now on wait for the answer."""
+        self.recheck_local(participant_ids)
+
+    def recheck_local(self, participant_ids: Iterable[int]) -> None:
+        subs = [sub for pid in set(participant_ids) for sub in self._subs.get(pid, ())]
+        if not subs or self._check is None:
+            return
+        for sub in subs:
+            sub.hold()  # now, before any later publish: what comes after the change waits for the answer
+        task = asyncio.create_task(self._recheck(subs, held=True))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _recheck_all(self) -> None:
+        """The periodic re-check: every socket of this process, one query per tick, none without sockets."""
+        while self._subs:
+            await asyncio.sleep(RECHECK_EVERY_S)
+            await self._recheck([sub for subs in self._subs.values() for sub in subs])
+
+    async def _recheck(self, subs: list[Subscriber], *, held: bool = False) -> int:
+        """Close every one of `subs` whose credential no longer gives access; `held` subs are released
+        after the answer (those that stay open send what waited). Returns how many were closed."""
+        closed = 0
+        try:
+            ids = {sub.token_id for sub in subs if sub.token_id is not None}
+            if self._check is None or not ids:
+                return 0
+            try:
+                ended = await self._check(ids)
+            except Exception as exc:
+                # The database did not answer: keep the sockets (HTTP fails meanwhile anyway) and ask again
+                # on the next tick, rather than close every socket on a blip.
+                if not self._check_failing:
+                    log.warning("websocket access re-check failed (%s); will retry", type(exc).__name__)
+                self._check_failing = True
+                return 0
+            self._check_failing = False
+            for sub in subs:
+                why = ended.get(sub.token_id) if sub.token_id is not None else None
+                if why is not None and sub in self._subs.get(sub.participant_id, ()):
+                    self._forget(sub)
+                    sub.end_access(why)
+                    closed += 1
+            self.ended_access += closed
+            return closed
+        finally:
+            if held:
+                for sub in subs:
+                    sub.release()
 
     async def _watch(self) -> None:
         """Cut off every socket whose current write has waited SEND_TIMEOUT_S for its client."""
@@ -142,7 +292,8 @@ class Hub:
     async def unsubscribe(self, sub: Subscriber) -> None:
         self._forget(sub)
         if sub.task is not None:
-            sub.task.cancel()
+            if not sub.closing:  # cancelling it mid-close would lose the close frame (and its code)
+                sub.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sub.task
 
@@ -172,17 +323,25 @@ class Hub:
 
     async def close(self) -> None:
         await self.close_sockets()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for task in (self._watchdog, self._rechecker, *self._checks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 class RedisHub(Hub):
     """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
 
-    def __init__(self, url: str, *, timeout_s: float = 0.5, queue_limit: int = PUBLISH_QUEUE_LIMIT) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str,
+        check: CredentialCheck | None = None,
+        *,
+        timeout_s: float = 0.5,
+        queue_limit: int = PUBLISH_QUEUE_LIMIT,
+    ) -> None:
+        super().__init__(check)
         import redis.asyncio as aioredis
 
         self.timeout_s = timeout_s
@@ -196,6 +355,7 @@ class RedisHub(Hub):
         self._publisher: asyncio.Task[None] | None = None
         self.dropped_publish = 0  # events dropped because the queue was full
         self._warned_at = {"full": -WARN_EVERY_S, "failed": -WARN_EVERY_S}
+        self._origin = os.urandom(8).hex()  # this process, so it skips its own access notices
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen())
@@ -218,6 +378,10 @@ class RedisHub(Hub):
                         if msg.get("type") != "message":
                             continue
                         data = json.loads(msg["data"])
+                        if "a" in data:  # an access notice (R27), not an event
+                            if data.get("o") != self._origin:
+                                self.recheck_local(data["a"])
+                            continue
                         self.deliver_local(data["r"], data["p"])
             except asyncio.CancelledError:
                 raise
@@ -263,6 +427,17 @@ class RedisHub(Hub):
                 for message in batch:
                     data = json.loads(message)
                     self.deliver_local(data["r"], data["p"])
+
+    async def access_changed(self, participant_ids: Iterable[int]) -> None:
+        ids = sorted(set(participant_ids))
+        self.recheck_local(ids)
+        notice = json.dumps({"a": ids, "o": self._origin}, separators=(",", ":"))
+        try:
+            # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
+            await asyncio.wait_for(self._redis.publish(CHANNEL, notice), timeout=RECHECK_EVERY_S)
+        except Exception as exc:
+            # The other processes' periodic re-check still closes those sockets within RECHECK_EVERY_S.
+            log.warning("redis publish of an access change failed (%s)", type(exc).__name__)
 
     async def ping(self) -> bool:
         try:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from gateway.auditing import audit_request
 from gateway.auth import SESSION_COOKIE
 from gateway.cookies import del_cookie, read_cookie, set_cookie
-from gateway.keys import CTX
+from gateway.keys import CTX, HUB
 from gateway.limits import client_ip, enforce
 from gateway.portal_session import FORM_COOKIE, form_csrf_ok
 from gateway.team_web import (
@@ -266,6 +266,7 @@ async def sign_out(request: web.Request) -> web.Response:
         if not csrf_ok(session.csrf, form):
             return await _expired(request, session)
         await accounts.revoke_token(request.app[CTX], session.principal)
+        await request.app[HUB].access_changed([session.member.id])  # R27: the inbox's live socket too
         await audit_request(request, session.principal, "auth.logout")
     resp = redirect("/?notice=signed_out")
     del_cookie(request, resp, SESSION_COOKIE)

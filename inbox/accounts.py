@@ -6,11 +6,11 @@ import asyncio
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import pyotp
 from argon2 import PasswordHasher
@@ -341,11 +341,16 @@ async def update_client(ctx: InboxContext, client: Participant, changes: dict[st
     return client
 
 
+async def client_and_contacts(client: Participant) -> list[int]:
+    """The client and its contacts: whose access a change to the client's flags ends (R4, R10)."""
+    contacts: list[Any] = await Participant.filter(client_id=client.id, kind=CONTACT).values_list(
+        "id", flat=True
+    )
+    return [client.id, *(int(c) for c in contacts)]
+
+
 async def revoke_everything_for_client(ctx: InboxContext, client: Participant) -> None:
-    ids = [
-        client.id,
-        *await Participant.filter(client_id=client.id, kind=CONTACT).values_list("id", flat=True),
-    ]
+    ids = await client_and_contacts(client)
     now = ctx.clock.now()
     await LinkToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
     await AuthToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
@@ -461,8 +466,7 @@ def principal_from_row(
 ) -> Principal | None:
     """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns (under
     `participant_prefix`); None when the token has expired or its participant is gone or deactivated."""
-    expires_at = rawsql.to_datetime(row["t_expires_at"])
-    if expires_at is not None and expires_at <= now:
+    if token_expired(row["t_expires_at"], now):
         return None
     participant = None
     if row["t_participant_id"] is not None:
@@ -519,6 +523,106 @@ async def team_accounts(email: str, practice_id: int | None = None) -> list[Part
 
 def _locked(member: Participant, now: datetime) -> bool:
     return member.locked_until is not None and member.locked_until > now
+
+
+# --- whether access still holds (R27) ----------------------------------------------------------------
+#
+# A credential works while its token row is not revoked (`revoked_at IS NULL` in the lookups above and
+# below), has not expired (`token_expired`) and its participant still exists: that is the HTTP path
+# (`resolve_token`, `inbox.sending.read_caller`). A websocket also needs its participant to take part in
+# messaging (`takes_part`: R3, R4, R10), since what it carries is messages. `ended_credentials` asks all of
+# this for every socket a gateway process holds, in one query per tick (gateway.realtime).
+
+
+def token_expired(expires_at: Any, now: datetime) -> bool:
+    """`expires_at` as stored (a datetime, or SQLite's text); a token without one never expires."""
+    when = rawsql.to_datetime(expires_at)
+    return when is not None and when <= now
+
+
+class Standing(Protocol):
+    """What `takes_part` reads of a person: a `Participant`, or the few columns the re-check selects."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def messaging_enabled(self) -> bool: ...
+    @property
+    def portal_access(self) -> bool: ...
+
+
+def takes_part(person: Standing, client: Standing | None = None) -> bool:
+    """R3, R4, R10: a team member while their messaging is on; a client while their messaging is on and they
+    have portal access; a contact while that holds for them and for `client`, the client they belong to."""
+    if not person.messaging_enabled:
+        return False
+    if person.kind == TEAM:
+        return True
+    if not person.portal_access:
+        return False
+    if person.kind == CONTACT:
+        return client is not None and bool(client.messaging_enabled and client.portal_access)
+    return person.kind == CLIENT
+
+
+@dataclass(frozen=True, slots=True)
+class _Flags:
+    kind: str
+    messaging_enabled: bool
+    portal_access: bool
+
+
+# Why a socket's access ended: its close reason (API.md §4), which the pages turn into words.
+SIGNED_OUT = "signed_out"  # revoked (sign-out, password change, deactivation) or gone
+EXPIRED = "expired"
+MESSAGING_OFF = "messaging_off"  # R3, R4, R10
+_CHECK_BATCH = 512  # ids per query: well under every driver's limit on parameters
+
+
+@cache
+def _ended_sql(n: int) -> str:
+    # Only the columns `token_expired` and `takes_part` read: a process may hold ten thousand sockets, and
+    # on SQLite this read runs in the event loop's thread (inbox.rawsql), so every column per row counts.
+    return (
+        "SELECT t.id, t.expires_at, p.kind, p.active, p.messaging_enabled, p.portal_access, "  # noqa: S608
+        "c.messaging_enabled AS c_messaging_enabled, c.portal_access AS c_portal_access FROM auth_token t "
+        "JOIN participant p ON p.id = t.participant_id "
+        "LEFT JOIN participant c ON c.id = p.client_id AND c.practice_id = p.practice_id "
+        f"WHERE t.id IN ({rawsql.marks(n)}) AND t.revoked_at IS NULL"
+    )
+
+
+async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> dict[int, str]:
+    """Of these tokens (the ones behind open websockets), those whose access has ended, each with why
+    (SIGNED_OUT, EXPIRED, MESSAGING_OFF). One query for up to `_CHECK_BATCH` tokens; none for none."""
+    ids = sorted(set(token_ids))
+    now = ctx.clock.now()
+    ended: dict[int, str] = {}
+    for start in range(0, len(ids), _CHECK_BATCH):
+        chunk = ids[start : start + _CHECK_BATCH]
+        # Padded to a power of two with its last id, so few distinct statements are ever prepared.
+        size = 1 << (len(chunk) - 1).bit_length()
+        rows = await rawsql.fetch(_ended_sql(size), chunk + chunk[-1:] * (size - len(chunk)))
+        found = {row["id"]: row for row in rows}
+        for token_id in chunk:
+            why = _why_ended(found.get(token_id), now)
+            if why is not None:
+                ended[token_id] = why
+    return ended
+
+
+def _why_ended(row: Mapping[str, Any] | None, now: datetime) -> str | None:
+    if row is None:
+        return SIGNED_OUT
+    if not row["active"]:
+        return SIGNED_OUT  # R26: deactivated (its tokens are revoked too; this holds if one was missed)
+    if token_expired(row["expires_at"], now):
+        return EXPIRED
+    person = _Flags(row["kind"], bool(row["messaging_enabled"]), bool(row["portal_access"]))
+    client = None
+    if row["c_messaging_enabled"] is not None:
+        client = _Flags(CLIENT, bool(row["c_messaging_enabled"]), bool(row["c_portal_access"]))
+    return None if takes_part(person, client) else MESSAGING_OFF
 
 
 async def authenticate(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from inbox import outbox
-from inbox.accounts import issue_token
+from inbox.accounts import issue_token, takes_part
 from inbox.context import InboxContext
 from inbox.models import CLIENT, CONTACT, AuthToken, LinkToken, OutboxJob, Participant
 from portal_links import hash_token, link_for, new_token
@@ -47,12 +47,13 @@ class Resolved:
 async def may_use_portal(person: Participant) -> bool:
     """R4 (and R10 for contacts): a client's messaging is on and they have portal access; a contact also
     needs their client's. Team members never sign in through the portal."""
-    if person.kind not in PORTAL_KINDS or not (person.messaging_enabled and person.portal_access):
+    if person.kind not in PORTAL_KINDS:
         return False
-    if person.kind == CONTACT:
+    client = None
+    if person.kind == CONTACT and person.messaging_enabled and person.portal_access:
         client = await Participant.get_or_none(id=person.client_id or 0, practice_id=person.practice_id)
-        return client is not None and client.messaging_enabled and client.portal_access
-    return True
+    # The same conditions as the websocket's re-check (R27), from one definition.
+    return takes_part(person, client)
 
 
 # --- issuing -----------------------------------------------------------------------------------------

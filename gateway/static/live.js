@@ -86,6 +86,39 @@
     if (awayFlag) awayFlag.hidden = !on;
   }
 
+  // --- access ended (R27) --------------------------------------------------------------------------
+  // The server closes the socket with 4401 when the access behind it ends: signed out here or elsewhere,
+  // password changed, deactivated, messaging or portal access turned off, session expired. Reconnecting
+  // cannot help then, so the page says so and offers a way back in. A team member whose messaging was
+  // turned off is still signed in (settings, records): the page says what happened instead.
+  const ACCESS_ENDED = 4401;
+
+  function accessEnded(reason) {
+    document.body.dataset.live = "ended";
+    const portal = document.body.classList.contains("portal");
+    let box = document.getElementById("access-ended");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "access-ended";
+      box.className = "access-ended";
+      box.setAttribute("role", "alert");
+      document.body.insertBefore(box, document.getElementById("main"));
+    }
+    const text = document.createElement("p");
+    if (!portal && reason === "messaging_off") {
+      text.textContent = "Secure messaging was turned off for you, so this page no longer updates.";
+      box.replaceChildren(text);
+      return;
+    }
+    text.textContent = (portal ? "Your session has ended." : "You were signed out.") +
+      (reason === "expired" ? " It expired." : "");
+    const link = document.createElement("a");
+    link.className = "button small";
+    link.textContent = "Sign in again";
+    link.href = portal ? "/portal/sign-in" : "/?" + new URLSearchParams({ next: location.pathname + location.search });
+    box.replaceChildren(text, link);
+  }
+
   // --- live events ---------------------------------------------------------------------------------
   const listeners = [];
   const reconnectListeners = [];
@@ -112,7 +145,11 @@
       if (event.type === "away" && event.participant_id === me) setAwayFlag(event.enabled);
       listeners.forEach(function (fn) { fn(event); });
     });
-    ws.addEventListener("close", function () {
+    ws.addEventListener("close", function (ev) {
+      if (ev.code === ACCESS_ENDED) {
+        accessEnded(ev.reason);
+        return;  // no reconnect: the access behind the socket is gone
+      }
       document.body.dataset.live = "off";
       failures += 1;
       const wait = Math.min(30000, 1000 * Math.pow(2, Math.min(failures - 1, 5)));
