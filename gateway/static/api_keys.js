@@ -93,7 +93,8 @@
       $("new-key-name").textContent = "(" + made.name + ")";
       copyStatus.textContent = "";
       shown.hidden = false;
-      $("new-key-title").focus();
+      // The key, selected, takes the focus: a screen reader reads its label and the warning with it.
+      value.focus();
       value.select();
       await load();
     } catch (e) {

@@ -129,6 +129,7 @@
   const deactivateForm = $("deactivate-form");
   const deactivateError = $("deactivate-error");
   let deactivating = null;
+  const DEACTIVATE_TEXT = $("deactivate-text").textContent;
   deactivateForm.addEventListener("submit", function (ev) {
     if (!ev.submitter || ev.submitter.value !== "save") return;
     ev.preventDefault();
@@ -138,6 +139,10 @@
     busy(ev.submitter, async function () {
       try {
         await api("DELETE", "/team-members/" + row.dataset.member);
+        if (row.dataset.self === "true") {
+          location.assign("/");  // this session ended with the others
+          return;
+        }
         deactivateDialog.close();
         reloadWith(row.dataset.name + " is deactivated and was signed out everywhere.", "s-deactivated");
       } catch (e) {
@@ -165,6 +170,9 @@
       deactivating = row;
       clearFormError(deactivateError);
       $("deactivate-title").textContent = "Deactivate " + row.dataset.name + "?";
+      $("deactivate-text").textContent = row.dataset.self === "true"
+        ? "You are signed out everywhere at once, this browser included, and can no longer sign in until someone reactivates you."
+        : DEACTIVATE_TEXT;
       openDialog(deactivateDialog, button, null);
     }
   });
