@@ -39,7 +39,9 @@ async def people_page(request: web.Request) -> web.Response:
     practice_id = session.member.practice_id
     team = list(await Participant.filter(practice_id=practice_id, kind=TEAM).order_by("name", "id"))
     clients = list(
-        await Participant.filter(practice_id=practice_id, kind=CLIENT).order_by("name", "id").limit(MAX_CLIENTS)
+        await Participant.filter(practice_id=practice_id, kind=CLIENT)
+        .order_by("name", "id")
+        .limit(MAX_CLIENTS)
     )
     contacts: dict[int, list[Participant]] = {}
     if clients:

@@ -231,7 +231,9 @@ async def test_r25_r26_a_managers_people_page_has_no_password_field_and_the_serv
     # Settings > API keys is the owner's alone.
     resp = await page.goto(base + "/settings/api-keys")
     assert resp is not None and resp.status == 403
-    await expect(page.get_by_text("Only the account owner can create, see and revoke API keys.")).to_be_visible()
+    await expect(
+        page.get_by_text("Only the account owner can create, see and revoke API keys.")
+    ).to_be_visible()
     morgan.allow("403")
     assert morgan.problems == []
 
@@ -292,7 +294,9 @@ async def test_r26_r27_a_deactivated_clinicians_open_inbox_says_signed_out_and_s
         assert tab.problems == []
 
 
-async def test_r29_the_owner_creates_an_api_key_sees_it_once_and_revokes_it(browser, client, api, config, clock):
+async def test_r29_the_owner_creates_an_api_key_sees_it_once_and_revokes_it(
+    browser, client, api, config, clock
+):
     await seed_practice(config, clock)
     base = base_url(client)
     dana = await open_tab(browser)
@@ -405,7 +409,9 @@ async def test_r25_r27_a_member_changes_their_password_on_the_account_page_and_t
         assert tab.problems == []
 
 
-async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page(browser, client, config, clock):
+async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page(
+    browser, client, config, clock
+):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     tab = await open_tab(browser, PHONE)
