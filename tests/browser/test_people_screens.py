@@ -159,6 +159,8 @@ async def test_r25_r26_a_managers_people_page_has_no_password_field_and_the_serv
     invite = page.locator("#invite-form")
     await expect(invite.get_by_label("Account owner")).to_have_count(0)  # a manager makes no owners
     await expect(page.get_by_role("link", name="API keys")).to_have_count(0)
+    if screenshots_wanted(config):
+        await screenshot(page, "people-phone.png")
 
     # R25: the API the page uses refuses a password for someone else, whoever asks.
     status, body = await page.evaluate(
