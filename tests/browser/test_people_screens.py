@@ -354,6 +354,9 @@ async def test_r29_the_owner_creates_an_api_key_sees_it_once_and_revokes_it(
     await expect(row.get_by_role("button")).to_have_count(0)
     status, body = await api.get("/practice/settings", token=key)
     assert (status, body["error"]["code"]) == (401, "invalid_token")
+    await page.set_viewport_size(PHONE)
+    assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+    await expect(row).to_be_visible()
     assert dana.problems == []
 
 
@@ -399,6 +402,9 @@ async def test_r25_r27_a_member_changes_their_password_on_the_account_page_and_t
     assert time.monotonic() - started < 2.5
     if screenshots_wanted(config):
         await screenshot(page, "account.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+    assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+    assert await page.evaluate(UNLABELLED_CONTROLS) == []
     # This browser stays signed in; the other one signs in with the new password.
     await page.get_by_role("link", name="Messages").click()
     await expect(page.get_by_role("heading", name="Messages")).to_be_visible()
