@@ -22,9 +22,11 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    oidc,
     openapi,
     ops,
     portal,
+    portal_oidc,
     portal_signin,
     team_inbox,
     team_password,
@@ -32,6 +34,7 @@ from gateway import (
     team_records,
     team_reset,
     team_signin,
+    wellknown,
     ws,
 )
 from gateway.config import Config, data_key_loader
@@ -117,6 +120,7 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     notify_webhooks.webhook_part,
     notify_email.email_notifications,
     devmail.dev_mail_sink,
+    oidc.oidc_part,
 ]
 
 
@@ -152,6 +156,7 @@ def create_app(
         app.add_routes(table)
     app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
+    app.add_routes(portal_oidc.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
     for table in (
@@ -163,6 +168,7 @@ def create_app(
         team_records.routes,
     ):
         app.add_routes(table)
+    app.add_routes(wellknown.routes)  # the app-link files (docs/mobile.md)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)

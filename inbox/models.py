@@ -400,3 +400,44 @@ class Installation(Model):
 
     class Meta:
         table = "installation"
+
+
+class OidcIdentity(Model):
+    """A client's or contact's account at the OpenID Connect provider ("Sign in with Google"), linked from
+    the portal: the provider's (issuer, subject) pair, which stays when the person's email there changes."""
+
+    id = fields.IntField(primary_key=True)
+    participant: fields.ForeignKeyRelation[Participant] = fields.ForeignKeyField(
+        "models.Participant", related_name=False, on_delete=fields.CASCADE
+    )
+    issuer = fields.CharField(max_length=255)
+    subject = fields.CharField(max_length=255)
+    linked_at = fields.DatetimeField()
+
+    participant_id: int
+
+    class Meta:
+        table = "oidc_identity"
+        unique_together = (("participant_id", "issuer"),)
+        indexes = (("issuer", "subject"),)
+
+
+class OidcAttempt(Model):
+    """One "Sign in with Google" (or linking) under way: the keyed hash of its `state`, and of the random
+    value in the HttpOnly cookie of the browser that started it. The nonce and the PKCE verifier are derived
+    from the state with the server's secret, so none of them is stored. Used once; ten minutes."""
+
+    id = fields.IntField(primary_key=True)
+    state_hash = fields.CharField(max_length=64, unique=True)
+    browser_hash = fields.CharField(max_length=64)
+    purpose = fields.CharField(max_length=8)  # signin | link
+    # Linking: the signed-in person; a sign-in that matched several people: whom the browser may choose from.
+    participant_id = fields.IntField(null=True)
+    candidates: list = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+    used_at = fields.DatetimeField(null=True)
+    chosen_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "oidc_attempt"
