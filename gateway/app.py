@@ -30,6 +30,7 @@ from gateway import (
     portal_signin,
     team_inbox,
     team_password,
+    team_people,
     team_records,
     team_reset,
     team_signin,
@@ -163,6 +164,7 @@ def create_app(
         team_reset.routes,
         team_password.routes,
         team_inbox.routes,
+        team_people.routes,
         team_records.routes,
     ):
         app.add_routes(table)
