@@ -83,7 +83,9 @@ async def prune_once(policy: Policy, now: datetime) -> dict[str, int]:
             elif kind == "links":
                 removed[kind] = await LinkToken.filter(id__in=ids).delete()
             else:
-                revoked = await AuthToken.filter(id__in=ids, revoked_at__isnull=False).values_list("id", flat=True)
+                revoked = await AuthToken.filter(id__in=ids, revoked_at__isnull=False).values_list(
+                    "id", flat=True
+                )
                 if revoked:
                     await Device.filter(auth_token_id__in=list(revoked)).delete()
                 removed[kind] = await AuthToken.filter(id__in=ids).delete()

@@ -185,7 +185,7 @@ async def test_the_dispatcher_prunes_by_itself_one_batch_at_a_time(client, clock
     d.start()
     try:
         deadline = time.monotonic() + 10
-        while await OutboxJob.filter(id__in=old).exists() and time.monotonic() < deadline:
+        while await OutboxJob.filter(id__in=old).exists() and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
     finally:
         await d.stop()
