@@ -7,7 +7,9 @@ pg_restore). And every refusal: a non-empty directory or database, a wrong passp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import stat
 import sys
 import tarfile
@@ -354,3 +356,53 @@ def test_a_key_given_in_the_environment_that_differs_is_pointed_out(tmp_path: Pa
     other = {"SECUREMSG_DATA_KEY": new_data_key_line("k1"), "SECUREMSG_SECRET_KEY": "t" * 32}
     notes = backup._key_warnings(other, restored)
     assert len(notes) == 2 and "SECUREMSG_DATA_KEY" in notes[0] and "SECUREMSG_SECRET_KEY" in notes[1]
+
+
+def _on_a_terminal(env: dict[str, str], args: list[str], answers: list[bytes]) -> tuple[int, str]:
+    """Run securemsg with a pseudo-terminal as its controlling terminal, answering each prompt in turn."""
+    import fcntl
+    import pty
+    import subprocess
+    import termios
+
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "gateway", *args], stdin=slave, stdout=slave, stderr=slave, env=env,
+        cwd=procs.ROOT, start_new_session=True, preexec_fn=take_terminal,  # noqa: PLW1509
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    for answer in answers:
+        deadline = time.monotonic() + 60
+        prompts = seen.count(b": ")
+        while seen.count(b": ") == prompts and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        os.write(master, answer + b"\n")
+    proc.wait(120)
+    with contextlib.suppress(OSError):  # the terminal is closed once the process is gone
+        while chunk := os.read(master, 1024):
+            seen += chunk
+    os.close(master)
+    return proc.returncode, seen.decode(errors="replace")
+
+
+def test_without_a_file_or_variable_the_passphrase_is_asked_on_the_terminal(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    env = env_for(sqlite_url, tmp_path / "var", keys_in_files=True)
+    out_path = tmp_path / "b.backup"
+    code, said = _on_a_terminal(
+        env, ["backup", str(out_path)], [PASSPHRASE.encode(), b"something else entirely"]
+    )
+    assert code == 2 and "securemsg: the two passphrases differ" in said and not out_path.exists()
+    code, said = _on_a_terminal(env, ["backup", str(out_path)], [PASSPHRASE.encode()] * 2)
+    assert code == 0, said
+    assert "Backup passphrase: " in said and PASSPHRASE not in said  # asked twice, never echoed
+    var2 = tmp_path / "two"
+    env2 = env_for(f"sqlite://{var2}/securemsg.sqlite3", var2, keys_in_files=True)
+    code, said = _on_a_terminal(env2, ["restore", str(out_path)], [PASSPHRASE.encode()])
+    assert code == 0 and "restored the sqlite backup" in said and PASSPHRASE not in said, said
