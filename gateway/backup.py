@@ -286,6 +286,7 @@ def make_backup(config: Config, out: Path, passphrase: str, environ: Mapping[str
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "version": VERSION,
+            "securemsg": _version(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "database": kind,
             "schema_migration": migration,
@@ -310,6 +311,15 @@ def make_backup(config: Config, out: Path, passphrase: str, environ: Mapping[str
             os.fsync(fh.fileno())
         os.replace(whole, out)
     return manifest
+
+
+def _version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("securemsg")
+    except PackageNotFoundError:
+        return None
 
 
 def _known_migrations() -> set[str]:
