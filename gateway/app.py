@@ -51,6 +51,7 @@ from inbox import accounts, db
 from inbox.clock import Clock, SystemClock
 from inbox.context import InboxContext
 from inbox.crypto import DataKeyring
+from inbox.retention import Policy as RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,14 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
         outbox_lease_s=config.outbox_lease_s,
+    )
+
+
+def retention_policy(config: Config) -> RetentionPolicy:
+    return RetentionPolicy(
+        outbox_days=config.retention_outbox_days,
+        webhook_deliveries_days=config.retention_webhook_deliveries_days,
+        tokens_days=config.retention_tokens_days,
     )
 
 
@@ -133,7 +142,7 @@ def create_app(
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
-    app[DISPATCHER] = Dispatcher(app[CTX])
+    app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:

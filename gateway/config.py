@@ -85,6 +85,11 @@ class Config:
     android_practice_package: str | None = None
     android_practice_cert_sha256: tuple[str, ...] = ()
 
+    # Retention (inbox.retention): days kept after a row is finished, made, or expired/revoked.
+    retention_outbox_days: int = 30
+    retention_webhook_deliveries_days: int = 30
+    retention_tokens_days: int = 7
+
     @property
     def cookie_secure(self) -> bool:
         return self.public_url.startswith("https://")
@@ -203,16 +208,27 @@ def data_key_loader(path: Path) -> Callable[[], tuple[tuple[str, bytes], ...] | 
     return load
 
 
-def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
-    env = dict(os.environ if environ is None else environ)
-    var = Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
-    testing = _bool("SECUREMSG_TESTING", env.get("SECUREMSG_TESTING", "false"))
+def var_dir_from(env: Mapping[str, str], var_dir: Path | None = None) -> Path:
+    return Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
 
+
+def database_url(env: Mapping[str, str], var: Path) -> str:
+    """SECUREMSG_DATABASE_URL checked (default: SQLite in the var directory). `restore` reads it without the
+    rest of the configuration, which would make new keys in the var directory it must find empty."""
     db_url = env.get("SECUREMSG_DATABASE_URL", f"sqlite://{var}/securemsg.sqlite3").strip()
     if not db_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
         raise ConfigError("SECUREMSG_DATABASE_URL must start with sqlite:// or postgres://")
     if db_url.startswith("postgresql://"):
         db_url = "postgres://" + db_url[len("postgresql://") :]
+    return db_url
+
+
+def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    var = var_dir_from(env, var_dir)
+    testing = _bool("SECUREMSG_TESTING", env.get("SECUREMSG_TESTING", "false"))
+
+    db_url = database_url(env, var)
 
     redis_url = env.get("SECUREMSG_REDIS_URL") or None
     if redis_url:
@@ -322,6 +338,19 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         oidc_client_secret=oidc_client_secret,
         oidc_name=oidc_name,
         **app_link_settings(env),
+        # Outbox history is read back for a day at most (R17's unread checks, the hourly throttle): 2 days up.
+        retention_outbox_days=_int(
+            "SECUREMSG_RETENTION_OUTBOX_DAYS", env.get("SECUREMSG_RETENTION_OUTBOX_DAYS", "30"), 2, 3650
+        ),
+        retention_webhook_deliveries_days=_int(
+            "SECUREMSG_RETENTION_WEBHOOK_DELIVERIES_DAYS",
+            env.get("SECUREMSG_RETENTION_WEBHOOK_DELIVERIES_DAYS", "30"),
+            1,
+            3650,
+        ),
+        retention_tokens_days=_int(
+            "SECUREMSG_RETENTION_TOKENS_DAYS", env.get("SECUREMSG_RETENTION_TOKENS_DAYS", "7"), 1, 3650
+        ),
     )
 
 

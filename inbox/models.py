@@ -199,7 +199,8 @@ class AuthToken(Model):
 
     class Meta:
         table = "auth_token"
-        indexes = (("participant_id",),)
+        # Retention (inbox.retention) looks for tokens long expired or long revoked.
+        indexes = (("participant_id",), ("expires_at",), ("revoked_at",))
 
 
 class LinkToken(Model):
@@ -225,7 +226,7 @@ class LinkToken(Model):
 
     class Meta:
         table = "link_token"
-        indexes = (("participant_id", "purpose"),)
+        indexes = (("participant_id", "purpose"), ("expires_at",))  # the latter for retention
 
 
 class OutboxJob(Model):
@@ -252,7 +253,13 @@ class OutboxJob(Model):
         # The dispatcher's questions must cost what is due, not what is stored (issue #7, bench/dispatch.py):
         # "emails done for these people since T" ranges over finished_at; "the rows of this message"
         # (was its new-message email sent? cancel on removal) looks up message_id.
-        indexes = (("status", "due_at"), ("recipient_id", "kind", "status", "finished_at"), ("message_id",))
+        # Retention prunes history by status and finished_at (inbox.retention).
+        indexes = (
+            ("status", "due_at"),
+            ("recipient_id", "kind", "status", "finished_at"),
+            ("message_id",),
+            ("status", "finished_at"),
+        )
 
 
 class Device(Model):
@@ -277,7 +284,8 @@ class Device(Model):
     class Meta:
         table = "device"
         unique_together = (("practice_id", "platform", "token"),)
-        indexes = (("participant_id",),)
+        # auth_token_id: retention removes the devices of the revoked sessions it prunes.
+        indexes = (("participant_id",), ("auth_token_id",))
 
 
 class AuditEvent(Model):
@@ -388,7 +396,7 @@ class WebhookDelivery(Model):
 
     class Meta:
         table = "webhook_delivery"
-        indexes = (("webhook_id", "id"),)
+        indexes = (("webhook_id", "id"), ("created_at",))  # the latter for retention
 
 
 class Installation(Model):
