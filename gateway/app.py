@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -44,7 +45,7 @@ from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
 from gateway.logsafe import redact_aiohttp_logs
 from gateway.middleware import errors, security_headers
-from gateway.realtime import Hub, RedisHub
+from gateway.realtime import Hub, PgHub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
 from inbox import accounts, db
@@ -97,6 +98,11 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         redis_hub = RedisHub(url, check, timeout_s=app[CONFIG].redis_timeout_s)
         await redis_hub.start()
         hub = redis_hub
+    elif app[SERVICES].get("shared_events") and db.dialect() == "postgres":
+        # `serve --processes N` without Redis: the events cross the processes through LISTEN/NOTIFY.
+        pg_hub = PgHub(app[CONFIG].database_url, check, timeout_s=app[CONFIG].database_timeout_s)
+        await pg_hub.start()
+        hub = pg_hub
     else:
         hub = Hub(check)
     app[HUB] = hub
@@ -121,6 +127,11 @@ async def _close_sockets(app: web.Application) -> None:
         await app[HUB].close_sockets()
 
 
+async def _answered_by(request: web.Request, response: web.StreamResponse) -> None:
+    """Tests only (SECUREMSG_TESTING=1): which of the processes answered, so a test can see them all work."""
+    response.headers["X-Securemsg-Pid"] = str(os.getpid())
+
+
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
@@ -134,14 +145,23 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
 
 
 def create_app(
-    config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    worker: bool = False,
+    dev_mail: bool = False,
+    shared_events: bool = False,
 ) -> web.Application:
+    """`shared_events`: one of several processes of `serve --processes N` (gateway.procs), whose realtime
+    events must reach the others' sockets."""
     redact_aiohttp_logs()
     app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
-    app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
+    app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail, "shared_events": shared_events}
+    if config.testing and shared_events:
+        app.on_response_prepare.append(_answered_by)
     app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)

@@ -26,6 +26,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _processes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 256, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="securemsg", description="Secure messaging and mobile push for health practices.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -40,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--dev-mail", action="store_true", help="also run the built-in SMTP sink and /dev/mail"
     )
+    serve.add_argument(
+        "--processes",
+        type=_processes,
+        default=None,
+        help="gateway processes on the one port (default: one per CPU with PostgreSQL or Redis, else 1)",
+    )
+    # A child of `--processes N` (gateway.procs): the port is shared, the parent has migrated.
+    serve.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
 
     sub.add_parser("worker", help="run only the notification dispatcher")
     sub.add_parser("migrate", help="bring the database schema up to date")
@@ -183,10 +201,24 @@ def check_dev_mail_host(host: str) -> None:
 
 
 def serve(
-    config: Config, host: str, port: int, *, worker: bool, dev_mail: bool, banner: str | None = None
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    worker: bool,
+    dev_mail: bool,
+    banner: str | None = None,
+    processes: int | None = 1,
+    supervised: bool = False,
 ) -> None:
+    from gateway import procs
     from gateway.app import create_app
 
+    count = procs.resolve_processes(config, processes, dev_mail=dev_mail)
+    if count > 1:
+        asyncio.run(_migrate(config))  # once, before any child serves
+        procs.supervise(host, port, count, worker=worker)
+        return
     if dev_mail:
         check_dev_mail_host(host)
         log.warning(
@@ -195,11 +227,21 @@ def serve(
             host,
             port,
         )
-    asyncio.run(_migrate(config))
-    app = create_app(config, worker=worker, dev_mail=dev_mail)
+    if supervised:
+        procs.die_with_parent()
+    else:
+        asyncio.run(_migrate(config))
+    app = create_app(config, worker=worker, dev_mail=dev_mail, shared_events=supervised)
     if banner:
         print(banner, flush=True)
-    web.run_app(app, host=host, port=port, print=lambda s: log.info("%s", s.strip()), access_log=None)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=lambda s: log.info("%s", s.strip()),
+        access_log=None,
+        reuse_port=supervised or None,
+    )
 
 
 async def _audit_verify(config: Config, practice_id: int | None) -> int:
@@ -300,7 +342,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "create-practice":
             print(json.dumps(asyncio.run(_create_practice(config, args))))
         elif args.command == "serve":
-            serve(config, args.host, args.port, worker=args.worker, dev_mail=args.dev_mail)
+            serve(
+                config,
+                args.host,
+                args.port,
+                worker=args.worker,
+                dev_mail=args.dev_mail,
+                processes=args.processes,
+                supervised=args.supervised,
+            )
         elif args.command == "worker":
             from gateway.worker import run_worker
 

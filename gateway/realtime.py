@@ -19,6 +19,11 @@ process's sockets only. Should the queue fill (Redis slow or away for long), an 
 log line and counted (`dropped_publish`): the messages themselves are stored, and clients catch up through
 the API as after a reconnect.
 
+`securemsg serve --processes N` on PostgreSQL without Redis (gateway.procs) uses `PgHub`: the same, through
+PostgreSQL's LISTEN/NOTIFY on one dedicated connection per process. A notification carries at most
+NOTIFY_LIMIT bytes; an event larger than that (a long message) reaches this process's sockets only, with a
+log line, and the others' clients catch up through the API.
+
 R27: what ends access closes the sockets it was behind, in every process, within two seconds, with code
 ACCESS_ENDED (4401) and nothing more sent. Each socket knows the token (bearer token or session) it was
 opened with, and two paths re-check it against the database, so nothing rests on one event arriving:
@@ -57,6 +62,8 @@ PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for Redis
 PUBLISH_BATCH = 500  # events sent in one round trip
 WARN_EVERY_S = 30.0
 RECHECK_EVERY_S = 1.0
+PG_CHANNEL = "securemsg_events"
+NOTIFY_LIMIT = 7999  # PostgreSQL's payload limit is 8000 bytes, the terminating zero included
 ACCESS_ENDED = 4401  # the close code when the access behind a socket has ended (API.md §4)
 
 # token ids → {token id: why its access ended} for those that no longer give access (`inbox.accounts`)
@@ -453,3 +460,158 @@ class RedisHub(Hub):
                     await task
         await super().close()
         await self._redis.aclose()
+
+
+class PgHub(Hub):
+    """Fan-out between the processes of one machine through PostgreSQL LISTEN/NOTIFY, for `serve
+    --processes N` without Redis. Like RedisHub: a request only queues its event; one task sends what is
+    queued on a dedicated connection, which also LISTENs, so every process (this one too) delivers the
+    events in the order they were sent. A lost connection is made again by itself; meanwhile events reach
+    this process's sockets only, and the periodic re-check keeps R27."""
+
+    def __init__(
+        self,
+        url: str,
+        check: CredentialCheck | None = None,
+        *,
+        timeout_s: float = 10.0,
+        queue_limit: int = PUBLISH_QUEUE_LIMIT,
+    ) -> None:
+        super().__init__(check)
+        from tortoise.backends.base.config_generator import expand_db_url
+
+        credentials = expand_db_url(url)["credentials"]
+        self._connect_args = {
+            key: credentials[key]
+            for key in ("host", "port", "user", "password", "database", "ssl")
+            if credentials.get(key) is not None
+        }
+        self.timeout_s = timeout_s
+        self._conn: Any = None  # asyncpg.Connection while connected
+        self._lost = asyncio.Event()
+        self._sending = asyncio.Lock()
+        self._keeper: asyncio.Task[None] | None = None
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(queue_limit)
+        self._publisher: asyncio.Task[None] | None = None
+        self.dropped_publish = 0
+        self.too_large = 0  # events too large for a notification: delivered in this process only
+        self._warned_at = {"full": -WARN_EVERY_S, "failed": -WARN_EVERY_S, "large": -WARN_EVERY_S}
+        self._origin = os.urandom(8).hex()
+
+    async def start(self) -> None:
+        await self._connect()  # the first time, a failure is the caller's: the server does not start
+        self._keeper = asyncio.create_task(self._keep_connected(), name="securemsg-pg-listener")
+        self._publisher = asyncio.create_task(self._publish_queued(), name="securemsg-pg-publisher")
+
+    def _warn_now(self, what: str) -> bool:
+        now = time.monotonic()
+        if now - self._warned_at[what] < WARN_EVERY_S:
+            return False
+        self._warned_at[what] = now
+        return True
+
+    async def _connect(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(**self._connect_args, timeout=self.timeout_s)
+        self._lost.clear()
+        conn.add_termination_listener(lambda _conn: self._lost.set())
+        await conn.add_listener(PG_CHANNEL, self._on_notify)
+        self._conn = conn
+
+    async def _keep_connected(self) -> None:
+        while True:
+            await self._lost.wait()
+            self._conn = None
+            log.warning("realtime: the LISTEN connection to PostgreSQL was lost; reconnecting")
+            while True:
+                await asyncio.sleep(0.5)
+                try:
+                    await self._connect()
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if self._warn_now("failed"):
+                        log.warning("realtime: PostgreSQL LISTEN reconnect failed (%s)", type(exc).__name__)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        data = json.loads(payload)
+        if "a" in data:  # an access notice (R27)
+            if data.get("o") != self._origin:
+                self.recheck_local(data["a"])
+            return
+        self.deliver_local(data["r"], data["p"])
+
+    async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        ids = list(recipients)
+        message = json.dumps({"r": ids, "p": payload}, separators=(",", ":"))
+        if len(message.encode()) > NOTIFY_LIMIT:
+            self.too_large += 1
+            if self._warn_now("large"):
+                log.warning(
+                    "realtime: an event of %d bytes does not fit a PostgreSQL notification; only this "
+                    "process's sockets get it, the others' clients catch up through the API (%d so far)",
+                    len(message.encode()),
+                    self.too_large,
+                )
+            self.deliver_local(ids, payload)
+            return
+        try:
+            self._outgoing.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped_publish += 1
+            if self._warn_now("full"):
+                log.warning(
+                    "realtime: the queue of events for PostgreSQL is full; event dropped (%d so far); "
+                    "clients catch up through the API",
+                    self.dropped_publish,
+                )
+
+    async def _notify(self, messages: list[str]) -> None:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("no LISTEN connection")
+        async with self._sending, asyncio.timeout(self.timeout_s):  # one statement at a time on a connection
+            await conn.executemany("SELECT pg_notify($1, $2)", [(PG_CHANNEL, m) for m in messages])
+
+    async def _publish_queued(self) -> None:
+        while True:
+            batch = [await self._outgoing.get()]
+            while len(batch) < PUBLISH_BATCH and not self._outgoing.empty():
+                batch.append(self._outgoing.get_nowait())
+            try:
+                await self._notify(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._warn_now("failed"):
+                    log.warning(
+                        "realtime: NOTIFY failed (%s); delivering to local sockets only", type(exc).__name__
+                    )
+                for message in batch:
+                    data = json.loads(message)
+                    self.deliver_local(data["r"], data["p"])
+
+    async def access_changed(self, participant_ids: Iterable[int]) -> None:
+        ids = sorted(set(participant_ids))
+        self.recheck_local(ids)
+        notice = json.dumps({"a": ids, "o": self._origin}, separators=(",", ":"))
+        if len(notice.encode()) > NOTIFY_LIMIT:
+            return  # thousands of people at once: the others' periodic re-check closes their sockets
+        try:
+            # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
+            await asyncio.wait_for(self._notify([notice]), timeout=RECHECK_EVERY_S)
+        except Exception as exc:
+            log.warning("realtime: NOTIFY of an access change failed (%s)", type(exc).__name__)
+
+    async def close(self) -> None:
+        for task in (self._keeper, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await super().close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._conn.close(), timeout=2.0)
