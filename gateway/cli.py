@@ -216,6 +216,7 @@ def serve(
 
     count = procs.resolve_processes(config, processes, dev_mail=dev_mail)
     if count > 1:
+        procs.check_port_free(host, port)
         asyncio.run(_migrate(config))  # once, before any child serves
         procs.supervise(host, port, count, worker=worker)
         return

@@ -181,5 +181,4 @@ def _how(returncode: int | None) -> str:
 
 
 def supervise(host: str, port: int, processes: int, *, worker: bool) -> int:
-    check_port_free(host, port)
     return asyncio.run(Supervisor(host, port, processes, worker=worker).run())
