@@ -97,9 +97,11 @@ class Server:
         self.starts += 1
         self.log_dir.mkdir(parents=True, exist_ok=True)
         path = self.log_dir / f"serve-{self.port}-{self.starts}.log"
+        # One process unless a test asks for more: a kill -9 of `pid` must kill the server itself.
+        args = self.args if "--processes" in self.args else ("--processes", "1", *self.args)
         with await asyncio.to_thread(path.open, "wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *self.args,
+                sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args,
                 env=self.env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
         await self.wait_ready()

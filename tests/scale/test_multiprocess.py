@@ -83,7 +83,7 @@ class Proc:
 async def start_gateway(env: dict[str, str], *extra: str) -> Proc:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "serve", "--port", str(port), *extra,
+        sys.executable, "-m", "gateway", "serve", "--port", str(port), "--processes", "1", *extra,
         env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
