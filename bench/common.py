@@ -23,6 +23,7 @@ from gateway.config import new_data_key_line
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("SECUREMSG_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SECUREMSG_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:
@@ -116,9 +117,11 @@ async def start_process(
 
 
 async def start_securemsg(env: dict[str, str], *extra: str) -> Server:
+    """One process unless `extra` asks for more (`--processes N`): the figures are per process."""
     port = free_port()
+    count = [] if "--processes" in extra else ["--processes", "1"]
     return await start_process(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *extra], env, port, "/readyz"
+        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *count, *extra], env, port, "/readyz"
     )
 
 
@@ -225,5 +228,18 @@ async def pg_available() -> bool:
         conn = await asyncio.wait_for(asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1)), 2)
         await conn.close()
         return True
+    except Exception:
+        return False
+
+
+async def redis_available() -> bool:
+    try:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            return bool(await client.ping())
+        finally:
+            await client.aclose()
     except Exception:
         return False

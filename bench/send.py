@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import (
+    REDIS_URL,
     Practice,
     Server,
     base_env,
@@ -29,6 +30,7 @@ from bench.common import (
     more_conversations,
     percentile,
     pg_available,
+    redis_available,
     start_bare,
     start_securemsg,
     summary_ms,
@@ -177,7 +179,50 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
     finally:
         await server.stop()
         await bare.stop()
+    lines.append(await processes(name, database_url, messages, rounds))
     return lines
+
+
+async def processes(name: str, database_url: str | None, messages: int, rounds: int) -> str:
+    """`serve --processes 1` against `serve --processes 2` on one database (SQLite with Redis, since two
+    processes need it for events; PostgreSQL without), at concurrency 32 over 32 conversations, beside the
+    bare ceiling, round by round: one, two, bare."""
+    extra = {} if database_url else {"SECUREMSG_REDIS_URL": REDIS_URL}
+    if not database_url and not await redis_available():
+        return f"{name:8s} processes: no Redis at {REDIS_URL}, skipped (SQLite needs it for two processes)"
+    var = Path(tempfile.mkdtemp(prefix=f"bench-procs-{name}-"))
+    env = base_env(var, database_url, **extra)
+    from bench.common import run_cli
+
+    await run_cli(env, "migrate")
+    one = await start_securemsg(env, "--no-worker", "--processes", "1")
+    two = await start_securemsg(env, "--no-worker", "--processes", "2")
+    bare = await start_bare()
+    try:
+        await asyncio.sleep(3)  # the second child of `two` is up by now (readiness saw the first)
+        practice = await make_practice(env, one.url)
+        convs = await more_conversations(one.url, practice, SCALE_CONCURRENCY)
+        token = practice.sender_token
+        for url in (one.url, two.url):
+            await blast(url, token, convs, 400, SCALE_CONCURRENCY)  # warm up every process
+        rates: dict[str, list[float]] = {"one": [], "two": [], "bare": []}
+        busy: dict[str, list[float]] = {"one": [], "two": []}
+        for _ in range(rounds):
+            for label, url in (("one", one.url), ("two", two.url)):
+                before = machine_cpu()
+                rates[label].append((await blast(url, token, convs, messages, SCALE_CONCURRENCY))[0])
+                busy[label].append(busy_since(before))
+            rates["bare"].append((await blast(bare.url, "x", convs, messages, SCALE_CONCURRENCY))[0])
+    finally:
+        for server in (one, two, bare):
+            await server.stop()
+    r1, r2, ceiling = max(rates["one"]), max(rates["two"]), max(rates["bare"])
+    ratio = r2 / r1
+    return (
+        f"{name:8s} c={SCALE_CONCURRENCY} --processes 1 {r1:.0f} msg/s (machine {max(busy['one']):.0%} busy)  |  "
+        f"--processes 2 {r2:.0f} msg/s (machine {max(busy['two']):.0%} busy)  |  bare {ceiling:.0f} req/s  |  "
+        f"×{ratio:.2f} (goal ≥ 1.6: {'met' if ratio >= 1.6 else 'NOT met'})"
+    )
 
 
 async def scale_out(
