@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
-from gateway.auditing import audit_request
+from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import require_participant, require_principal, require_provisioner
 from gateway.keys import CONFIG, CTX
 from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, present, read_json, take
 from inbox import accounts, audit, messaging
-from inbox.errors import Forbidden, Unauthenticated
+from inbox.errors import Forbidden, SlowDown, Unauthenticated
 from inbox.models import CLIENT, TEAM, Participant, Practice
 
 routes = web.RouteTableDef()
@@ -72,10 +73,14 @@ async def login(request: web.Request) -> web.Response:
     # A device that signed in to this account before is trusted: throttled on its own, never locked out
     # by someone else's failures (see accounts.authenticate).
     trusted = accounts.device_token_valid(ctx, email, device)
-    if trusted:
-        await enforce(request, "login_device", device)
-    else:
-        await enforce(request, "login", email)
+    try:
+        if trusted:
+            await enforce(request, "login_device", device)
+        else:
+            await enforce(request, "login", email)
+    except SlowDown:
+        await audit_throttled_sign_in(request, email)
+        raise
     try:
         member = await accounts.authenticate(ctx, email, password, otp, trusted_device=trusted)
     except Unauthenticated as exc:
@@ -111,6 +116,7 @@ _SETTINGS = {
     "auto_enable_new_clients": (bool, False),
     "unread_email_delay_s": (int, False),
     "name": (str, False),
+    "allow_unencrypted_exports": (bool, False),
 }
 
 
@@ -128,8 +134,9 @@ async def patch_settings(request: web.Request) -> web.Response:
     changes = present(data, _SETTINGS)
     practice = await Practice.get(id=principal.practice_id)
     ctx = request.app[CTX]
-    await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
-    await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
+    async with in_transaction():  # the change and its audit row commit together, or neither does
+        await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
+        await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
     return web.json_response(accounts.settings_json(practice, ctx))
 
 

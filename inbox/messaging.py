@@ -412,12 +412,18 @@ class Sent(Outcome):
 
 
 async def send_message(
-    ctx: InboxContext, actor: Participant, conversation_id: int, body: str, client_msg_id: str | None = None
+    ctx: InboxContext,
+    actor: Participant,
+    conversation_id: int,
+    body: str,
+    client_msg_id: str | None = None,
+    *,
+    ip: str | None = None,
 ) -> Sent:
     """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`."""
     from inbox import sending  # it builds on this module
 
-    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id)
+    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id, ip=ip)
 
 
 async def unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:
