@@ -78,7 +78,7 @@ async def open_conversation(request: web.Request) -> web.Response:
     if body is not None:
         await enforce(request, "send", p.id)
     ctx = request.app[CTX]
-    opened = await messaging.open_conversation(ctx, p, ids, body)
+    opened = await messaging.open_conversation(ctx, p, ids, body, ip=client_ip(request))
     assert opened.conversation is not None
     await publish(request, opened.events)
     answer = await messaging.conversation_detail(p, opened.conversation.id)
