@@ -9,7 +9,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import uuid
+from datetime import UTC, datetime
 
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.transactions import in_transaction
 
 from gateway.keys import CTX
@@ -264,3 +268,69 @@ async def test_r24_rows_written_inside_a_transaction_are_sealed_after_its_commit
             await audit.record(ctx, 6, audit.SYSTEM, "test.rolled_back")
             raise RuntimeError("the change failed")
     assert not await AuditEvent.filter(action="test.rolled_back").exists()
+
+
+async def test_r24_an_upgraded_database_keeps_its_chain_verifying(db_url, tmp_path):
+    """A database written by the unkeyed version (schema 0003), then `securemsg migrate`: its rows verify,
+    and the rows written from then on are keyed and chained onto them."""
+    from gateway.app import make_context
+    from inbox import db
+    from tests.conftest import _pg_exec, _with_db, make_config
+
+    if db_url.startswith("sqlite"):
+        url = f"sqlite://{tmp_path}/old.sqlite3"
+    else:
+        url = _with_db(db_url, f"securemsg_old_{uuid.uuid4().hex[:12]}")
+        await _pg_exec(db_url, f'CREATE DATABASE "{url.rsplit("/", 1)[1]}"')
+    try:
+        await tortoise_migrate(config=db.tortoise_config(url), target="models.0003_outbox_history_indexes")
+        await Tortoise.close_connections()
+        at = datetime(2025, 12, 1, 8, 30, tzinfo=UTC)
+        prev, rows = "0" * 64, []
+        for seq in (1, 2, 3):
+            fields = {
+                "practice_id": 1, "seq": seq, "at": audit._utc(at), "actor_id": 7, "actor_kind": "team",
+                "action": "transcript.read", "target_type": "client", "target_id": "8",
+                "detail": {"messages": seq}, "ip": "10.0.0.1",
+            }  # fmt: skip
+            digest = audit.chain_hash(prev, fields)
+            rows.append((seq, json.dumps(fields["detail"]), prev, digest))
+            prev = digest
+        sql = (
+            "INSERT INTO audit_event (practice_id, seq, at, actor_id, actor_kind, action, target_type, target_id, "
+            "detail, ip, prev_hash, hash) VALUES (1, {}, {}, 7, 'team', 'transcript.read', 'client', '8', {}, "
+            "'10.0.0.1', {}, {})"
+        )
+        conn = await db_connection(url)
+        for seq, detail, prev_hash, digest in rows:
+            await conn.execute_script(
+                sql.format(seq, f"'{at.isoformat(' ')}'", f"'{detail}'", f"'{prev_hash}'", f"'{digest}'")
+            )
+        await Tortoise.close_connections()
+
+        var = tmp_path / "var"
+        code, out, err = await run_cli(url, var, "migrate")
+        assert code == 0, err
+        code, out, err = await run_cli(url, var, "audit", "verify")
+        assert code == 0, (out, err)
+        assert "practice 1: 3 rows verified" in out and "before the keyed audit log" in out
+
+        await db.connect(url)
+        try:
+            ctx = make_context(make_config(url, var))
+            new = await audit.record(ctx, 1, audit.SYSTEM, "export.download", "export", 1)
+            assert new.seq == 4 and new.prev_hash == prev and new.key_id == "a1"
+        finally:
+            await db.disconnect()
+        code, out, err = await run_cli(url, var, "audit", "verify")
+        assert code == 0 and "practice 1: 4 rows verified" in out, (out, err)
+    finally:
+        if not url.startswith("sqlite"):
+            await _pg_exec(db_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+async def db_connection(url):
+    from inbox import db
+
+    await Tortoise.init(config=db.tortoise_config(url))
+    return Tortoise.get_connection("default")
