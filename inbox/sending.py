@@ -9,7 +9,8 @@ One read unit, one write unit (see `inbox.rawsql`):
   access grants (and a contact's client when the client is not in it). On SQLite all of it is one hop.
 - the checks, in Python, in the same order as ever: 404, body (R12), client_msg_id, the replay of an
   earlier send (200, never a duplicate), then who may write to whom (R1–R10, `inbox.permissions`).
-- write, through the group commit (`inbox.groupcommit`): the message, the members' unread counts and
+- write, through the group commit (`inbox.groupcommit`): the message, its audit row (R24, unsealed with its
+  mac: `audit.send_row`; sealed into the chain a moment after the commit), the members' unread counts and
   activity, the conversation's last message, the outbox rows (`outbox.new_message_rows`), the webhook
   deliveries (`webhooks.new_delivery`), and the recipients' unread totals read in the same transaction.
 
@@ -314,10 +315,10 @@ class _NewMessage:
     now: datetime
     recipients: tuple[tuple[int, str], ...]  # (id, kind) of everyone but the sender
     unread_delay_s: int
-    audit: AuditEvent  # unsaved; its target_id (the message id) is put in by the write
+    audit: audit.SendRow  # its target_id, the message id, is put in by the write
 
 
-def _audit_params(row: AuditEvent, message_id: int | None) -> tuple[Any, ...]:
+def _audit_params(row: audit.SendRow, message_id: int | None) -> tuple[Any, ...]:
     """The audit row's values, in `_AUDIT_COLUMNS` order (PostgreSQL: without target_id, which the
     statement takes from the message it inserts)."""
     head = (row.practice_id, row.at, row.actor_id, row.actor_kind, row.action, row.target_type)
@@ -497,17 +498,7 @@ async def send_message(
         now=now,
         recipients=tuple((o.id, o.kind) for o in others),
         unread_delay_s=loaded.unread_delay_s or ctx.default_unread_delay_s,
-        audit=audit.new_row(
-            ctx,
-            actor.practice_id,
-            actor,
-            audit.SEND,
-            "message",
-            None,
-            {"conversation_id": conversation_id},
-            ip,
-            now,
-        ),
+        audit=audit.send_row(ctx, actor, conversation_id, now, ip),
     )
     pg = rawsql.is_postgres(rawsql.client())
     write = _write_postgres if pg else _write
