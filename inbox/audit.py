@@ -53,7 +53,7 @@ from inbox.context import InboxContext
 from inbox.errors import Invalid
 from inbox.ids import id_from_text
 from inbox.messaging import ids_of
-from inbox.models import TEAM, AuditEvent, Message, Participant
+from inbox.models import TEAM, AuditEvent, Participant
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,36 @@ def actor_of(who: Participant | Principal | Actor | None) -> Actor:
     return Actor(who.id, who.kind)
 
 
+@dataclass
+class _Unsealed:
+    """An unsealed row as the sealer reads it: raw columns, not a model instance (a seal pass reads a
+    row per send, and Tortoise's instances would cost more than the rest of the pass)."""
+
+    id: int
+    practice_id: int
+    at: datetime
+    actor_id: int | None
+    actor_kind: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    detail: dict[str, Any]
+    ip: str | None
+    mac: str | None
+    key_id: str | None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+Row = AuditEvent | _Unsealed
+
+
 def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_fields(row: AuditEvent) -> dict[str, Any]:
+def row_fields(row: Row) -> dict[str, Any]:
     """The fields the hash covers, in a form that survives a round trip through either database."""
     return {
         "practice_id": row.practice_id,
@@ -110,7 +135,7 @@ def row_fields(row: AuditEvent) -> dict[str, Any]:
     }
 
 
-def mac_fields(row: AuditEvent) -> dict[str, Any]:
+def mac_fields(row: Row) -> dict[str, Any]:
     """What a row's mac covers: its fields without its place in the chain (and a send's message id)."""
     fields = row_fields(row)
     del fields["seq"]
@@ -128,7 +153,7 @@ def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical(fields)).hexdigest()
 
 
-def row_mac(key: bytes, row: AuditEvent) -> str:
+def row_mac(key: bytes, row: Row) -> str:
     return hmac.new(key, canonical(mac_fields(row)), hashlib.sha256).hexdigest()
 
 
@@ -169,7 +194,7 @@ def send_row(
     return SendRow(sender.practice_id, at, sender.id, sender.kind, SEND, "message", detail, ip, mac, key_id)
 
 
-def link_hash(key: bytes, prev_hash: str, row: AuditEvent) -> str:
+def link_hash(key: bytes, prev_hash: str, row: Row) -> str:
     """A sealed row's keyed hash: the previous hash, the row's fields with its seq, and its mac."""
     message = prev_hash.encode() + b"|" + canonical(row_fields(row)) + b"|" + (row.mac or "").encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -323,37 +348,64 @@ async def record_sign_in(
 # --- sealing ------------------------------------------------------------------------------------------
 
 
-async def _send_targets_hold(rows: list[AuditEvent], conn: BaseDBAsyncClient) -> set[int]:
+_UNSEALED_SQL = (
+    "SELECT id, practice_id, at, actor_id, actor_kind, action, target_type, target_id, detail, ip, mac, "
+    "key_id FROM audit_event WHERE practice_id = ? AND seq IS NULL ORDER BY id LIMIT ?"
+)
+
+
+async def _unsealed(conn: BaseDBAsyncClient, practice_id: int, limit: int) -> list[_Unsealed]:
+    sql = rawsql.pg_sql(_UNSEALED_SQL) if rawsql.is_postgres(conn) else _UNSEALED_SQL
+    found = []
+    for r in await conn.execute_query_dict(sql, [practice_id, limit]):
+        r["at"] = rawsql.to_datetime(r["at"])
+        r["detail"] = rawsql.python_value(AuditEvent, "detail", r["detail"])
+        found.append(_Unsealed(**r))
+    return found
+
+
+async def _send_targets_hold(rows: list[_Unsealed], conn: BaseDBAsyncClient) -> set[int]:
     """The ids of send rows whose message is what the row says: that sender, conversation and time."""
     sends = [r for r in rows if r.action == SEND and r.target_id and r.target_id.isdigit()]
     if not sends:
         return set()
+    ids = [int(r.target_id or 0) for r in sends]
+    sql = (
+        "SELECT id, sender_id, conversation_id, created_at FROM message "  # noqa: S608
+        f"WHERE id IN ({rawsql.marks(len(ids))})"
+    )
     found = {
-        m.id: m for m in await Message.filter(id__in=[int(r.target_id or 0) for r in sends]).using_db(conn)
+        int(m["id"]): m
+        for m in await conn.execute_query_dict(rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, ids)
     }
     good = set()
     for r in sends:
         m = found.get(int(r.target_id or 0))
         if (
             m is not None
-            and m.sender_id == r.actor_id
-            and m.conversation_id == (r.detail or {}).get("conversation_id")
-            and _utc(m.created_at) == _utc(r.at)
+            and m["sender_id"] == r.actor_id
+            and m["conversation_id"] == (r.detail or {}).get("conversation_id")
+            and _utc(rawsql.to_datetime(m["created_at"]) or r.at) == _utc(r.at)
         ):
             good.add(r.id)
     return good
+
+
+def _holds(ctx: InboxContext, row: _Unsealed, sends_ok: set[int]) -> bytes | None:
+    """The row's key when its mac (and, for a send, its message) holds; else None."""
+    key = _key(ctx, row.key_id)
+    if key is None or not hmac.compare_digest(row.mac or "", row_mac(key, row)):
+        return None
+    if row.action == SEND and row.id not in sends_ok:
+        return None
+    return key
 
 
 async def _seal_batch(ctx: InboxContext, practice_id: int, conn: BaseDBAsyncClient) -> tuple[int, bool]:
     """Seal up to SEAL_BATCH rows in this transaction; (rows sealed, whether more may wait)."""
     if rawsql.is_postgres(conn):
         await conn.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_LOCK_SPACE, practice_id])
-    pending = list(
-        await AuditEvent.filter(practice_id=practice_id, seq__isnull=True)
-        .using_db(conn)
-        .order_by("id")
-        .limit(SEAL_BATCH)
-    )
+    pending = await _unsealed(conn, practice_id, SEAL_BATCH)
     if not pending:
         return 0, False
     last = (
@@ -366,12 +418,8 @@ async def _seal_batch(ctx: InboxContext, practice_id: int, conn: BaseDBAsyncClie
     sends_ok = await _send_targets_hold(pending, conn)
     updates: list[list[Any]] = []
     for row in pending:
-        key = _key(ctx, row.key_id)
-        if (
-            key is None
-            or not hmac.compare_digest(row.mac or "", row_mac(key, row))
-            or (row.action == SEND and row.id not in sends_ok)
-        ):
+        key = _holds(ctx, row, sends_ok)
+        if key is None:
             # Not written by securemsg (or by one without this key): it stays out of the chain, and
             # `audit verify` names it.
             log.warning("audit row id %s of practice %s does not verify; not sealed", row.id, practice_id)
@@ -557,16 +605,12 @@ async def verify_chain(ctx: InboxContext, practice_id: int) -> ChainReport:
         report.keyed_rows += row.key_id is not None
         report.head = row.hash or GENESIS
         expected_seq, prev = seq + 1, report.head
-    unsealed = list(await AuditEvent.filter(practice_id=practice_id, seq__isnull=True).order_by("id"))
-    sends_ok = await _send_targets_hold(unsealed, rawsql.client())
-    for row in unsealed:
-        key = _key(ctx, row.key_id)
-        if (
-            key is None
-            or not hmac.compare_digest(row.mac or "", row_mac(key, row))
-            or (row.action == SEND and row.id not in sends_ok)
-        ):
-            report.bad_row_id = row.id
+    conn = rawsql.client()
+    unsealed = await _unsealed(conn, practice_id, SEAL_BATCH)
+    sends_ok = await _send_targets_hold(unsealed, conn)
+    for loose in unsealed:
+        if _holds(ctx, loose, sends_ok) is None:
+            report.bad_row_id = loose.id
             report.problem = (
                 "it is not in the chain: it does not verify under this server's audit key "
                 "(written or changed outside securemsg)"
