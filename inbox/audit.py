@@ -7,7 +7,7 @@ between the two cannot keep the change and lose the row. It carries a `mac`: HMA
 key, over the canonical JSON of its own fields (sorted keys, no spaces, UTC times with microseconds).
 
 Rows are then *sealed* into the practice's chain, in the order they are sealed: `seq` 1, 2, 3, … and
-`hash` = HMAC-SHA256 over the previous row's hash, the row's fields with its seq, and its mac. A row written
+`hash` = HMAC-SHA256 over the previous row's hash, the row's seq, its mac and its target_id. A row written
 outside a transaction is sealed at once; one written inside is sealed a moment after its commit
 (`inbox.sealer`), by the periodic pass (gateway.auditing), or before the log is read or verified. Sealing
 takes the practice's chain lock (PostgreSQL: an advisory lock for the transaction; the unique
@@ -41,6 +41,7 @@ import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
@@ -154,7 +155,7 @@ def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 
 def row_mac(key: bytes, row: Row) -> str:
-    return hmac.new(key, canonical(mac_fields(row)), hashlib.sha256).hexdigest()
+    return _hmac(key, canonical(mac_fields(row)))
 
 
 class SendRow(NamedTuple):
@@ -190,14 +191,26 @@ def send_row(
         "detail": detail,
         "ip": ip,
     }
-    mac = hmac.new(key, canonical(fields), hashlib.sha256).hexdigest()
+    mac = _hmac(key, canonical(fields))
     return SendRow(sender.practice_id, at, sender.id, sender.kind, SEND, "message", detail, ip, mac, key_id)
 
 
 def link_hash(key: bytes, prev_hash: str, row: Row) -> str:
-    """A sealed row's keyed hash: the previous hash, the row's fields with its seq, and its mac."""
-    message = prev_hash.encode() + b"|" + canonical(row_fields(row)) + b"|" + (row.mac or "").encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    """A sealed row's keyed hash: the previous hash, its seq, its mac (which covers its fields) and its
+    target_id (which a send's mac leaves out)."""
+    return _hmac(key, f"{prev_hash}|{row.seq}|{row.mac}|{row.target_id}".encode())
+
+
+@lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _hmac(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256, hex; the key's padding is worked out once per key, not per row."""
+    h = _keyed(key).copy()
+    h.update(message)
+    return h.hexdigest()
 
 
 def _current_key(ctx: InboxContext) -> tuple[str, bytes]:

@@ -38,7 +38,7 @@ async def test_r24_each_row_holds_the_previous_rows_hash(client):
     for before, row in zip(stored, stored[1:], strict=False):
         assert row.prev_hash == before.hash
     # Each row has a mac (HMAC-SHA256 under the audit key over the canonical JSON of its fields without seq)
-    # and a keyed hash over the previous hash, its fields with seq, and its mac.
+    # and a keyed hash over the previous hash, its seq, its mac and its target_id.
     first = stored[0]
     fields = {
         "practice_id": 1,
@@ -54,8 +54,7 @@ async def test_r24_each_row_holds_the_previous_rows_hash(client):
     key_id, key = ctx.audit_keys[0]
     mac = hmac.new(key, json.dumps(fields, sort_keys=True, separators=(",", ":")).encode(), "sha256")
     assert first.key_id == key_id and first.mac == mac.hexdigest()
-    with_seq = json.dumps(fields | {"seq": 1}, sort_keys=True, separators=(",", ":")).encode()
-    expected = hmac.new(key, ("0" * 64).encode() + b"|" + with_seq + b"|" + first.mac.encode(), "sha256")
+    expected = hmac.new(key, f"{'0' * 64}|1|{first.mac}|0".encode(), "sha256")
     assert first.hash == expected.hexdigest() == rows[0].hash
     # Chains are per practice.
     other = await add_rows(ctx, 2, 1)
