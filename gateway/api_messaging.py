@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway import api_devices
-from gateway.auditing import audit_request
+from gateway.auditing import audit_access, audit_request
 from gateway.auth import bearer_token, has_principal, participant_from, require_participant
 from gateway.keys import CTX, DISPATCHER, HUB
-from gateway.limits import enforce
+from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, query_int, read_json, take
 from inbox import messaging, sending
 from inbox.errors import DomainError
@@ -77,7 +78,7 @@ async def open_conversation(request: web.Request) -> web.Response:
     if body is not None:
         await enforce(request, "send", p.id)
     ctx = request.app[CTX]
-    opened = await messaging.open_conversation(ctx, p, ids, body)
+    opened = await messaging.open_conversation(ctx, p, ids, body, ip=client_ip(request))
     assert opened.conversation is not None
     await publish(request, opened.events)
     answer = await messaging.conversation_detail(p, opened.conversation.id)
@@ -97,7 +98,9 @@ async def list_messages(request: web.Request) -> web.Response:
     p = await require_participant(request)
     before = query_int(request, "before", lo=1)
     limit = query_int(request, "limit", default=50, lo=1, hi=200) or 50
-    page = await messaging.list_messages(request.app[CTX], p, path_int(request, "id"), before, limit)
+    conversation_id = path_int(request, "id")
+    page = await messaging.list_messages(request.app[CTX], p, conversation_id, before, limit)
+    await audit_access(request, p, "conversation.open", conversation_id)
     return web.json_response(page)
 
 
@@ -123,7 +126,9 @@ async def send_message(request: web.Request) -> web.Response:
         caller = await sending.read_caller(ctx, token, conversation_id, client_msg_id)
         p = participant_from(request, caller.principal)
     await enforce(request, "send", p.id)
-    sent = await sending.send_message(ctx, p, conversation_id, body, client_msg_id, caller=caller)
+    sent = await sending.send_message(
+        ctx, p, conversation_id, body, client_msg_id, caller=caller, ip=client_ip(request)
+    )
     assert sent.message is not None
     await publish(request, sent.events)
     return web.json_response(
@@ -147,10 +152,11 @@ async def mark_read(request: web.Request) -> web.Response:
 async def remove_message(request: web.Request) -> web.Response:
     p = await require_participant(request)
     ctx = request.app[CTX]
-    msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id", big=True))
+    async with in_transaction():  # the removal and its audit row commit together, or neither does
+        msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id", big=True))
+        if outcome.events:  # removed now, not a repeat of an earlier removal
+            await audit_request(
+                request, p, "message.remove", "message", msg.id, {"conversation_id": msg.conversation_id}
+            )
     await publish(request, outcome.events)
-    if outcome.events:  # removed now, not a repeat of an earlier removal
-        await audit_request(
-            request, p, "message.remove", "message", msg.id, {"conversation_id": msg.conversation_id}
-        )
     return web.json_response({"message": messaging.message_json(ctx, msg)})

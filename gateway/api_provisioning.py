@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
-from gateway.auditing import audit_request
+from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import require_participant, require_principal, require_provisioner
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
@@ -14,7 +15,7 @@ from gateway.revocation import access_ended
 from gateway.validation import path_int, present, read_json, take
 from inbox import access, accounts, apikeys, audit, messaging, passwords, visibility
 from inbox.accounts import Principal
-from inbox.errors import Forbidden, Unauthenticated
+from inbox.errors import Forbidden, SlowDown, Unauthenticated
 from inbox.models import CLIENT, TEAM, Participant, Practice
 
 routes = web.RouteTableDef()
@@ -76,10 +77,14 @@ async def login(request: web.Request) -> web.Response:
     # A device that signed in to this account before is trusted: throttled on its own, never locked out
     # by someone else's failures (see accounts.authenticate).
     trusted = await accounts.trusted_device_member(ctx, email, device, practice_id)
-    if trusted is not None:
-        await enforce(request, "login_device", device)
-    else:
-        await enforce(request, "login", email)
+    try:
+        if trusted is not None:
+            await enforce(request, "login_device", device)
+        else:
+            await enforce(request, "login", email)
+    except SlowDown:
+        await audit_throttled_sign_in(request, email)
+        raise
     try:
         member = await accounts.authenticate(
             ctx, email, password, otp, trusted_member_id=trusted, practice_id=practice_id
@@ -119,6 +124,7 @@ _SETTINGS = {
     "auto_enable_new_clients": (bool, False),
     "unread_email_delay_s": (int, False),
     "name": (str, False),
+    "allow_unencrypted_exports": (bool, False),
 }
 
 
@@ -136,8 +142,9 @@ async def patch_settings(request: web.Request) -> web.Response:
     changes = present(data, _SETTINGS)
     practice = await Practice.get(id=principal.practice_id)
     ctx = request.app[CTX]
-    await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
-    await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
+    async with in_transaction():  # the change and its audit row commit together, or neither does
+        await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
+        await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
     return web.json_response(accounts.settings_json(practice, ctx))
 
 

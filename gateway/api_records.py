@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
@@ -49,10 +50,16 @@ async def create_chart_note(request: web.Request) -> web.Response:
     client_id = path_int(request, "id")
     data = await read_json(request, {"message_ids"})
     ids = take(data, "message_ids", list, required=True, item=int, max_items=records.MAX_NOTE_MESSAGES)
-    note = await records.create_chart_note(request.app[CTX], me, client_id, ids)
-    await audit_request(
-        request, me, "chart_note.create", "chart_note", note["id"], {"client_id": client_id, "messages": ids}
-    )
+    async with in_transaction():  # the note and its audit row commit together, or neither does
+        note = await records.create_chart_note(request.app[CTX], me, client_id, ids)
+        await audit_request(
+            request,
+            me,
+            "chart_note.create",
+            "chart_note",
+            note["id"],
+            {"client_id": client_id, "messages": ids},
+        )
     return web.json_response(note, status=201)
 
 
@@ -81,22 +88,23 @@ async def request_export(request: web.Request) -> web.Response:
     require_password = take(data, "require_password", bool)
     if exports.may_export(me):
         await enforce(request, "export", me.id)
-    export = await exports.request_export(
-        request.app[CTX], me, scope, clinician_id, True if require_password is None else require_password
-    )
+    async with in_transaction():  # the export and its audit row commit together, or neither does
+        export = await exports.request_export(
+            request.app[CTX], me, scope, clinician_id, True if require_password is None else require_password
+        )
+        await audit_request(
+            request,
+            me,
+            "export.request",
+            "export",
+            export.id,
+            {
+                "scope": export.scope,
+                "clinician_id": export.clinician_id,
+                "require_password": export.require_password,
+            },
+        )
     request.app[DISPATCHER].wake()
-    await audit_request(
-        request,
-        me,
-        "export.request",
-        "export",
-        export.id,
-        {
-            "scope": export.scope,
-            "clinician_id": export.clinician_id,
-            "require_password": export.require_password,
-        },
-    )
     return web.json_response(exports.export_json(request.app[CTX], export, me), status=202)
 
 
@@ -119,7 +127,7 @@ async def get_export(request: web.Request) -> web.Response:
 async def download_export(request: web.Request) -> web.StreamResponse:
     me = await require_participant(request)
     export = await exports.get_export(me, path_int(request, "id"))
-    path = exports.download_path(export)
+    path = await exports.download_path(request.app[CTX], export)
     await audit_request(request, me, "export.download", "export", export.id)
     return web.FileResponse(
         path,
@@ -145,6 +153,6 @@ async def read_audit(request: web.Request) -> web.Response:
     since = audit.parse_since(request.query.get("since"))
     after = audit.parse_cursor(request.query.get("cursor"))
     limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
-    page = await audit.list_events(me.practice_id, since, after, limit)
+    page = await audit.list_events(me.practice_id, since, after, limit, ctx=request.app[CTX])
     await audit_request(request, me, "audit.read", None, None, {"items": len(page["items"])})
     return web.json_response(page)

@@ -38,7 +38,8 @@ from gateway import (
     wellknown,
     ws,
 )
-from gateway.config import Config, data_key_loader
+from gateway.auditing import audit_part
+from gateway.config import Config, audit_keys_of, data_key_loader
 from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
@@ -72,6 +73,8 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
         outbox_lease_s=config.outbox_lease_s,
+        audit_keys=audit_keys_of(config),
+        export_retention_days=config.export_retention_days,
     )
 
 
@@ -135,6 +138,7 @@ async def _answered_by(request: web.Request, response: web.StreamResponse) -> No
 # The optional parts, each a cleanup context that builds its clients and registers its outbox handlers.
 PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     limiter_part,
+    audit_part,
     export_part,
     notify_push.push_part,
     notify_webhooks.webhook_part,

@@ -246,17 +246,28 @@ def serve(
 
 
 async def _audit_verify(config: Config, practice_id: int | None) -> int:
+    from gateway.app import make_context
     from inbox import audit, db
 
     await db.connect(config.database_url)
     try:
-        reports = await audit.verify(practice_id)
+        reports = await audit.verify(make_context(config), practice_id)
     finally:
         await db.disconnect()
     bad = [r for r in reports if not r.ok]
     for r in reports:
         if r.ok:
             print(f"practice {r.practice_id}: {r.rows} rows verified, head {r.head}")
+            if r.unkeyed:
+                print(
+                    f"practice {r.practice_id}: every row is from before the keyed audit log; its next row "
+                    "seals them under the audit key (until then, compare the head above with a kept copy)"
+                )
+        elif r.bad_seq is None:
+            print(
+                f"practice {r.practice_id}: bad row id {r.bad_row_id}: {r.problem}; "
+                f"the {r.rows} rows of the chain verified"
+            )
         else:
             print(
                 f"practice {r.practice_id}: first bad row is id {r.bad_row_id} (seq {r.bad_seq}): "

@@ -37,6 +37,10 @@ class Config:
     # Where data_keys came from (None: SECUREMSG_DATA_KEY); a running server re-reads it after rotation.
     data_key_file: Path | None = None
     var_dir: Path = Path("var")
+    # The audit log's MAC keys, newest first (SECUREMSG_AUDIT_KEY, else var/audit.key); when empty, the
+    # key file in var_dir is read, or made (`audit_keys_of`).
+    audit_keys: tuple[tuple[str, bytes], ...] = ()
+    export_retention_days: int = 7
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None
@@ -212,6 +216,18 @@ def var_dir_from(env: Mapping[str, str], var_dir: Path | None = None) -> Path:
     return Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
 
 
+def read_audit_keys(var: Path) -> tuple[tuple[str, bytes], ...]:
+    """var/audit.key, made once like data.key: `id:base64key` lines, newest first. It is kept out of the
+    database on purpose: someone who can rewrite the audit table cannot recompute its keyed hashes."""
+    path = var / "audit.key"
+    raw = _read_or_create_secret(path, new_data_key_line("a1").encode())
+    return parse_data_keys(str(path), raw.decode())
+
+
+def audit_keys_of(config: Config) -> tuple[tuple[str, bytes], ...]:
+    return config.audit_keys or read_audit_keys(config.var_dir)
+
+
 def database_url(env: Mapping[str, str], var: Path) -> str:
     """SECUREMSG_DATABASE_URL checked (default: SQLite in the var directory). `restore` reads it without the
     rest of the configuration, which would make new keys in the var directory it must find empty."""
@@ -248,6 +264,11 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         data_key_file = var / "data.key"
         raw = _read_or_create_secret(data_key_file, new_data_key_line("k1").encode())
         data_keys = parse_data_keys(str(data_key_file), raw.decode())
+
+    if "SECUREMSG_AUDIT_KEY" in env:
+        audit_keys = parse_data_keys("SECUREMSG_AUDIT_KEY", env["SECUREMSG_AUDIT_KEY"])
+    else:
+        audit_keys = read_audit_keys(var)
 
     delay_lo = 1 if testing else 600
     delay = _int(
@@ -298,6 +319,10 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         data_keys=data_keys,
         data_key_file=data_key_file,
         var_dir=var,
+        audit_keys=audit_keys,
+        export_retention_days=_int(
+            "SECUREMSG_EXPORT_RETENTION_DAYS", env.get("SECUREMSG_EXPORT_RETENTION_DAYS", "7"), 1, 3650
+        ),
         smtp_host=env.get("SECUREMSG_SMTP_HOST", "127.0.0.1"),
         smtp_port=_int("SECUREMSG_SMTP_PORT", env.get("SECUREMSG_SMTP_PORT", "1025"), 1, 65535),
         smtp_username=env.get("SECUREMSG_SMTP_USERNAME") or None,

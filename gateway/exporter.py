@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER
@@ -70,29 +71,31 @@ class ExportHandler:
             if job.attempts + 1 >= MAX_ATTEMPTS:
                 return await self._fail(export, reason)
             return JobOutcome.retry(reason)
-        if await exports.mark_ready(ctx, export, written):
-            await audit.record(
-                ctx,
-                export.practice_id,
-                audit.SYSTEM,
-                "export.ready",
-                "export",
-                export.id,
-                {"conversations": written.conversations, "messages": written.messages},
-            )
+        async with in_transaction():  # ready and its audit row commit together
+            if await exports.mark_ready(ctx, export, written):
+                await audit.record(
+                    ctx,
+                    export.practice_id,
+                    audit.SYSTEM,
+                    "export.ready",
+                    "export",
+                    export.id,
+                    {"conversations": written.conversations, "messages": written.messages},
+                )
         return JobOutcome.done()
 
     async def _fail(self, export: Export, reason: str) -> JobOutcome:
-        if await exports.mark_failed(self.ctx, export, reason):
-            await audit.record(
-                self.ctx,
-                export.practice_id,
-                audit.SYSTEM,
-                "export.failed",
-                "export",
-                export.id,
-                {"reason": reason},
-            )
+        async with in_transaction():
+            if await exports.mark_failed(self.ctx, export, reason):
+                await audit.record(
+                    self.ctx,
+                    export.practice_id,
+                    audit.SYSTEM,
+                    "export.failed",
+                    "export",
+                    export.id,
+                    {"reason": reason},
+                )
         return JobOutcome.failed(reason)
 
 

@@ -208,6 +208,7 @@ SCHEMAS: dict[str, Schema] = {
             "team_messaging_enabled": BOOL,
             "auto_enable_new_clients": BOOL,
             "unread_email_delay_s": INT,
+            "allow_unencrypted_exports": BOOL,
         }
     ),
     "TeamMember": obj(
@@ -272,7 +273,7 @@ SCHEMAS: dict[str, Schema] = {
     "Export": obj(
         {
             "id": INT,
-            "status": enum("pending", "ready", "failed"),
+            "status": enum("pending", "ready", "failed", exports.EXPIRED),
             "scope": enum(*exports.SCOPES),
             "clinician_id": null(INT),
             "require_password": BOOL,
@@ -281,6 +282,7 @@ SCHEMAS: dict[str, Schema] = {
             "finished_at": null(TIME),
             "error": null(STR),
             "download_url": null(STR),
+            "expires_at": null(TIME),
             "password": STR,
         },
         [
@@ -294,6 +296,7 @@ SCHEMAS: dict[str, Schema] = {
             "finished_at",
             "error",
             "download_url",
+            "expires_at",
         ],
     ),
     "AuditEvent": obj(
@@ -357,6 +360,7 @@ _ERRORS: dict[int, str] = {
     403: "Not allowed; `error.rule` names the rule that forbids it where there is one.",
     404: "No such object, or not one of yours (another practice's ids are always 404).",
     409: "Conflict with the current state.",
+    410: "Gone: the object's time is over (an export file past its retention).",
     413: "Too large: the body is over the limit, or a list holds too many items.",
     422: "Invalid input; `error.field` names the field.",
     429: "Too many requests; wait as long as `Retry-After` says.",
@@ -636,6 +640,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "auto_enable_new_clients": BOOL,
             "unread_email_delay_s": {"type": "integer", "minimum": 600, "maximum": 1200},
             "name": NAME,
+            "allow_unencrypted_exports": BOOL,
         }
     )
     p[f"{v1}/practice/settings"] = {
@@ -656,7 +661,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             ok={200: ("Settings.", ref("Settings"))},
             errors=[403, 409],
             description="409 `team_messaging_off` (R1) when client messaging is turned on while the "
-            "team's is off.",
+            "team's is off. `allow_unencrypted_exports` (R23, default false) lets exports be asked for "
+            "without a password.",
         ),
     }
     roles = arr(enum(*ROLES), minItems=1, maxItems=len(ROLES))
@@ -1081,6 +1087,8 @@ def _paths() -> dict[str, dict[str, Any]]:
             ),
             ok={202: ("Accepted; poll GET /exports/{id}.", ref("Export"))},
             errors=[403, 429],
+            description="403 `unencrypted_export_not_allowed` (R23) for `require_password: false` unless the "
+            "practice's `allow_unencrypted_exports` setting is on.",
         ),
     }
     export = [path_id(what="export")]
@@ -1108,9 +1116,12 @@ def _paths() -> dict[str, dict[str, Any]]:
                     {"type": "string", "format": "binary"},
                 )
             },
-            errors=[403, 404, 409],
+            errors=[403, 404, 409, 410],
             content_type="application/zip",
-            description="409 `export_not_ready` until the export is ready.",
+            description="409 `export_not_ready` until the export is ready; 410 `export_expired` once its "
+            "file was deleted (SECUREMSG_EXPORT_RETENTION_DAYS after it was written, 7 by default). Member "
+            "names are opaque (`secure-messages/conversation-0001.txt`); `index.txt` inside maps them to "
+            "participants.",
         )
     }
     p[f"{v1}/audit"] = {

@@ -17,7 +17,9 @@ import emoji
 from aiohttp import web
 
 from gateway.api_messaging import publish
+from gateway.auditing import audit_access
 from gateway.keys import CTX, DISPATCHER
+from gateway.limits import client_ip
 from gateway.portal_session import (
     csrf_failed,
     person_of,
@@ -98,6 +100,7 @@ async def _conversation_page(
     before = request.query.get("before", "")
     before_id = id_from_text(before)
     page = await messaging.list_messages(ctx, person, conversation_id, before_id, 50)
+    await audit_access(request, person, "conversation.open", conversation_id)
     names = {p["id"]: p["name"] + (" (Away)" if p["away"] else "") for p in detail["participants"]}
     items = [
         {
@@ -201,7 +204,9 @@ async def reply(request: web.Request) -> web.Response:
     client_msg_id = form.get("client_msg_id", "")[:100] or None
     ctx = request.app[CTX]
     try:
-        sent = await messaging.send_message(ctx, person_of(principal), conversation_id, body, client_msg_id)
+        sent = await messaging.send_message(
+            ctx, person_of(principal), conversation_id, body, client_msg_id, ip=client_ip(request)
+        )
     except NotFound:
         return _not_found(request, principal)
     except DomainError as exc:  # empty, too long, not allowed (R8): say so, and keep what was typed

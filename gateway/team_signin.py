@@ -13,7 +13,7 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from gateway.auditing import audit_request
+from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import SESSION_COOKIE
 from gateway.cookies import del_cookie, read_cookie, set_cookie
 from gateway.keys import CTX, HUB
@@ -158,6 +158,7 @@ async def sign_in(request: web.Request) -> web.Response:
         # The same limits as the API's sign-in: per address tried (or per trusted device) and per IP.
         trusted = await _throttle(request, email, practice_id)
     except SlowDown as exc:
+        await audit_throttled_sign_in(request, email)
         return _slow_down(request, exc, "inbox/sign_in.html", next_path)
     try:
         step = await signin.check_password(
@@ -231,6 +232,7 @@ async def sign_in_code(request: web.Request) -> web.Response:
     try:
         trusted = await _throttle(request, pending.email, pending.practice_id) == pending.id
     except SlowDown as exc:
+        await audit_throttled_sign_in(request, pending.email)
         return _slow_down(request, exc, "inbox/sign_in_code.html", next_path)
     try:
         member = await signin.check_code(ctx, pending, form_text(form, "code", 20), trusted_device=trusted)

@@ -111,6 +111,7 @@ def settings_json(practice: Practice, ctx: InboxContext) -> dict[str, Any]:
         "team_messaging_enabled": practice.team_messaging_enabled,
         "auto_enable_new_clients": practice.auto_enable_new_clients,
         "unread_email_delay_s": practice.unread_email_delay_s or ctx.default_unread_delay_s,
+        "allow_unencrypted_exports": practice.allow_unencrypted_exports,
     }
 
 
@@ -143,6 +144,8 @@ async def update_settings(
     practice.client_messaging_enabled = client_on
     if "auto_enable_new_clients" in changes:
         practice.auto_enable_new_clients = changes["auto_enable_new_clients"]
+    if "allow_unencrypted_exports" in changes:  # R23: exports without a password, off by default
+        practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
     await practice.save()
     return practice
 

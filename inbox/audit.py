@@ -1,14 +1,31 @@
-"""The audit log (R24): append-only rows, hash-chained per practice, so an edit or a deletion shows.
+"""The audit log (R24): append-only rows, chained per practice under a key the database never holds, so an
+edit, an insertion or a deletion shows, even one made by someone who can write to the database.
 
-Each row's `hash` is SHA-256 over the previous row's hash followed by the canonical JSON of the row's own
-fields (sorted keys, no spaces, UTC times with microseconds). Rows are numbered 1, 2, 3, … per practice
-(`seq`, unique per practice): the next number is read and the insert simply retried when another writer
-took it first, so concurrent writers on several processes never fork the chain.
+A row is written in the same transaction as the change it records (pass `conn`, or call `record` inside
+`in_transaction()`; the send path writes its row in the group commit), so a crash or a database error
+between the two cannot keep the change and lose the row. It carries a `mac`: HMAC-SHA256, under the audit
+key, over the canonical JSON of its own fields (sorted keys, no spaces, UTC times with microseconds).
 
-What the chain catches: a changed field (the row's hash no longer matches), a row recomputed after an edit
-(the next row's prev_hash no longer matches), a deleted row (a gap in seq). What it cannot catch on its own:
-dropping the newest rows, or rewriting the whole chain from some row on; `securemsg audit verify` prints each
-practice's head hash so that an operator can keep it somewhere else and compare.
+Rows are then *sealed* into the practice's chain, in the order they are sealed: `seq` 1, 2, 3, … and
+`hash` = HMAC-SHA256 over the previous row's hash, the row's seq, its mac and its target_id. A row written
+outside a transaction is sealed at once; one written inside is sealed a moment after its commit
+(`inbox.sealer`), by the periodic pass (gateway.auditing), or before the log is read or verified. Sealing
+takes the practice's chain lock (PostgreSQL: an advisory lock for the transaction; the unique
+(practice_id, seq) index stops any other race, and the seal is simply retried), and refuses a row whose mac
+does not hold: a row someone slipped into the table never joins the chain.
+
+A send's row is MACed before its message has an id (the send is one statement on PostgreSQL): its
+target_id is left out of its mac, checked against the message itself (sender, conversation, time) when it
+is sealed, and covered by the chain hash from then on.
+
+The key lives in the var directory (`audit.key`, or SECUREMSG_AUDIT_KEY), never in the database: someone
+who rewrites a row and recomputes the chain cannot make the keyed hashes match. Rows record the key's id
+(`key_id`); rows from before the keyed scheme (key_id None) keep their unkeyed SHA-256 chain and still
+verify, but only before the first keyed row: an unkeyed row after a keyed one is a rewrite.
+
+What the chain cannot catch on its own: dropping the newest rows, or a rewrite of a chain that has no keyed
+row at all yet (one untouched since before the upgrade); `securemsg audit verify` prints each practice's
+head hash, and says when a chain is not keyed yet, so that an operator can keep them elsewhere and compare.
 
 Rows never hold message text or names: only ids, action names, field names and flags.
 """
@@ -19,14 +36,19 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, NamedTuple
 
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
+from inbox import rawsql
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Invalid
@@ -34,9 +56,18 @@ from inbox.ids import id_from_text
 from inbox.messaging import ids_of
 from inbox.models import TEAM, AuditEvent, Participant
 
+log = logging.getLogger(__name__)
+
 GENESIS = "0" * 64
 MAX_DETAIL_BYTES = 4000
-_INSERT_TRIES = 200
+_SEAL_TRIES = 200
+SEAL_BATCH = 1000
+SEND = "message.send"  # a send's row: its mac leaves out the message id (see above)
+ACCESS_WINDOW = timedelta(hours=1)
+THROTTLED = "rate_limited"  # a sign-in refused by the rate limits, before its password was looked at
+THROTTLED_WINDOW = timedelta(minutes=1)
+_SEAL_SQL = "UPDATE audit_event SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?"
+_LOCK_SPACE = 0x5EA1  # PostgreSQL advisory locks: (this, practice id) is a practice's chain
 
 
 @dataclass(frozen=True)
@@ -60,11 +91,36 @@ def actor_of(who: Participant | Principal | Actor | None) -> Actor:
     return Actor(who.id, who.kind)
 
 
+@dataclass
+class _Unsealed:
+    """An unsealed row as the sealer reads it: raw columns, not a model instance (a seal pass reads a
+    row per send, and Tortoise's instances would cost more than the rest of the pass)."""
+
+    id: int
+    practice_id: int
+    at: datetime
+    actor_id: int | None
+    actor_kind: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    detail: dict[str, Any]
+    ip: str | None
+    mac: str | None
+    key_id: str | None
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+Row = AuditEvent | _Unsealed
+
+
 def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_fields(row: AuditEvent) -> dict[str, Any]:
+def row_fields(row: Row) -> dict[str, Any]:
     """The fields the hash covers, in a form that survives a round trip through either database."""
     return {
         "practice_id": row.practice_id,
@@ -80,12 +136,91 @@ def row_fields(row: AuditEvent) -> dict[str, Any]:
     }
 
 
+def mac_fields(row: Row) -> dict[str, Any]:
+    """What a row's mac covers: its fields without its place in the chain (and a send's message id)."""
+    fields = row_fields(row)
+    del fields["seq"]
+    if row.action == SEND:
+        fields["target_id"] = None
+    return fields
+
+
 def canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """The unkeyed hash of rows written before the keyed scheme (key_id None)."""
     return hashlib.sha256(prev_hash.encode() + canonical(fields)).hexdigest()
+
+
+def row_mac(key: bytes, row: Row) -> str:
+    return _hmac(key, canonical(mac_fields(row)))
+
+
+class SendRow(NamedTuple):
+    """A send's audit row as plain values, in the send path's column order (`inbox.sending`): building a
+    model instance would cost the hot path more than the insert."""
+
+    practice_id: int
+    at: datetime
+    actor_id: int
+    actor_kind: str
+    action: str
+    target_type: str
+    detail: dict[str, Any]
+    ip: str | None
+    mac: str
+    key_id: str
+
+
+def send_row(
+    ctx: InboxContext, sender: Participant, conversation_id: int, at: datetime, ip: str | None
+) -> SendRow:
+    key_id, key = _current_key(ctx)
+    detail = {"conversation_id": conversation_id}
+    ip = ip[:64] if ip else None
+    fields = {
+        "practice_id": sender.practice_id,
+        "at": _utc(at),
+        "actor_id": sender.id,
+        "actor_kind": sender.kind,
+        "action": SEND,
+        "target_type": "message",
+        "target_id": None,  # the message has no id yet (see above)
+        "detail": detail,
+        "ip": ip,
+    }
+    mac = _hmac(key, canonical(fields))
+    return SendRow(sender.practice_id, at, sender.id, sender.kind, SEND, "message", detail, ip, mac, key_id)
+
+
+def link_hash(key: bytes, prev_hash: str, row: Row) -> str:
+    """A sealed row's keyed hash: the previous hash, its seq, its mac (which covers its fields) and its
+    target_id (which a send's mac leaves out)."""
+    return _hmac(key, f"{prev_hash}|{row.seq}|{row.mac}|{row.target_id}".encode())
+
+
+@lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _hmac(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256, hex; the key's padding is worked out once per key, not per row."""
+    h = _keyed(key).copy()
+    h.update(message)
+    return h.hexdigest()
+
+
+def _current_key(ctx: InboxContext) -> tuple[str, bytes]:
+    if not ctx.audit_keys:
+        raise RuntimeError("no audit key: the audit log cannot be written (see SECUREMSG_AUDIT_KEY)")
+    return ctx.audit_keys[0]
+
+
+def _key(ctx: InboxContext, key_id: str | None) -> bytes | None:
+    return next((k for kid, k in ctx.audit_keys if kid == key_id), None)
 
 
 def _check_detail(detail: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +242,39 @@ def _check_detail(detail: dict[str, Any]) -> dict[str, Any]:
     return detail
 
 
+def new_row(
+    ctx: InboxContext,
+    practice_id: int,
+    actor: Participant | Principal | Actor | None,
+    action: str,
+    target_type: str | None = None,
+    target_id: int | str | None = None,
+    detail: dict[str, Any] | None = None,
+    ip: str | None = None,
+    at: datetime | None = None,
+) -> AuditEvent:
+    """An unsaved, unsealed row with its mac."""
+    who = actor_of(actor)
+    key_id, key = _current_key(ctx)
+    row = AuditEvent(
+        practice_id=practice_id,
+        seq=None,
+        at=at or ctx.clock.now(),
+        actor_id=who.id,
+        actor_kind=who.kind,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        detail=_check_detail(dict(detail or {})),
+        ip=ip[:64] if ip else None,
+        prev_hash=None,
+        hash=None,
+        key_id=key_id,
+    )
+    row.mac = row_mac(key, row)
+    return row
+
+
 async def record(
     ctx: InboxContext,
     practice_id: int,
@@ -116,36 +284,47 @@ async def record(
     target_id: int | str | None = None,
     detail: dict[str, Any] | None = None,
     ip: str | None = None,
+    *,
+    conn: BaseDBAsyncClient | None = None,
 ) -> AuditEvent:
-    """Append one row to the practice's chain. Call it after the change it records has committed."""
-    who = actor_of(actor)
-    detail = _check_detail(dict(detail or {}))
-    at = ctx.clock.now()
-    for attempt in range(_INSERT_TRIES):
-        last = await AuditEvent.filter(practice_id=practice_id).order_by("-seq").first()
-        prev_hash, seq = (last.hash, last.seq + 1) if last is not None else (GENESIS, 1)
-        row = AuditEvent(
-            practice_id=practice_id,
-            seq=seq,
-            at=at,
-            actor_id=who.id,
-            actor_kind=who.kind,
-            action=action,
-            target_type=target_type,
-            target_id=None if target_id is None else str(target_id),
-            detail=detail,
-            ip=ip[:64] if ip else None,
-            prev_hash=prev_hash,
-            hash="",
-        )
-        row.hash = chain_hash(prev_hash, row_fields(row))
-        try:
-            await row.save()
-            return row
-        except IntegrityError:
-            # Another writer took this seq a moment ago: read the new head and chain onto it.
-            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-    raise RuntimeError(f"could not append to the audit log of practice {practice_id}")
+    """Append one row to the practice's log.
+
+    Inside a transaction (`conn`, or a call within `in_transaction()`) the row is written in it, so it
+    commits or rolls back with the change it records, and is sealed soon after the commit (the row returned
+    is not sealed yet). Outside one it is written and sealed at once, and returned sealed."""
+    row = new_row(ctx, practice_id, actor, action, target_type, target_id, detail, ip)
+    conn = conn or rawsql.client()
+    if isinstance(conn, TransactionalDBClient):
+        await row.save(using_db=conn)
+        seal_soon(ctx, practice_id)
+        return row
+    await row.save(using_db=conn)
+    await seal(ctx, practice_id)
+    await row.refresh_from_db(fields=["seq", "prev_hash", "hash"])
+    return row
+
+
+def seal_soon(ctx: InboxContext, practice_id: int) -> None:
+    """Rows of this practice were committed unsealed: seal them in a moment (inbox.sealer)."""
+    ctx.sealer.wake(practice_id)
+
+
+async def record_access(
+    ctx: InboxContext,
+    who: Participant,
+    action: str,
+    conversation_id: int,
+    ip: str | None = None,
+) -> AuditEvent | None:
+    """A person opened a conversation (HIPAA: access to health information). One row per person per
+    conversation per hour says who saw what and when well enough; a reload every few seconds adds none."""
+    since = ctx.clock.now() - ACCESS_WINDOW
+    seen = await AuditEvent.filter(
+        actor_id=who.id, target_id=str(conversation_id), action=action, at__gte=since
+    ).exists()
+    if seen:
+        return None
+    return await record(ctx, who.practice_id, who, action, "conversation", conversation_id, None, ip)
 
 
 async def record_sign_in(
@@ -162,19 +341,143 @@ async def record_sign_in(
         if member is not None
         else await Participant.filter(kind=TEAM, email=email.strip().lower()[:254]).order_by("id")
     )
+    action = "auth.login_failed"
     row = None
     for account in accounts:
+        if failure == THROTTLED:
+            # Someone hammering an address is refused many times a second: a row a minute says it well.
+            action = "auth.login_throttled"
+            since = ctx.clock.now() - THROTTLED_WINDOW
+            seen = AuditEvent.filter(actor_id=None, target_id=str(account.id), action=action, at__gte=since)
+            if await seen.exists():
+                continue
         row = await record(
             ctx,
             account.practice_id,
             Actor(None, "anonymous"),
-            "auth.login_failed",
+            action,
             "participant",
             account.id,
             {"reason": failure},
             ip,
         )
     return row
+
+
+# --- sealing ------------------------------------------------------------------------------------------
+
+
+_UNSEALED_SQL = (
+    "SELECT id, practice_id, at, actor_id, actor_kind, action, target_type, target_id, detail, ip, mac, "
+    "key_id FROM audit_event WHERE practice_id = ? AND seq IS NULL ORDER BY id LIMIT ?"
+)
+
+
+async def _unsealed(conn: BaseDBAsyncClient, practice_id: int, limit: int) -> list[_Unsealed]:
+    sql = rawsql.pg_sql(_UNSEALED_SQL) if rawsql.is_postgres(conn) else _UNSEALED_SQL
+    found = []
+    for r in await conn.execute_query_dict(sql, [practice_id, limit]):
+        r["at"] = rawsql.to_datetime(r["at"])
+        r["detail"] = rawsql.python_value(AuditEvent, "detail", r["detail"])
+        found.append(_Unsealed(**r))
+    return found
+
+
+async def _send_targets_hold(rows: list[_Unsealed], conn: BaseDBAsyncClient) -> set[int]:
+    """The ids of send rows whose message is what the row says: that sender, conversation and time."""
+    sends = [r for r in rows if r.action == SEND and r.target_id and r.target_id.isdigit()]
+    if not sends:
+        return set()
+    ids = [int(r.target_id or 0) for r in sends]
+    sql = (
+        "SELECT id, sender_id, conversation_id, created_at FROM message "  # noqa: S608
+        f"WHERE id IN ({rawsql.marks(len(ids))})"
+    )
+    found = {
+        int(m["id"]): m
+        for m in await conn.execute_query_dict(rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, ids)
+    }
+    good = set()
+    for r in sends:
+        m = found.get(int(r.target_id or 0))
+        if (
+            m is not None
+            and m["sender_id"] == r.actor_id
+            and m["conversation_id"] == (r.detail or {}).get("conversation_id")
+            and _utc(rawsql.to_datetime(m["created_at"]) or r.at) == _utc(r.at)
+        ):
+            good.add(r.id)
+    return good
+
+
+def _holds(ctx: InboxContext, row: _Unsealed, sends_ok: set[int]) -> bytes | None:
+    """The row's key when its mac (and, for a send, its message) holds; else None."""
+    key = _key(ctx, row.key_id)
+    if key is None or not hmac.compare_digest(row.mac or "", row_mac(key, row)):
+        return None
+    if row.action == SEND and row.id not in sends_ok:
+        return None
+    return key
+
+
+async def _seal_batch(ctx: InboxContext, practice_id: int, conn: BaseDBAsyncClient) -> tuple[int, bool]:
+    """Seal up to SEAL_BATCH rows in this transaction; (rows sealed, whether more may wait)."""
+    if rawsql.is_postgres(conn):
+        await conn.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_LOCK_SPACE, practice_id])
+    pending = await _unsealed(conn, practice_id, SEAL_BATCH)
+    if not pending:
+        return 0, False
+    last = (
+        await AuditEvent.filter(practice_id=practice_id, seq__isnull=False)
+        .using_db(conn)
+        .order_by("-seq")
+        .first()
+    )
+    prev, seq = (last.hash or GENESIS, last.seq or 0) if last is not None else (GENESIS, 0)
+    sends_ok = await _send_targets_hold(pending, conn)
+    updates: list[list[Any]] = []
+    for row in pending:
+        key = _holds(ctx, row, sends_ok)
+        if key is None:
+            # Not written by securemsg (or by one without this key): it stays out of the chain, and
+            # `audit verify` names it.
+            log.warning("audit row id %s of practice %s does not verify; not sealed", row.id, practice_id)
+            continue
+        seq += 1
+        row.seq, row.prev_hash = seq, prev
+        row.hash = link_hash(key, prev, row)
+        updates.append([row.seq, row.prev_hash, row.hash, row.id])
+        prev = row.hash
+    if updates:  # one statement for the batch: a seal holds SQLite's one connection as briefly as it can
+        sql = _SEAL_SQL if not rawsql.is_postgres(conn) else rawsql.pg_sql(_SEAL_SQL)
+        await conn.execute_many(sql, updates)
+    return len(updates), len(pending) == SEAL_BATCH
+
+
+async def seal(ctx: InboxContext, practice_id: int) -> int:
+    """Seal the practice's committed, unsealed rows into its chain; returns how many were sealed."""
+    total = 0
+    for attempt in range(_SEAL_TRIES):
+        try:
+            async with in_transaction() as conn:
+                sealed, more = await _seal_batch(ctx, practice_id, conn)
+        except IntegrityError:
+            # Another process sealed onto the same head a moment ago: read the new head and go on.
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+            continue
+        total += sealed
+        if not more:
+            return total
+    raise RuntimeError(f"could not seal the audit log of practice {practice_id}")
+
+
+async def practices_with_unsealed() -> list[int]:
+    return await ids_of(AuditEvent.filter(seq__isnull=True).distinct().order_by("practice_id"), "practice_id")
+
+
+async def seal_all(ctx: InboxContext) -> int:
+    """Seal whatever any process left unsealed (it stopped between a commit and its seal)."""
+    return sum([await seal(ctx, pid) for pid in await practices_with_unsealed()])
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -220,9 +523,17 @@ def parse_cursor(raw: str | None) -> int:
 
 
 async def list_events(
-    practice_id: int, since: datetime | None, after_seq: int, limit: int = 100
+    practice_id: int,
+    since: datetime | None,
+    after_seq: int,
+    limit: int = 100,
+    *,
+    ctx: InboxContext | None = None,
 ) -> dict[str, Any]:
-    """Oldest first from `since` (or the start), paged by seq."""
+    """Oldest first from `since` (or the start), paged by seq. With `ctx`, rows still waiting for their
+    seal are sealed first, so the reader sees everything committed so far."""
+    if ctx is not None:
+        await seal(ctx, practice_id)
     query = AuditEvent.filter(practice_id=practice_id, seq__gt=after_seq)
     if since is not None:
         query = query.filter(at__gte=since)
@@ -243,6 +554,7 @@ class ChainReport:
     practice_id: int
     rows: int = 0
     head: str = GENESIS
+    keyed_rows: int = 0
     bad_row_id: int | None = None
     bad_seq: int | None = None
     problem: str | None = None
@@ -250,6 +562,11 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def unkeyed(self) -> bool:
+        """Every row is from before the keyed scheme: nothing here is protected by the audit key yet."""
+        return self.rows > 0 and self.keyed_rows == 0
 
 
 async def _rows(practice_id: int, page: int = 1000) -> AsyncIterator[AuditEvent]:
@@ -262,31 +579,62 @@ async def _rows(practice_id: int, page: int = 1000) -> AsyncIterator[AuditEvent]
             yield row
         if len(rows) < page:
             return
-        after = rows[-1].seq
+        after = rows[-1].seq or after
 
 
-async def verify_chain(practice_id: int) -> ChainReport:
-    """Walk one practice's chain in order and stop at the first row that does not hold."""
+def _row_problem(ctx: InboxContext, row: AuditEvent, prev: str, keyed_before: bool) -> str | None:
+    if not hmac.compare_digest(row.prev_hash or "", prev):
+        return f"its prev_hash is not the hash of row seq {(row.seq or 0) - 1} (one of them was changed)"
+    if row.key_id is None:
+        if keyed_before:
+            return "it is not keyed, yet keyed rows come before it (the chain was rewritten without the key)"
+        if not hmac.compare_digest(row.hash or "", chain_hash(prev, row_fields(row))):
+            return "its hash does not match its contents (the row was changed)"
+        return None
+    key = _key(ctx, row.key_id)
+    if key is None:
+        return f"it was keyed with audit key {row.key_id!r}, which this server does not have"
+    if not hmac.compare_digest(row.mac or "", row_mac(key, row)):
+        return "its hash does not match its contents (the row was changed)"
+    if not hmac.compare_digest(row.hash or "", link_hash(key, prev, row)):
+        return "its keyed hash does not hold (the chain was rewritten without the key)"
+    return None
+
+
+async def verify_chain(ctx: InboxContext, practice_id: int) -> ChainReport:
+    """Walk one practice's chain in order and stop at the first row that does not hold; then look at the
+    rows left unsealed, which only a row securemsg did not write (or changed before its seal) can be."""
     report = ChainReport(practice_id)
     expected_seq, prev = 1, GENESIS
     async for row in _rows(practice_id):
+        seq = row.seq or 0
         problem = None
-        if row.seq != expected_seq:
+        if seq != expected_seq:
             problem = (
-                f"row seq {expected_seq} is missing (deleted); the chain continues at seq {row.seq}"
-                if row.seq > expected_seq
-                else f"seq {row.seq} is out of order"
+                f"row seq {expected_seq} is missing (deleted); the chain continues at seq {seq}"
+                if seq > expected_seq
+                else f"seq {seq} is out of order"
             )
-        elif not hmac.compare_digest(row.prev_hash, prev):
-            problem = f"its prev_hash is not the hash of row seq {row.seq - 1} (one of them was changed)"
-        elif not hmac.compare_digest(row.hash, chain_hash(row.prev_hash, row_fields(row))):
-            problem = "its hash does not match its contents (the row was changed)"
+        else:
+            problem = _row_problem(ctx, row, prev, report.keyed_rows > 0)
         if problem is not None:
             report.bad_row_id, report.bad_seq, report.problem = row.id, row.seq, problem
             return report
         report.rows += 1
-        report.head = row.hash
-        expected_seq, prev = row.seq + 1, row.hash
+        report.keyed_rows += row.key_id is not None
+        report.head = row.hash or GENESIS
+        expected_seq, prev = seq + 1, report.head
+    conn = rawsql.client()
+    unsealed = await _unsealed(conn, practice_id, SEAL_BATCH)
+    sends_ok = await _send_targets_hold(unsealed, conn)
+    for loose in unsealed:
+        if _holds(ctx, loose, sends_ok) is None:
+            report.bad_row_id = loose.id
+            report.problem = (
+                "it is not in the chain: it does not verify under this server's audit key "
+                "(written or changed outside securemsg)"
+            )
+            break
     return report
 
 
@@ -294,6 +642,9 @@ async def practices_with_events() -> list[int]:
     return await ids_of(AuditEvent.all().distinct().order_by("practice_id"), "practice_id")
 
 
-async def verify(practice_id: int | None = None) -> list[ChainReport]:
+async def verify(ctx: InboxContext, practice_id: int | None = None) -> list[ChainReport]:
+    """Seal what is waiting (what a server would do in a moment anyway), then check every chain."""
     ids = [practice_id] if practice_id is not None else await practices_with_events()
-    return [await verify_chain(pid) for pid in ids]
+    for pid in ids:
+        await seal(ctx, pid)
+    return [await verify_chain(ctx, pid) for pid in ids]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from inbox.clock import Clock, SystemClock
 from inbox.crypto import DataKeyring
 from inbox.groupcommit import GroupCommit
+from inbox.sealer import Sealer
 
 
 @dataclass
@@ -25,3 +26,10 @@ class InboxContext:
     # How long a dispatcher's claim on an outbox row holds before another worker may take the row (a
     # worker killed mid-batch leaves its claims behind).
     outbox_lease_s: int = 120
+    # The audit log's MAC keys (id, 32 bytes), newest first; kept in the var directory, never in the
+    # database (inbox.audit). Without one, audit rows cannot be written.
+    audit_keys: tuple[tuple[str, bytes], ...] = ()
+    # Seals audit rows written inside other transactions soon after they commit (inbox.sealer).
+    sealer: Sealer = field(default_factory=Sealer)
+    # Export files are deleted this many days after they were written (R23).
+    export_retention_days: int = 7

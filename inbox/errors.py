@@ -48,6 +48,10 @@ class Conflict(DomainError):
     status = 409
 
 
+class Gone(DomainError):
+    status = 410
+
+
 class Invalid(DomainError):
     status = 422
 

@@ -12,7 +12,13 @@ of messages, straight into the zip stream, so memory stays flat however many mes
 With a password (the default) it is AES-256 encrypted (WinZip AES, pyzipper). The password is generated, kept
 encrypted under the data keyring, and shown again only to the person who asked for the export.
 
-Note: zip encryption covers file contents, not file names; the names inside are the participants' names.
+Zip encryption covers file contents, not file names, so the names say nothing about anyone: one
+`secure-messages/conversation-0001.txt` per conversation, with its participants written inside it, and an
+`index.txt` (encrypted like every member) that maps each file to its participants. Without a password
+(`require_password: false`) only when the practice has turned on `allow_unencrypted_exports`.
+
+Files are deleted `export_retention_days` after they were written (the audit part's sweep, or a download
+that finds it past its time); the export then says `expired` and a download answers 410.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +39,7 @@ from tortoise.transactions import in_transaction
 
 from inbox import outbox
 from inbox.context import InboxContext
-from inbox.errors import Conflict, Forbidden, Invalid, NotFound
+from inbox.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from inbox.ids import is_id
 from inbox.messaging import ids_of, iso
 from inbox.models import (
@@ -47,10 +52,12 @@ from inbox.models import (
     Message,
     OutboxJob,
     Participant,
+    Practice,
 )
 from inbox.records import body_context, message_line, stamp
 
 EXPORT = "export"  # the outbox kind
+EXPIRED = "expired"  # an export whose file was deleted after its retention
 SCOPES = ("all", "clinician")
 MESSAGE_PAGE = 500
 CONVERSATION_PAGE = 200
@@ -110,6 +117,15 @@ async def request_export(
             )
     else:
         clinician_id = None
+    if not require_password:
+        practice = await Practice.get(id=actor.practice_id)
+        if not practice.allow_unencrypted_exports:
+            raise Forbidden(
+                "unencrypted_export_not_allowed",
+                "This practice keeps exports password-protected. To allow exports without a password, "
+                "turn on allow_unencrypted_exports in the practice settings.",
+                rule="R23",
+            )
     now = ctx.clock.now()
     async with in_transaction():
         export = await Export.create(
@@ -154,17 +170,50 @@ def export_json(ctx: InboxContext, export: Export, viewer: Participant) -> dict[
         "finished_at": iso(export.finished_at),
         "error": export.error,
         "download_url": f"/api/v1/exports/{export.id}/download" if export.status == "ready" else None,
+        "expires_at": iso(expires_at(ctx, export)),
     }
     if export.password_cipher is not None and viewer.id == export.requested_by_id:
         data["password"] = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
     return data
 
 
-def download_path(export: Export) -> Path:
+def expires_at(ctx: InboxContext, export: Export) -> datetime | None:
+    if export.finished_at is None or export.status not in ("ready", EXPIRED):
+        return None
+    return export.finished_at + timedelta(days=ctx.export_retention_days)
+
+
+async def expire(ctx: InboxContext, export: Export) -> bool:
+    """Delete the export's file and say so; False when someone else expired it meanwhile."""
+    if export.file_path:
+        await asyncio.to_thread(Path(export.file_path).unlink, missing_ok=True)
+    updated = await Export.filter(id=export.id, status="ready").update(status=EXPIRED, file_path=None)
+    export.status, export.file_path = EXPIRED, None
+    return bool(updated)
+
+
+async def prune_expired(ctx: InboxContext) -> int:
+    """Delete every export file past its retention; returns how many."""
+    cutoff = ctx.clock.now() - timedelta(days=ctx.export_retention_days)
+    done = 0
+    for export in await Export.filter(status="ready", finished_at__lt=cutoff).order_by("id").limit(500):
+        done += await expire(ctx, export)
+    return done
+
+
+async def download_path(ctx: InboxContext, export: Export) -> Path:
+    limit = expires_at(ctx, export)
+    if export.status == "ready" and limit is not None and limit <= ctx.clock.now():
+        await expire(ctx, export)
+    if export.status == EXPIRED:
+        raise Gone(
+            "export_expired",
+            f"Export files are deleted {ctx.export_retention_days} days after they are made; export again.",
+        )
     if export.status != "ready" or not export.file_path:
         raise Conflict("export_not_ready", "This export is not ready to download yet.")
     path = Path(export.file_path)
-    if not path.is_file():
+    if not await asyncio.to_thread(path.is_file):
         raise Conflict("export_file_missing", "This export's file is no longer on the server; export again.")
     return path
 
@@ -172,12 +221,9 @@ def download_path(export: Export) -> Path:
 # --- writing the zip ---------------------------------------------------------------------------------
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-
-
-def file_stem(names: list[str]) -> str:
-    stem = _UNSAFE.sub("_", ", ".join(names)).strip(" .") or "conversation"
-    return stem[:150].rstrip(" .,")
+def member_name(n: int) -> str:
+    """Opaque: a zip's member names can be read without its password."""
+    return f"secure-messages/conversation-{n:04d}.txt"
 
 
 def _describe(p: Participant, clients: dict[int, str]) -> str:
@@ -294,12 +340,17 @@ async def write_export(
         password = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
     final, part, fh = await asyncio.to_thread(_create_part, out_dir, export)
     out = _ZipOut(fh, password)
-    used: set[str] = set()
+    index: list[str] = []  # a line per conversation: small next to the messages, which are never held
     n_convs = n_msgs = 0
     try:
         async for conv in _conversations(export):
-            n_msgs += await _write_conversation(ctx, out, conv, used, heartbeat)
             n_convs += 1
+            count, participants = await _write_conversation(ctx, out, conv, n_convs, heartbeat)
+            index.append(f"{member_name(n_convs)}\t{participants}\n")
+            n_msgs += count
+        await out.open("index.txt", ctx.clock.now())
+        await out.write("file\tparticipants\n" + "".join(index))
+        await out.close_member()
         await out.open("README.txt", ctx.clock.now())
         await out.write(await _readme(ctx, export, practice_name, n_convs, n_msgs))
         await out.close()
@@ -318,9 +369,10 @@ async def _write_conversation(
     ctx: InboxContext,
     out: _ZipOut,
     conv: Conversation,
-    used: set[str],
+    n: int,
     heartbeat: Callable[[], Awaitable[None]] | None,
-) -> int:
+) -> tuple[int, str]:
+    """Write conversation number `n`; returns its message count and its participants' line."""
     member_ids = await ids_of(ConversationMember.filter(conversation_id=conv.id), "participant_id")
     people = list(await Participant.filter(id__in=member_ids))
     # Clients and contacts first, then the team, each by name: "Client Person, Guardian, Dr. Rivera".
@@ -331,16 +383,10 @@ async def _write_conversation(
         for c in await Participant.filter(id__in=[m for m in missing if m is not None]):
             client_names[c.id] = c.name
     names = {p.id: p.name for p in people}
-    stem = file_stem([p.name for p in people])
-    name, n = f"{stem}.txt", 1
-    while name in used:
-        n += 1
-        name = f"{stem} ({n}).txt"
-    used.add(name)
-    await out.open(f"secure-messages/{name}", conv.last_message_at or conv.created_at)
+    participants = "; ".join(_describe(p, client_names) for p in people)
+    await out.open(member_name(n), conv.last_message_at or conv.created_at)
     await out.write(
-        f"Participants: {'; '.join(_describe(p, client_names) for p in people)}\n"
-        f"Conversation {conv.id}, started {stamp(conv.created_at)} UTC\n\n"
+        f"Participants: {participants}\nConversation {conv.id}, started {stamp(conv.created_at)} UTC\n\n"
     )
     count = 0
     async for page in _messages(conv.id):
@@ -359,7 +405,7 @@ async def _write_conversation(
     if count == 0:
         await out.write("(no messages)\n")
     await out.close_member()
-    return count
+    return count, participants.replace("\t", " ").replace("\n", " ")
 
 
 async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs: int, n_msgs: int) -> str:
@@ -382,9 +428,11 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
         f"Written: {stamp(ctx.clock.now())} UTC\n"
         f"Holds: {what}.\n"
         f"Conversations: {n_convs}; messages: {n_msgs}.\n\n"
-        "The folder secure-messages/ holds one text file per conversation, named after its participants\n"
-        "(clients and contacts first, then team members). Each file starts with its participants; then\n"
-        "every message is one line, oldest first:\n\n"
+        "The folder secure-messages/ holds one text file per conversation, numbered\n"
+        "(conversation-0001.txt, conversation-0002.txt, ...): file names can be read without the\n"
+        "password, so they name nobody. index.txt lists each file with its participants (clients and\n"
+        "contacts first, then team members). Each file starts with its participants; then every message\n"
+        "is one line, oldest first:\n\n"
         "    [YYYY-MM-DD HH:MM] Sender: text\n\n"
         "Times are UTC. A message that its sender removed is included with its text and marked at the end\n"
         "of its line: [removed by Name at YYYY-MM-DD HH:MM].\n\n"

@@ -236,9 +236,15 @@ class Opened(Outcome):
 
 
 async def open_conversation(
-    ctx: InboxContext, actor: Participant, participant_ids: Sequence[int], body: str | None = None
+    ctx: InboxContext,
+    actor: Participant,
+    participant_ids: Sequence[int],
+    body: str | None = None,
+    *,
+    ip: str | None = None,
 ) -> Opened:
-    """Create the exchange for this set of participants, or return the one that exists (R11)."""
+    """Create the exchange for this set of participants, or return the one that exists (R11). `ip`: the
+    sender's address, for the audit row of a first message."""
     ids = {int(i) for i in participant_ids} - {actor.id}
     if not ids:
         raise Invalid(
@@ -267,7 +273,7 @@ async def open_conversation(
         _check(actor, others, facts, writers)
         result = Opened(conversation=existing, created=False)
         if body is not None:
-            sent = await send_message(ctx, actor, existing.id, body)
+            sent = await send_message(ctx, actor, existing.id, body, ip=ip)
             result.message, result.events = sent.message, sent.events
         return result
 
@@ -291,10 +297,10 @@ async def open_conversation(
             )
     except IntegrityError:
         # Someone opened the same exchange a moment ago: it is the same conversation (R11).
-        return await open_conversation(ctx, actor, participant_ids, body)
+        return await open_conversation(ctx, actor, participant_ids, body, ip=ip)
     result = Opened(conversation=conv, created=True)
     if body is not None:
-        sent = await send_message(ctx, actor, conv.id, body)
+        sent = await send_message(ctx, actor, conv.id, body, ip=ip)
         result.message, result.events = sent.message, sent.events
     return result
 
@@ -412,12 +418,18 @@ class Sent(Outcome):
 
 
 async def send_message(
-    ctx: InboxContext, actor: Participant, conversation_id: int, body: str, client_msg_id: str | None = None
+    ctx: InboxContext,
+    actor: Participant,
+    conversation_id: int,
+    body: str,
+    client_msg_id: str | None = None,
+    *,
+    ip: str | None = None,
 ) -> Sent:
     """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`."""
     from inbox import sending  # it builds on this module
 
-    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id)
+    return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id, ip=ip)
 
 
 async def unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:

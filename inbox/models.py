@@ -21,6 +21,8 @@ class Practice(Model):
     auto_enable_new_clients = fields.BooleanField(default=False)
     unread_email_delay_s = fields.IntField(null=True)
     created_at = fields.DatetimeField()
+    # Exports without a password (R23) only when the practice chose to allow them.
+    allow_unencrypted_exports = fields.BooleanField(default=False, db_default=False)
 
     class Meta:
         table = "practice"
@@ -289,11 +291,13 @@ class Device(Model):
 
 
 class AuditEvent(Model):
-    """Append-only, hash-chained per practice (R24)."""
+    """Append-only, hash-chained per practice (R24). A row is written in the transaction of the change it
+    records, with its own keyed MAC; it is sealed into the chain (seq, prev_hash, hash) right after, a batch
+    at a time (inbox.audit). `key_id` is None for rows of the older, unkeyed chain."""
 
     id = fields.BigIntField(primary_key=True)
     practice_id = fields.IntField()
-    seq = fields.IntField()
+    seq = fields.IntField(null=True)
     at = fields.DatetimeField()
     actor_id = fields.IntField(null=True)
     actor_kind = fields.CharField(max_length=16)
@@ -302,12 +306,16 @@ class AuditEvent(Model):
     target_id = fields.CharField(max_length=64, null=True)
     detail: dict = fields.JSONField(default=dict)
     ip = fields.CharField(max_length=64, null=True)
-    prev_hash = fields.CharField(max_length=64)
-    hash = fields.CharField(max_length=64)
+    prev_hash = fields.CharField(max_length=64, null=True)
+    hash = fields.CharField(max_length=64, null=True)
+    mac = fields.CharField(max_length=64, null=True)
+    key_id = fields.CharField(max_length=16, null=True)
 
     class Meta:
         table = "audit_event"
         unique_together = (("practice_id", "seq"),)
+        # "Has this person opened this conversation in the last hour?" (inbox.audit.record_access)
+        indexes = (("actor_id", "target_id", "action"), ("seq",))
 
 
 class ChartNote(Model):

@@ -9,7 +9,8 @@ One read unit, one write unit (see `inbox.rawsql`):
   access grants (and a contact's client when the client is not in it). On SQLite all of it is one hop.
 - the checks, in Python, in the same order as ever: 404, body (R12), client_msg_id, the replay of an
   earlier send (200, never a duplicate), then who may write to whom (R1–R10, `inbox.permissions`).
-- write, through the group commit (`inbox.groupcommit`): the message, the members' unread counts and
+- write, through the group commit (`inbox.groupcommit`): the message, its audit row (R24, unsealed with its
+  mac: `audit.send_row`; sealed into the chain a moment after the commit), the members' unread counts and
   activity, the conversation's last message, the outbox rows (`outbox.new_message_rows`), the webhook
   deliveries (`webhooks.new_delivery`), and the recipients' unread totals read in the same transaction.
 
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 
 from tortoise.exceptions import IntegrityError
 
-from inbox import accounts, outbox, rawsql, webhooks
+from inbox import accounts, audit, outbox, rawsql, webhooks
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Invalid, NotFound
@@ -42,7 +43,16 @@ from inbox.messaging import (
     render_body_html,
     validate_body,
 )
-from inbox.models import CLIENT, TEAM, Message, OutboxJob, Participant, Webhook, WebhookDelivery
+from inbox.models import (
+    CLIENT,
+    TEAM,
+    AuditEvent,
+    Message,
+    OutboxJob,
+    Participant,
+    Webhook,
+    WebhookDelivery,
+)
 from inbox.permissions import PracticeFlags
 from inbox.rawsql import Stmt, marks
 
@@ -117,6 +127,12 @@ _OUTBOX_COLUMNS = (
     "payload",
     "created_at",
 )
+# The send's audit row (R24), in the send's own transaction: unsealed, with its mac (inbox.audit); the
+# sealer chains it a moment after the commit, many sends at a time.
+_AUDIT_COLUMNS = (
+    "practice_id, at, actor_id, actor_kind, action, target_type, target_id, detail, ip, mac, key_id"
+)
+_INSERT_AUDIT = f"INSERT INTO audit_event ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 _SELECT_WEBHOOKS = "SELECT id, events FROM webhook WHERE practice_id = ? AND active = ? ORDER BY id"
 _INSERT_DELIVERY = (
     "INSERT INTO webhook_delivery (webhook_id, delivery_id, event, payload, status, attempts, created_at) "
@@ -172,6 +188,10 @@ WITH lock AS (
     INSERT INTO outbox_job (kind, status, due_at, attempts, practice_id, payload, created_at)
     SELECT ?, 'pending', ?, 0, ?, jsonb_build_object('delivery', d.id), ? FROM deliveries d
     RETURNING 1
+), audit AS (
+    INSERT INTO audit_event (practice_id, at, actor_id, actor_kind, action, target_type, target_id, detail,
+                             ip, mac, key_id)
+    SELECT ?, ?::timestamptz, ?::int, ?, ?, ?, m.id::text, ?::jsonb, ?, ?, ? FROM m RETURNING 1
 ), totals AS (
     SELECT participant_id, SUM(unread_count) AS total,
            SUM(CASE WHEN conversation_id = ? THEN unread_count ELSE 0 END) AS here
@@ -295,6 +315,15 @@ class _NewMessage:
     now: datetime
     recipients: tuple[tuple[int, str], ...]  # (id, kind) of everyone but the sender
     unread_delay_s: int
+    audit: audit.SendRow  # its target_id, the message id, is put in by the write
+
+
+def _audit_params(row: audit.SendRow, message_id: int | None) -> tuple[Any, ...]:
+    """The audit row's values, in `_AUDIT_COLUMNS` order (PostgreSQL: without target_id, which the
+    statement takes from the message it inserts)."""
+    head = (row.practice_id, row.at, row.actor_id, row.actor_kind, row.action, row.target_type)
+    tail = (rawsql.db_value(AuditEvent, "detail", row.detail), row.ip, row.mac, row.key_id)
+    return (*head, str(message_id), *tail) if message_id is not None else (*head, *tail)
 
 
 def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]:
@@ -320,6 +349,7 @@ def _write_postgres(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[in
         *(practice, json.dumps([EVENT])),
         *(EVENT, EVENT, webhooks.new_delivery(EVENT, {}, now)[1]["created_at"], conv, sender, now),
         *(webhooks.WEBHOOK, now, practice, now),
+        *_audit_params(new.audit, None),
         conv,
         [*(rid for rid, _ in new.recipients), sender],
     )
@@ -358,6 +388,7 @@ def _write(new: _NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]
     )
     message_id = int(inserted[0]["id"])
     sender = new.sender_id
+    yield Stmt(_INSERT_AUDIT, _audit_params(new.audit, message_id))
     yield Stmt(_UPDATE_MEMBERS, (sender, sender, sender, message_id, now, new.conversation_id))
     yield Stmt(_UPDATE_CONVERSATION, (now, message_id, new.conversation_id))
     rows = outbox.new_message_rows(
@@ -436,9 +467,10 @@ async def send_message(
     client_msg_id: str | None = None,
     *,
     caller: Caller | None = None,
+    ip: str | None = None,
 ) -> Sent:
     """`caller`: from `read_caller` with the same conversation and client_msg_id, for `actor`; without it,
-    the read is made here."""
+    the read is made here. `ip`: the sender's address, for the send's audit row."""
     if caller is not None and caller.principal is not None and caller.principal.participant is actor:
         loaded = caller.loaded
     else:
@@ -466,6 +498,7 @@ async def send_message(
         now=now,
         recipients=tuple((o.id, o.kind) for o in others),
         unread_delay_s=loaded.unread_delay_s or ctx.default_unread_delay_s,
+        audit=audit.send_row(ctx, actor, conversation_id, now, ip),
     )
     pg = rawsql.is_postgres(rawsql.client())
     write = _write_postgres if pg else _write
@@ -478,6 +511,7 @@ async def send_message(
         if not found:
             raise
         return _replayed(conversation_id, rawsql.model_from_row(Message, found[0]), people)
+    audit.seal_soon(ctx, actor.practice_id)
 
     msg = rawsql.model_from_row(
         Message,

@@ -70,6 +70,22 @@ def open_zip(data: bytes, password: str | None) -> dict[str, str]:
         return {name: zf.read(name).decode("utf-8") for name in zf.namelist()}
 
 
+def by_people(files: dict[str, str]) -> dict[str, str]:
+    """The conversations of an unzipped export, by their participants' names ("Client Person, Clinician"),
+    through its index.txt (the file names themselves name nobody)."""
+    lines = files["index.txt"].splitlines()
+    assert lines[0] == "file\tparticipants"
+    found = {}
+    for line in lines[1:]:
+        name, participants = line.split("\t")
+        people = ", ".join(p.split(" (")[0] for p in participants.split("; "))
+        assert people not in found
+        found[people] = files[name]
+        assert files[name].startswith(f"Participants: {participants}\n")
+    assert len(found) == len([n for n in files if n.startswith("secure-messages/")])
+    return found
+
+
 async def download(client: Any, export_id: int, token: str) -> tuple[int, bytes, Any]:
     resp = await client.get(
         f"/api/v1/exports/{export_id}/download", headers={"Authorization": f"Bearer {token}"}

@@ -5,15 +5,31 @@ from __future__ import annotations
 import io
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import pyzipper
 
+from gateway.auditing import sweep
 from gateway.keys import CTX, DISPATCHER
-from inbox.models import ChartNote, Export, Message
+from inbox import accounts
+from inbox.messaging import iso
+from inbox.models import AuditEvent, ChartNote, Export, Message, Participant
 from tests.conftest import PASSWORD, build_cast
-from tests.gateway.records_helpers import download, open_zip, seed
+from tests.gateway.records_helpers import by_people, download, open_zip, seed
+
+
+def on_disk(path: Path) -> bool:
+    return path.is_file()
+
+
+async def fresh_token(client, participant_id):
+    """Days later: the earlier session has ended."""
+    token, _ = await accounts.issue_token(
+        client.server.app[CTX], await Participant.get(id=participant_id), "app"
+    )
+    return token
 
 
 async def transcript(api, cast, who, client="client", **query):
@@ -204,22 +220,30 @@ async def test_r23_owner_exports_everything_with_a_password(api, cast, clock, cl
         open_zip(data, "not-the-password")
     files = open_zip(data, password)
     with pyzipper.AESZipFile(io.BytesIO(data)) as zf:  # dated, private, plain zip (no zip64) members
-        info = zf.getinfo("secure-messages/Client Person, Clinician.txt")
+        info = zf.getinfo("secure-messages/conversation-0001.txt")
         assert info.date_time == (2026, 1, 5, 9, 2, 0) and info.external_attr >> 16 == 0o600
         assert info.extract_version == 20
     assert "README.txt" in files and "Conversations: 5; messages: 7." in files["README.txt"]
     assert "removed by Name at" in files["README.txt"]
-    convs = {n: t for n, t in files.items() if n.startswith("secure-messages/")}
+    # Member names can be read without the password: they name nobody. Who is in each file is said inside
+    # it and in index.txt, both encrypted.
+    assert sorted(files) == [
+        "README.txt",
+        "index.txt",
+        *(f"secure-messages/conversation-000{n}.txt" for n in range(1, 6)),
+    ]
+    convs = by_people(files)
     assert sorted(convs) == sorted(
         [
-            "secure-messages/Client Person, Clinician.txt",
-            "secure-messages/Guardian, Clinician.txt",
-            "secure-messages/Biller, Clinician.txt",
-            "secure-messages/Client2 Person, Clinician.txt",
-            "secure-messages/Biller, Scheduler.txt",
+            "Client Person, Clinician",
+            "Guardian, Clinician",
+            "Biller, Clinician",
+            "Client2 Person, Clinician",
+            "Biller, Scheduler",
         ]
     )
-    main = convs["secure-messages/Client Person, Clinician.txt"]
+    assert "Client Person (client); Clinician (clinician)" in files["index.txt"]
+    main = convs["Client Person, Clinician"]
     assert "[2026-01-05 09:00] Clinician: Hello Client, this is your clinician :smile:\n" in main
     assert "[2026-01-05 09:01] Client Person: Thanks, see you on Tuesday.\nSecond line of my reply.\n" in main
     assert (
@@ -227,8 +251,8 @@ async def test_r23_owner_exports_everything_with_a_password(api, cast, clock, cl
         "[removed by Clinician at 2026-01-05 09:03]\n" in main
     )
     assert main.index("Hello Client") < main.index("Thanks") < main.index("Lab results")
-    assert s.text["desk"] in convs["secure-messages/Biller, Scheduler.txt"]  # team-only included
-    assert "Guardian (contact of Client Person)" in convs["secure-messages/Guardian, Clinician.txt"]
+    assert s.text["desk"] in convs["Biller, Scheduler"]  # team-only included
+    assert "Guardian (contact of Client Person)" in convs["Guardian, Clinician"]
 
     # The file lives under var/exports, readable by the server's user only.
     path = Path((await Export.get(id=made["id"])).file_path)
@@ -317,13 +341,8 @@ async def test_r23_clinician_scope_holds_their_clients_and_their_team_conversati
     assert got["status"] == "ready" and got["scope"] == "clinician"
     _, data, _ = await download(client, made["id"], cast.tok("owner"))
     files = open_zip(data, got["password"])
-    assert sorted(n for n in files if n.startswith("secure-messages/")) == sorted(
-        [
-            "secure-messages/Client Person, Clinician.txt",
-            "secure-messages/Guardian, Clinician.txt",
-            "secure-messages/Biller, Clinician.txt",
-            "secure-messages/Client2 Person, Clinician.txt",
-        ]
+    assert sorted(by_people(files)) == sorted(
+        ["Client Person, Clinician", "Guardian, Clinician", "Biller, Clinician", "Client2 Person, Clinician"]
     )
     assert "Not in scope" not in "".join(files.values())
     assert s.text["desk"] not in "".join(files.values())
@@ -332,11 +351,16 @@ async def test_r23_clinician_scope_holds_their_clients_and_their_team_conversati
 
 async def test_r23_export_without_password_is_a_plain_zip(api, cast, clock, client):
     s = await seed(api, cast, clock)
+    status, settings = await api.patch(
+        "/practice/settings", {"allow_unencrypted_exports": True}, token=cast.api_key
+    )
+    assert status == 200 and settings["allow_unencrypted_exports"] is True
     made, got = await run_export(api, client, cast, require_password=False)
     assert got["status"] == "ready" and "password" not in got and "password" not in made
     _, data, _ = await download(client, made["id"], cast.tok("owner"))
     files = open_zip(data, None)
-    assert s.text["team"] in files["secure-messages/Biller, Clinician.txt"]
+    assert s.text["team"] in by_people(files)["Biller, Clinician"]
+    assert not any("Clinician" in name or "Person" in name for name in files)
 
 
 async def test_r23_an_export_that_cannot_be_read_fails_with_a_reason(api, cast, clock, client, config):
@@ -449,3 +473,87 @@ async def test_r24_sign_ins_are_recorded_success_and_failure(api, cast):
     ]
     assert signins[0]["detail"] == {"reason": "invalid_credentials"}
     assert "wrong password" not in json.dumps(rows) and email not in json.dumps(rows)
+
+
+async def test_r23_an_export_without_a_password_is_refused_unless_the_practice_allows_it(api, cast, client):
+    status, settings = await api.get("/practice/settings", token=cast.api_key)
+    assert status == 200 and settings["allow_unencrypted_exports"] is False  # off unless turned on
+    status, body = await api.post(
+        "/exports", {"scope": "all", "require_password": False}, token=cast.tok("owner")
+    )
+    assert status == 403, body
+    assert body["error"]["code"] == "unencrypted_export_not_allowed" and body["error"]["rule"] == "R23"
+    assert "allow_unencrypted_exports" in body["error"]["message"]
+    assert await Export.all().count() == 0
+    assert not await AuditEvent.filter(action="export.request").exists()
+
+    status, _ = await api.patch("/practice/settings", {"allow_unencrypted_exports": True}, token=cast.api_key)
+    assert status == 200
+    status, made = await api.post(
+        "/exports", {"scope": "all", "require_password": False}, token=cast.tok("owner")
+    )
+    assert status == 202 and made["require_password"] is False
+    status, _ = await api.patch(
+        "/practice/settings", {"allow_unencrypted_exports": False}, token=cast.tok("owner")
+    )
+    assert status == 200
+    status, body = await api.post(
+        "/exports", {"scope": "all", "require_password": False}, token=cast.tok("owner")
+    )
+    assert status == 403 and body["error"]["code"] == "unencrypted_export_not_allowed"
+    status, body = await api.patch(
+        "/practice/settings", {"allow_unencrypted_exports": "yes"}, token=cast.api_key
+    )
+    assert status == 422
+    # Who turned it on and off is in the audit log.
+    changes = [
+        e.detail
+        for e in await AuditEvent.filter(action="settings.update").order_by("id")
+        if "allow_unencrypted_exports" in e.detail
+    ]
+    assert changes == [{"allow_unencrypted_exports": True}, {"allow_unencrypted_exports": False}]
+
+
+async def test_r23_export_files_are_deleted_after_the_retention_period(api, cast, clock, client, config):
+    await seed(api, cast, clock)
+    made, got = await run_export(api, client, cast)
+    kept, _ = await run_export(api, client, cast)
+    export = await Export.get(id=made["id"])
+    path = Path(export.file_path or "")
+    assert on_disk(path)
+    assert got["expires_at"] == iso(export.finished_at + timedelta(days=7))
+
+    clock.advance(6 * 86400)
+    await sweep(client.server.app[CTX])
+    owner = await fresh_token(client, cast.id("owner"))
+    status, _, _ = await download(client, made["id"], owner)
+    assert status == 200 and on_disk(path)
+
+    clock.advance(86400 + 1)  # seven days after it was written
+    await sweep(client.server.app[CTX])  # what the audit part runs on its timer
+    assert not on_disk(path)
+    owner = await fresh_token(client, cast.id("owner"))
+    status, got = await api.get(f"/exports/{made['id']}", token=owner)
+    assert got["status"] == "expired" and got["download_url"] is None
+    resp = await client.get(
+        f"/api/v1/exports/{made['id']}/download", headers={"Authorization": f"Bearer {owner}"}
+    )
+    body = await resp.json()
+    assert resp.status == 410 and body["error"]["code"] == "export_expired"
+    assert "7 days" in body["error"]["message"]
+    # The other export of that day went with it: none stays on disk.
+    assert (await Export.get(id=kept["id"])).status == "expired"
+    assert os.listdir(config.var_dir / "exports") == []
+
+
+async def test_r23_a_download_past_the_retention_deletes_the_file_even_without_the_sweep(
+    api, cast, clock, client
+):
+    await seed(api, cast, clock)
+    made, _ = await run_export(api, client, cast)
+    path = Path((await Export.get(id=made["id"])).file_path or "")
+    clock.advance(7 * 86400 + 1)
+    status, data, _ = await download(client, made["id"], await fresh_token(client, cast.id("owner")))
+    assert status == 410 and b"export_expired" in data
+    assert not on_disk(path)
+    assert (await Export.get(id=made["id"])).status == "expired"
