@@ -39,7 +39,8 @@ from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
 from gateway.logsafe import redact_aiohttp_logs
-from gateway.middleware import errors, security_headers
+from gateway.metrics import METRICS, Metrics, metrics_listener
+from gateway.middleware import errors, observe, security_headers
 from gateway.realtime import Hub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
@@ -123,10 +124,12 @@ def create_app(
     config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
 ) -> web.Application:
     redact_aiohttp_logs()
-    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
+    app[METRICS] = Metrics()
+    app[CTX].writes.on_batch = app[METRICS].group_commit
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
     app.cleanup_ctx.append(_database)
@@ -134,6 +137,7 @@ def create_app(
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
+    app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.on_shutdown.append(_close_sockets)
     for table in (
         ops.routes,

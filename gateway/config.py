@@ -64,6 +64,10 @@ class Config:
     webhook_allow_private: bool = False
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Metrics and logs (docs/operations.md). GET /metrics is served only on this (host, port) of its own,
+    # never on the public listener; None (SECUREMSG_METRICS_LISTEN unset) leaves it off. Port 0: any free one.
+    metrics_listen: tuple[str, int] | None = None
+    log_format: str = "plain"  # plain | json (SECUREMSG_LOG_FORMAT): one JSON object a line
 
     @property
     def cookie_secure(self) -> bool:
@@ -183,6 +187,35 @@ def data_key_loader(path: Path) -> Callable[[], tuple[tuple[str, bytes], ...] | 
     return load
 
 
+LOG_FORMATS = ("plain", "json")
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, not {raw!r}")
+    return value
+
+
+def parse_listen(name: str, raw: str) -> tuple[str, int] | None:
+    """`127.0.0.1:9108`, `[::1]:9108` or `0.0.0.0:9108`; empty is None (off)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host:
+        raise ConfigError(f"{name} must be host:port, such as 127.0.0.1:9108, not {raw!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(
+                f"{name} must name an IP address (or localhost) and a port, not {raw!r}"
+            ) from None
+    return host, _int(name + "'s port", port, 0, 65535)
+
+
 def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
     env = dict(os.environ if environ is None else environ)
     var = Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
@@ -295,4 +328,6 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
             "SECUREMSG_WEBHOOK_ALLOW_PRIVATE", env.get("SECUREMSG_WEBHOOK_ALLOW_PRIVATE", "false")
         ),
         testing=testing,
+        metrics_listen=parse_listen("SECUREMSG_METRICS_LISTEN", env.get("SECUREMSG_METRICS_LISTEN", "")),
+        log_format=_choice("SECUREMSG_LOG_FORMAT", env.get("SECUREMSG_LOG_FORMAT", "plain"), LOG_FORMATS),
     )
