@@ -132,12 +132,13 @@ def create_app(
     app[CTX].writes.on_batch = app[METRICS].group_commit
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
     app[DISPATCHER] = Dispatcher(app[CTX])
+    # First: an address that cannot be listened on stops the start before anything else was opened.
+    app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
-    app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.on_shutdown.append(_close_sockets)
     for table in (
         ops.routes,

@@ -138,9 +138,11 @@ class PushSender:
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
         if dead:
-            await outbox.until_recorded(functools.partial(devices.disable, dead), "dead device tokens")
+            disabled = await outbox.until_recorded(
+                functools.partial(devices.disable, dead), "dead device tokens"
+            )
             for target in plan.targets:
-                if target.device_id in dead:
+                if target.device_id in disabled:
                     self.metrics.tokens_disabled_by(target.platform, 1)
         note = f"delivered to {len(delivered)}, dead {len(dead)}, failed {len(failed)}"
         if retry:

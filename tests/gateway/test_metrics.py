@@ -1,0 +1,352 @@
+"""GET /metrics (docs/operations.md): a load through the real app — sends, a websocket, emails through the
+loopback SMTP server (one refused for a while), pushes to the APNs and FCM fakes (one token dead), a webhook
+whose receiver fails — then the metrics listener is scraped over HTTP and parsed as Prometheus parses it.
+
+Every family is there with the values the load implies; no label holds a concrete path, an id, a name, an
+address or a message; and /metrics is never served on the public listener: not by default, and not when
+the metrics listener is on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.config import Config, ConfigError, load_config
+from gateway.keys import SERVICES
+from gateway.metrics import METHODS, METRICS, UNMATCHED
+from tests.conftest import make_config
+from tests.fakes.apns import ApnsKey, ApnsReply, FakeApns
+from tests.fakes.certs import CertPaths
+from tests.fakes.fcm import FakeFcm
+from tests.fakes.smtp import FakeSmtp
+from tests.gateway.pushkit import CANARY, apns_token, drain, fcm_token, push_config, register
+
+FAMILIES = {
+    "securemsg_http_requests": "counter",
+    "securemsg_http_request_duration_seconds": "histogram",
+    "securemsg_group_commit_batch_size": "histogram",
+    "securemsg_emails_sent": "counter",
+    "securemsg_emails_failed": "counter",
+    "securemsg_pushes_sent": "counter",
+    "securemsg_pushes_failed": "counter",
+    "securemsg_push_tokens_disabled": "counter",
+    "securemsg_webhooks_sent": "counter",
+    "securemsg_webhooks_failed": "counter",
+    "securemsg_database_up": "gauge",
+    "securemsg_outbox_pending": "gauge",
+    "securemsg_outbox_due": "gauge",
+    "securemsg_outbox_oldest_due_age_seconds": "gauge",
+    "securemsg_db_pool_connections": "gauge",
+    "securemsg_websocket_connections": "gauge",
+    "securemsg_websocket_cut_off": "counter",
+    "securemsg_websocket_access_ended": "counter",
+    "securemsg_realtime_publish_dropped": "counter",
+    "process_resident_memory_bytes": "gauge",
+}
+
+
+@pytest.fixture
+def config(
+    db_url: str,
+    tmp_path: Path,
+    smtp: FakeSmtp,
+    fake_apns: FakeApns,
+    fake_fcm: FakeFcm,
+    fcm_credentials_file: Path,
+    apns_key: ApnsKey,
+    tls_certs: CertPaths,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Config:
+    return push_config(
+        db_url,
+        tmp_path,
+        fake_apns,
+        fake_fcm,
+        fcm_credentials_file,
+        apns_key,
+        tls_certs,
+        monkeypatch,
+        smtp_port=smtp.port,
+        webhook_allow_private=True,  # the failing receiver listens on loopback
+        metrics_listen=("127.0.0.1", 0),  # any free port: the listener says which in app[SERVICES]
+    )
+
+
+@pytest.fixture
+async def failing_receiver(aiohttp_server: Any) -> str:
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=503, text="down for maintenance")
+
+    app = web.Application()
+    app.router.add_post("/hooks", handle)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/hooks"))
+
+
+class Scrape:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.families: dict[str, Metric] = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def value(self, family: str, sample: str | None = None, **labels: str) -> float:
+        """The one sample of `family` (named `sample`, default the family's own) with exactly these labels."""
+        name = sample or family
+        found = [s.value for s in self.families[family].samples if s.name == name and s.labels == labels]
+        assert len(found) == 1, (family, name, labels, found)
+        return found[0]
+
+    def total(self, family: str, sample: str, **labels: str) -> float:
+        return sum(
+            s.value
+            for s in self.families[family].samples
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def labels(self) -> list[tuple[str, str, str]]:
+        return [
+            (s.name, k, v) for f in self.families.values() for s in f.samples for k, v in s.labels.items()
+        ]
+
+
+async def scrape(app: web.Application) -> Scrape:
+    host, port = app[SERVICES]["metrics_address"]
+    async with aiohttp.ClientSession() as http, http.get(f"http://{host}:{port}/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return Scrape(await resp.text())
+
+
+async def until(check: Callable[[], bool], within_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not check():
+        assert loop.time() < deadline, "not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_metrics_after_a_load_every_family_with_sensible_values_and_no_ids_or_phi(
+    client, api, cast, clock, db_url, smtp, fake_apns, fake_fcm, failing_receiver
+) -> None:
+    app = client.server.app
+    status, hook = await api.post(
+        "/webhooks", {"url": failing_receiver, "events": ["message.created"]}, token=cast.api_key
+    )
+    assert status == 201, hook
+    await register(api, cast.tok("clinician"), "apns", apns_token(41))
+    await register(api, cast.tok("clinician"), "fcm", fcm_token(41))
+    fake_apns.reply_to(apns_token(41), ApnsReply.unregistered())
+    ws = await client.ws_connect("/api/v1/ws", headers={"Authorization": f"Bearer {cast.tok('clinician')}"})
+
+    # Sends: the client to the clinician (a push to each device, a webhook), the clinician to the client
+    # (an email), each through the group commit.
+    status, from_client = await api.post(
+        "/conversations", {"participant_ids": [cast.id("clinician")]}, token=cast.tok("client")
+    )
+    assert status == 201
+    for text in (CANARY, f"{CANARY} again"):
+        status, _ = await api.post(
+            f"/conversations/{from_client['id']}/messages", {"body": text}, token=cast.tok("client")
+        )
+        assert status == 201
+    status, to_client = await api.post(
+        "/conversations", {"participant_ids": [cast.id("client2")]}, token=cast.tok("clinician")
+    )
+    assert status == 201
+    status, _ = await api.post(
+        f"/conversations/{to_client['id']}/messages", {"body": CANARY}, token=cast.tok("clinician")
+    )
+    assert status == 201
+    status, _ = await api.get(f"/conversations/{from_client['id']}/messages", token=cast.tok("clinician"))
+    assert status == 200
+    assert (await client.get(f"/no/such/page/{from_client['id']}")).status == 404
+    assert (await client.request("PROPFIND", "/healthz")).status == 405
+
+    # Before the dispatcher runs: the work waits, and the oldest due row has waited as long as the clock says.
+    clock.advance(42)
+    before = await scrape(app)
+    assert before.value("securemsg_websocket_connections") == 1
+    assert before.value("securemsg_database_up") == 1
+    for kind in ("push", "client_email", "webhook"):
+        assert before.value("securemsg_outbox_due", kind=kind) >= 1, kind
+        assert before.value("securemsg_outbox_oldest_due_age_seconds", kind=kind) >= 42, kind
+    # The unread checks wait for the practice's delay: pending, not due.
+    assert before.value("securemsg_outbox_pending", kind="unread_check") >= 3
+    assert before.value("securemsg_outbox_due", kind="unread_check") == 0
+    assert before.value("securemsg_outbox_oldest_due_age_seconds", kind="unread_check") == 0
+
+    smtp.refuse_next(1, code=451, at="MAIL")  # the first email meets a busy server: temporary
+    await drain(client)
+    clock.advance(3600)  # past the email's backoff (and the unread delay: those checks go now too)
+    await drain(client)
+    assert smtp.received, "no email went"
+    await ws.close()
+    # The websocket's request is counted once its handler is over.
+    await until(lambda: app[METRICS].requests.get(("GET", "/api/v1/ws", 101), 0) > 0)
+
+    after = await scrape(app)
+    for name, kind in FAMILIES.items():
+        assert name in after.families, name
+        assert after.families[name].type == kind, name
+    assert after.value("securemsg_websocket_connections") == 0
+    # Requests, by route pattern: the concrete path is never a label.
+    posts = after.total("securemsg_http_requests", "securemsg_http_requests_total", method="POST",
+                        route="/api/v1/conversations/{id}/messages", status="201")  # fmt: skip
+    assert posts == 3
+    assert after.value(
+        "securemsg_http_requests", "securemsg_http_requests_total",
+        method="GET", route="/api/v1/conversations/{id}/messages", status="200",
+    ) == 1  # fmt: skip
+    assert (
+        after.value(
+            "securemsg_http_requests",
+            "securemsg_http_requests_total",
+            method="GET",
+            route=UNMATCHED,
+            status="404",
+        )
+        == 1
+    )
+    assert (
+        after.value(
+            "securemsg_http_requests",
+            "securemsg_http_requests_total",
+            method="OTHER",
+            route=UNMATCHED,
+            status="405",
+        )
+        == 1
+    )
+    assert (
+        after.value(
+            "securemsg_http_requests",
+            "securemsg_http_requests_total",
+            method="GET",
+            route="/api/v1/ws",
+            status="101",
+        )
+        == 1
+    )
+    # Latency: one observation per answered request (the websocket aside), within the buckets.
+    lat = "securemsg_http_request_duration_seconds"
+    assert after.value(lat, f"{lat}_count", method="POST", route="/api/v1/conversations/{id}/messages") == 3
+    assert 0 < after.value(lat, f"{lat}_sum", method="POST", route="/api/v1/conversations/{id}/messages") < 30
+    assert not [s for s in after.families[lat].samples if s.labels.get("route") == "/api/v1/ws"]
+    # The three sends went through the group commit.
+    gc = "securemsg_group_commit_batch_size"
+    assert after.value(gc, f"{gc}_count") >= 3 and after.value(gc, f"{gc}_sum") >= 3
+    # Emails: one refused for a while, then sent.
+    assert after.value("securemsg_emails_failed", "securemsg_emails_failed_total", reason="temporary") == 1
+    assert after.value("securemsg_emails_failed", "securemsg_emails_failed_total", reason="permanent") == 0
+    assert after.value("securemsg_emails_sent", "securemsg_emails_sent_total") == len(smtp.received) >= 1
+    # Pushes: FCM delivered; APNs called the token dead, and its device was disabled.
+    assert after.value("securemsg_pushes_sent", "securemsg_pushes_sent_total", platform="fcm") == len(
+        fake_fcm.received
+    ) >= 2  # fmt: skip
+    # (Both messages' pushes may be in one batch and both find the token dead; the device is disabled once.)
+    dead = after.value(
+        "securemsg_pushes_failed", "securemsg_pushes_failed_total", platform="apns", reason="dead_token"
+    )
+    assert dead == len(fake_apns.received) >= 1
+    assert after.value("securemsg_pushes_sent", "securemsg_pushes_sent_total", platform="apns") == 0
+    assert (
+        after.value("securemsg_push_tokens_disabled", "securemsg_push_tokens_disabled_total", platform="apns")
+        == 1
+    )
+    # The webhook: its receiver answered 503, so each attempt failed and is retried later.
+    assert after.value("securemsg_webhooks_failed", "securemsg_webhooks_failed_total", reason="http_5xx") >= 2
+    assert after.value("securemsg_webhooks_sent", "securemsg_webhooks_sent_total") == 0
+    assert after.value("securemsg_outbox_pending", kind="webhook") >= 1  # waiting for their retry
+    assert after.value("securemsg_outbox_due", kind="push") == 0
+    assert after.value("securemsg_outbox_due", kind="client_email") == 0
+    # The connection pool: SQLite's one connection, or the asyncpg pool (maxsize 10).
+    in_use = after.value("securemsg_db_pool_connections", state="in_use")
+    idle = after.value("securemsg_db_pool_connections", state="idle")
+    top = after.value("securemsg_db_pool_connections", state="max")
+    assert top == (1 if db_url.startswith("sqlite") else 10) and 0 <= in_use + idle <= top
+    assert after.value("securemsg_realtime_publish_dropped", "securemsg_realtime_publish_dropped_total") == 0
+    assert after.value("process_resident_memory_bytes") > 10_000_000
+
+    # No label is a concrete path, an id, a person or a message.
+    patterns = {r.canonical for r in app.router.resources()} | {UNMATCHED}
+    found = after.labels()
+    assert found
+    for sample, key, value in found:
+        if key == "route":
+            assert value in patterns, value
+        if key == "method":
+            assert value in METHODS | {"OTHER"}, value
+        assert not re.search(r"/\d+(/|$)", value), (sample, key, value)
+    ids = {str(v) for v in (*cast.ids.values(), from_client["id"], to_client["id"], hook["id"])}
+    assert not [v for _, _, v in found if v in ids]
+    status, people = await api.get("/clients", token=cast.api_key)
+    needles = ["CANARY", "panic", "@example", *(p["name"] for p in people["items"]), failing_receiver]
+    assert [n for n in needles if n in after.text] == []
+    # And the public listener never serves /metrics, even with the metrics listener on.
+    assert (await client.get("/metrics")).status == 404
+
+
+@pytest.fixture
+def plain_config(sqlite_url: str, tmp_path: Path) -> Config:
+    return make_config(sqlite_url, tmp_path / "var")
+
+
+async def test_metrics_are_off_by_default_and_never_on_the_public_listener(aiohttp_client, plain_config):
+    from gateway.app import create_app
+
+    assert plain_config.metrics_listen is None  # the default: no listener at all
+    client = await aiohttp_client(create_app(plain_config))
+    resp = await client.get("/metrics")
+    assert resp.status == 404 and "securemsg_" not in await resp.text()
+    assert "metrics_address" not in client.server.app[SERVICES]
+    assert load_config({"SECUREMSG_VAR_DIR": str(plain_config.var_dir)}).metrics_listen is None
+
+
+async def test_a_metrics_address_already_taken_stops_the_start_with_one_line(plain_config) -> None:
+    from gateway.app import create_app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = web.AppRunner(create_app(plain_config.with_overrides(metrics_listen=("127.0.0.1", port))))
+        with pytest.raises(ConfigError) as refused:
+            await runner.setup()
+        await runner.cleanup()
+    message = str(refused.value)
+    assert message.startswith(f"SECUREMSG_METRICS_LISTEN 127.0.0.1:{port} cannot be listened on")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("127.0.0.1:9108", ("127.0.0.1", 9108)),
+        ("[::1]:9108", ("::1", 9108)),
+        ("0.0.0.0:9108", ("0.0.0.0", 9108)),  # noqa: S104 - parsing, not binding
+        ("localhost:0", ("localhost", 0)),
+        ("", None),
+    ],
+)
+def test_the_metrics_listen_setting(tmp_path: Path, raw: str, expected: Any) -> None:
+    env = {"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_METRICS_LISTEN": raw}
+    assert load_config(env).metrics_listen == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["9108", "metrics.example.org:9108", "127.0.0.1:99999", "127.0.0.1:http", ":9108"]
+)
+def test_a_bad_metrics_listen_setting_is_refused(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match="SECUREMSG_METRICS_LISTEN"):
+        load_config({"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_METRICS_LISTEN": raw})
