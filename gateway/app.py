@@ -38,6 +38,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
+from gateway.logs import stamp_request_ids
 from gateway.logsafe import redact_aiohttp_logs
 from gateway.metrics import METRICS, Metrics, metrics_listener
 from gateway.middleware import errors, observe, security_headers
@@ -124,6 +125,7 @@ def create_app(
     config: Config, *, clock: Clock | None = None, worker: bool = False, dev_mail: bool = False
 ) -> web.Application:
     redact_aiohttp_logs()
+    stamp_request_ids()
     app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(security_headers)
     app[CONFIG] = config

@@ -20,6 +20,7 @@ import re
 import secrets
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.logsafe import traceback_without_values
 
@@ -61,8 +62,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+_stamping: list[bool] = []
+
+
+def stamp_request_ids() -> None:
+    """Every log record made from now on carries the id of the request being served when it was made
+    (`record.request_id`, None outside a request), whichever handler formats it and however much later.
+    Idempotent; `create_app` and `setup_logging` call it."""
+    if _stamping:
+        return
+    _stamping.append(True)
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
 def setup_logging(log_format: str = "plain", level: int = logging.INFO) -> None:
     """The process's one handler, on stderr, in the chosen format."""
+    stamp_request_ids()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT))
     root = logging.getLogger()
@@ -70,4 +92,5 @@ def setup_logging(log_format: str = "plain", level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a log line too, in the same format
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
