@@ -171,7 +171,6 @@ class Metrics:
         snap.access_ended = hub.ended_access
         if isinstance(hub, RedisHub):
             snap.publish_dropped = hub.dropped_publish
-        snap.pool = pool_use()
         try:
             snap.outbox = await asyncio.wait_for(
                 outbox_backlog(app, app[DISPATCHER].handlers), timeout=SCRAPE_TIMEOUT_S
@@ -179,6 +178,7 @@ class Metrics:
             snap.database_up = True
         except Exception as exc:  # the database is away: say so, and serve everything else
             log.warning("metrics: the outbox query failed (%s)", type(exc).__name__)
+        snap.pool = pool_use()
         self.snapshot = snap
 
     def render(self) -> bytes:
@@ -347,7 +347,9 @@ def pool_use() -> tuple[int, int, int] | None:
         size, idle = pool.get_size(), pool.get_idle_size()
         return size - idle, idle, pool.get_max_size()
     lock = getattr(conn, "_lock", None)
-    if getattr(conn, "_connection", None) is not None and isinstance(lock, asyncio.Lock):
+    if isinstance(lock, asyncio.Lock):  # SQLite: one connection, opened at the first statement
+        if getattr(conn, "_connection", None) is None:
+            return 0, 0, 1
         busy = int(lock.locked())
         return busy, 1 - busy, 1
     return None

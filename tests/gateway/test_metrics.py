@@ -350,3 +350,74 @@ def test_the_metrics_listen_setting(tmp_path: Path, raw: str, expected: Any) -> 
 def test_a_bad_metrics_listen_setting_is_refused(tmp_path: Path, raw: str) -> None:
     with pytest.raises(ConfigError, match="SECUREMSG_METRICS_LISTEN"):
         load_config({"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_METRICS_LISTEN": raw})
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_the_dashboard_alerts_and_scrape_config_name_only_what_is_exported(
+    aiohttp_client, plain_config
+):
+    """deploy/: valid JSON and YAML, and every metric they query is one a process serves (a renamed metric
+    would leave a dashboard panel empty and an alert silent)."""
+    import json
+
+    import yaml
+
+    from gateway.app import create_app
+
+    client = await aiohttp_client(create_app(plain_config))
+    await client.get("/healthz")
+    app = client.server.app
+    await app[METRICS].refresh(app)
+    served = {
+        s.name for f in text_string_to_metric_families(app[METRICS].render().decode()) for s in f.samples
+    }
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus-alerts.yml").read_text())
+    rules = [r for g in alerts["groups"] for r in g["rules"]]
+    assert len(queries) > 20 and len(rules) >= 8
+    assert {"SecuremsgOutboxBehind", "SecuremsgPushFailures", "SecuremsgHigh5xxRate"} <= {
+        r["alert"] for r in rules
+    }
+    named = {
+        m for q in queries + [r["expr"] for r in rules] for m in re.findall(r"\b(?:securemsg|process)_\w+", q)
+    }
+    assert named and named - served == set()
+    # The whole family set is on the dashboard: nothing exported goes unshown.
+    shown = {re.sub(r"_(bucket|sum|count)$", "", n) for n in named}
+    exported = {re.sub(r"_(bucket|sum|count)$", "", n) for n in served if n.startswith("securemsg_")}
+    assert exported - shown == set()
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert {j["job_name"] for j in scrape["scrape_configs"]} == {"securemsg-gateway", "securemsg-worker"}
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["worker"]["environment"]["SECUREMSG_METRICS_LISTEN"] == "0.0.0.0:9108"
+    assert "ports" not in compose["services"]["worker"]  # the metrics port is not published
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_with_the_database_away_the_scrape_still_answers_and_says_so(client, db_url) -> None:
+    """PostgreSQL refuses this database's connections and its sessions are ended: the scrape answers 200,
+    with `securemsg_database_up 0` and no outbox figures; once the database is back, so are they."""
+    import asyncpg
+
+    app = client.server.app
+    assert (await scrape(app)).value("securemsg_database_up") == 1
+    base, _, name = db_url.rpartition("/")
+    admin = await asyncpg.connect(base.replace("postgres://", "postgresql://", 1) + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        away = await scrape(app)
+        assert away.value("securemsg_database_up") == 0
+        assert away.families["securemsg_outbox_due"].samples == []
+        assert away.value("securemsg_websocket_connections") == 0  # the rest is still served
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
+    back = await scrape(app)
+    assert back.value("securemsg_database_up") == 1
+    assert back.value("securemsg_outbox_due", kind="push") == 0
