@@ -10,8 +10,10 @@ the metrics listener is on either.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tests.fakes.apns import ApnsKey, ApnsReply, FakeApns
 from tests.fakes.certs import CertPaths
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp
+from tests.faults.procs import ROOT, free_port, server_env
 from tests.gateway.pushkit import CANARY, apns_token, drain, fcm_token, push_config, register
 
 FAMILIES = {
@@ -352,16 +355,11 @@ def test_a_bad_metrics_listen_setting_is_refused(tmp_path: Path, raw: str) -> No
         load_config({"SECUREMSG_VAR_DIR": str(tmp_path), "SECUREMSG_METRICS_LISTEN": raw})
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 async def test_the_dashboard_alerts_and_scrape_config_name_only_what_is_exported(
     aiohttp_client, plain_config
 ):
     """deploy/: valid JSON and YAML, and every metric they query is one a process serves (a renamed metric
     would leave a dashboard panel empty and an alert silent)."""
-    import json
-
     import yaml
 
     from gateway.app import create_app
@@ -421,3 +419,56 @@ async def test_with_the_database_away_the_scrape_still_answers_and_says_so(clien
     back = await scrape(app)
     assert back.value("securemsg_database_up") == 1
     assert back.value("securemsg_outbox_due", kind="push") == 0
+
+
+async def test_a_worker_process_serves_its_own_metrics_of_what_it_sent(
+    api, cast, db_url, tmp_path, smtp: FakeSmtp
+) -> None:
+    """`securemsg worker` does the sending in a scale-out: a real worker process, on the same database,
+    sends the email a message implies, and its own metrics listener says so."""
+    port = free_port()
+    env = server_env(
+        db_url,
+        tmp_path / "worker-var",
+        SECUREMSG_SMTP_PORT=str(smtp.port),
+        SECUREMSG_METRICS_LISTEN=f"127.0.0.1:{port}",
+        SECUREMSG_LOG_FORMAT="json",
+    )
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "worker", env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+    try:
+        status, conv = await api.post(
+            "/conversations",
+            {"participant_ids": [cast.id("client")], "body": CANARY},
+            token=cast.tok("clinician"),
+        )
+        assert status == 201
+        seen: Scrape | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        async with aiohttp.ClientSession() as http:
+            while loop.time() < deadline:
+                assert proc.returncode is None, log.read_text()
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        seen = Scrape(await resp.text())
+                    if seen.value("securemsg_emails_sent", "securemsg_emails_sent_total") >= 1:
+                        break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        assert seen is not None, log.read_text()
+        assert seen.value("securemsg_emails_sent", "securemsg_emails_sent_total") == 1 == len(smtp.received)
+        assert seen.value("securemsg_database_up") == 1
+        assert seen.value("securemsg_outbox_due", kind="client_email") == 0
+        assert "unread_check" in {s.labels["kind"] for s in seen.families["securemsg_outbox_pending"].samples}
+        assert CANARY not in seen.text and str(conv["id"]) not in {v for _, _, v in seen.labels()}
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), timeout=15)
+    # Its log: JSON lines, none about a request (a worker serves none but /metrics, which is not logged).
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert lines and all("request_id" not in entry for entry in lines)
