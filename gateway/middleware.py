@@ -4,6 +4,7 @@ latency for /metrics, and in JSON logs one access line) and the security headers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,7 @@ def route_of(request: web.Request) -> str:
 
 
 access_log = logging.getLogger("securemsg.access")
+CLIENT_GONE = 499  # as nginx logs it: the client closed the connection before the answer
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 
 
@@ -69,8 +71,8 @@ REQUEST_ID_KEY = web.RequestKey("request_id", str)
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: sets the request id for everything logged while the request is served (a context
     variable: each request is its own task), and counts the answer by route pattern and status. An
-    exception that escapes `errors` (an HTTP error for a page: aiohttp answers it) counts with its status;
-    anything else aiohttp turns into a 500."""
+    exception that escapes `errors` (an HTTP error for a page: aiohttp answers it) counts with its status,
+    a handler cancelled because its client went away as 499, and anything else (aiohttp's 500) as 500."""
     started = time.perf_counter()
     request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
     request[REQUEST_ID_KEY] = request_id
@@ -84,6 +86,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return resp
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_GONE  # the client went away first (or the server is stopping): not a fault of ours
         raise
     finally:
         elapsed = time.perf_counter() - started
