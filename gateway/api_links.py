@@ -1,8 +1,9 @@
 """`POST /api/v1/auth/magic {token}`: a link from an email, exchanged for a bearer token for the client app.
 
-Works with a notification link (then used up, and the token ends when the link would have) or an Instant
-Sign In link (used up; a full session). Anything else — expired, forged, used up, revoked, or the person's
-portal access or messaging turned off (R4) — is the same 401. Rate limited per IP.
+Works with a notification link (not used up: the same link opens the portal on the desktop afterwards, or
+the app on a second phone; each token ends when the link would have) or an Instant Sign In link (used up; a
+full session). Anything else — expired, forged, used up, revoked, or the person's portal access or
+messaging turned off (R4) — is the same 401. Every exchange is audited. Rate limited per IP.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def exchange_magic_link(request: web.Request) -> web.Response:
     data = await read_json(request, {"token"})
     token = take(data, "token", str, required=True)
     resolved = await links.resolve(ctx, token)
-    if resolved is None or not await links.use_up(ctx, resolved.link):
+    if resolved is None or not await links.use(ctx, resolved.link):
         raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
     bearer, _ = await links.open_session(ctx, resolved, "app")
     await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)

@@ -22,15 +22,19 @@ from gateway import (
     notify_email,
     notify_push,
     notify_webhooks,
+    oidc,
     openapi,
     ops,
     portal,
+    portal_oidc,
     portal_signin,
     team_inbox,
     team_password,
+    team_people,
     team_records,
     team_reset,
     team_signin,
+    wellknown,
     ws,
 )
 from gateway.config import Config, data_key_loader
@@ -49,6 +53,7 @@ from inbox import accounts, db
 from inbox.clock import Clock, SystemClock
 from inbox.context import InboxContext
 from inbox.crypto import DataKeyring
+from inbox.retention import Policy as RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,14 @@ def make_context(config: Config, clock: Clock | None = None) -> InboxContext:
         public_url=config.public_url,
         app_link_scheme=config.app_link_scheme,
         outbox_lease_s=config.outbox_lease_s,
+    )
+
+
+def retention_policy(config: Config) -> RetentionPolicy:
+    return RetentionPolicy(
+        outbox_days=config.retention_outbox_days,
+        webhook_deliveries_days=config.retention_webhook_deliveries_days,
+        tokens_days=config.retention_tokens_days,
     )
 
 
@@ -118,6 +131,7 @@ PARTS: list[Callable[[web.Application], AsyncIterator[None]]] = [
     notify_webhooks.webhook_part,
     notify_email.email_notifications,
     devmail.dev_mail_sink,
+    oidc.oidc_part,
 ]
 
 
@@ -133,7 +147,7 @@ def create_app(
     app[METRICS] = Metrics()
     app[CTX].writes.on_batch = app[METRICS].group_commit
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail}
-    app[DISPATCHER] = Dispatcher(app[CTX])
+    app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
     # First: an address that cannot be listened on stops the start before anything else was opened.
     app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.cleanup_ctx.append(_database)
@@ -158,6 +172,7 @@ def create_app(
         app.add_routes(table)
     app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
+    app.add_routes(portal_oidc.routes)
     app.add_routes(portal.routes)
     # The team's pages (sign-in, inbox, settings, records).
     for table in (
@@ -165,9 +180,11 @@ def create_app(
         team_reset.routes,
         team_password.routes,
         team_inbox.routes,
+        team_people.routes,
         team_records.routes,
     ):
         app.add_routes(table)
+    app.add_routes(wellknown.routes)  # the app-link files (docs/mobile.md)
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)

@@ -74,7 +74,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         help="seconds to let running servers pick up a new key before the last pass (default 5)",
     )
+    backup = sub.add_parser(
+        "backup", help="write the database and the key files, encrypted with a passphrase, to one file"
+    )
+    backup.add_argument("path", help="the backup file to write (must not exist yet)")
+    backup.add_argument(
+        "--passphrase-file",
+        help="read the passphrase from this file's first line "
+        "(else SECUREMSG_BACKUP_PASSPHRASE, else asked on the terminal)",
+    )
+    restore = sub.add_parser(
+        "restore", help="restore a backup into an empty var directory and an empty database"
+    )
+    restore.add_argument("path", help="the backup file")
+    restore.add_argument("--passphrase-file", help="read the passphrase from this file's first line")
     return parser
+
+
+def _backup(config: Config, args: argparse.Namespace) -> int:
+    from gateway import backup
+
+    try:
+        passphrase = backup.read_passphrase(args.passphrase_file, os.environ, confirm=True)
+        manifest = backup.make_backup(config, Path(args.path), passphrase, os.environ)
+    except backup.BackupError as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"backup written to {args.path}: the {manifest['database']} database "
+        f"(schema {manifest['schema_migration']}) and {', '.join(manifest['key_files'])}, "
+        "encrypted with the passphrase; keep the passphrase apart from the backup"
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Before the configuration is loaded: loading it would make new keys in the var directory that the
+    restore must find empty."""
+    from gateway import backup
+
+    try:
+        for line in backup.restore(Path(args.path), args.passphrase_file, os.environ):
+            print(line)
+    except (backup.BackupError, ConfigError) as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _setup_logging(config: Config) -> None:
@@ -235,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # dev mail sink — holds PHI or secrets: readable by the server's own user only (var/ 0700, files 0600).
     os.umask(0o077)
     args = build_parser().parse_args(argv)
+    if args.command == "restore":
+        return _restore(args)
     try:
         config = load_config()
     except ConfigError as exc:
@@ -246,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_audit_verify(config, args.practice))
         if args.command == "rotate-data-key":
             return _rotate_data_key(config, args)
+        if args.command == "backup":
+            return _backup(config, args)
         if args.command == "migrate":
             asyncio.run(_migrate(config))
             print("schema is up to date")

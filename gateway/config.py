@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,6 +66,30 @@ class Config:
     webhook_allow_private: bool = False
     testing: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+    # Sign in with Google (or any OpenID Connect provider) on the portal: off while oidc_client_id is None.
+    oidc_issuer: str = "https://accounts.google.com"
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_name: str = "Google"  # the button's words: "Sign in with Google"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_client_id)
+
+    # App links (gateway.wellknown): the apps that open this server's https links instead of the browser.
+    # The client app takes the portal's links, the practice app the web inbox's; each is off when unset.
+    ios_app_ids: tuple[str, ...] = ()  # "TEAMID.bundle.id" of the client app
+    ios_practice_app_ids: tuple[str, ...] = ()
+    android_package: str | None = None  # the client app's package name
+    android_cert_sha256: tuple[str, ...] = ()  # "AB:CD:…" (32 pairs) of its signing certificates
+    android_practice_package: str | None = None
+    android_practice_cert_sha256: tuple[str, ...] = ()
+
+    # Retention (inbox.retention): days kept after a row is finished, made, or expired/revoked.
+    retention_outbox_days: int = 30
+    retention_webhook_deliveries_days: int = 30
+    retention_tokens_days: int = 7
+
     # Metrics and logs (docs/operations.md). GET /metrics is served only on this (host, port) of its own,
     # never on the public listener; None (SECUREMSG_METRICS_LISTEN unset) leaves it off. Port 0: any free one.
     metrics_listen: tuple[str, int] | None = None
@@ -216,16 +242,27 @@ def parse_listen(name: str, raw: str) -> tuple[str, int] | None:
     return host, _int(name + "'s port", port, 0, 65535)
 
 
-def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
-    env = dict(os.environ if environ is None else environ)
-    var = Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
-    testing = _bool("SECUREMSG_TESTING", env.get("SECUREMSG_TESTING", "false"))
+def var_dir_from(env: Mapping[str, str], var_dir: Path | None = None) -> Path:
+    return Path(env.get("SECUREMSG_VAR_DIR", str(var_dir or Path("var"))))
 
+
+def database_url(env: Mapping[str, str], var: Path) -> str:
+    """SECUREMSG_DATABASE_URL checked (default: SQLite in the var directory). `restore` reads it without the
+    rest of the configuration, which would make new keys in the var directory it must find empty."""
     db_url = env.get("SECUREMSG_DATABASE_URL", f"sqlite://{var}/securemsg.sqlite3").strip()
     if not db_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
         raise ConfigError("SECUREMSG_DATABASE_URL must start with sqlite:// or postgres://")
     if db_url.startswith("postgresql://"):
         db_url = "postgres://" + db_url[len("postgresql://") :]
+    return db_url
+
+
+def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | None = None) -> Config:
+    env = dict(os.environ if environ is None else environ)
+    var = var_dir_from(env, var_dir)
+    testing = _bool("SECUREMSG_TESTING", env.get("SECUREMSG_TESTING", "false"))
+
+    db_url = database_url(env, var)
 
     redis_url = env.get("SECUREMSG_REDIS_URL") or None
     if redis_url:
@@ -274,6 +311,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
     scheme = env.get("SECUREMSG_APP_LINK_SCHEME", "securemsg").strip()
     if not scheme or not scheme.replace("-", "").replace(".", "").isalnum():
         raise ConfigError("SECUREMSG_APP_LINK_SCHEME must be a URL scheme such as securemsg")
+
+    oidc_issuer, oidc_client_id, oidc_client_secret, oidc_name = _oidc(env)
 
     return Config(
         database_url=db_url,
@@ -328,6 +367,109 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
             "SECUREMSG_WEBHOOK_ALLOW_PRIVATE", env.get("SECUREMSG_WEBHOOK_ALLOW_PRIVATE", "false")
         ),
         testing=testing,
+        oidc_issuer=oidc_issuer,
+        oidc_client_id=oidc_client_id,
+        oidc_client_secret=oidc_client_secret,
+        oidc_name=oidc_name,
+        **app_link_settings(env),
+        # Outbox history is read back for a day at most (R17's unread checks, the hourly throttle): 2 days up.
+        retention_outbox_days=_int(
+            "SECUREMSG_RETENTION_OUTBOX_DAYS", env.get("SECUREMSG_RETENTION_OUTBOX_DAYS", "30"), 2, 3650
+        ),
+        retention_webhook_deliveries_days=_int(
+            "SECUREMSG_RETENTION_WEBHOOK_DELIVERIES_DAYS",
+            env.get("SECUREMSG_RETENTION_WEBHOOK_DELIVERIES_DAYS", "30"),
+            1,
+            3650,
+        ),
+        retention_tokens_days=_int(
+            "SECUREMSG_RETENTION_TOKENS_DAYS", env.get("SECUREMSG_RETENTION_TOKENS_DAYS", "7"), 1, 3650
+        ),
         metrics_listen=parse_listen("SECUREMSG_METRICS_LISTEN", env.get("SECUREMSG_METRICS_LISTEN", "")),
         log_format=_choice("SECUREMSG_LOG_FORMAT", env.get("SECUREMSG_LOG_FORMAT", "plain"), LOG_FORMATS),
     )
+
+
+def _oidc(env: Mapping[str, str]) -> tuple[str, str | None, str | None, str]:
+    """The OpenID Connect provider for the portal's "Sign in with Google". The issuer is https, except on
+    loopback (a provider under test); a client id needs its secret (a confidential client)."""
+    issuer = env.get("SECUREMSG_OIDC_ISSUER", "").strip() or "https://accounts.google.com"
+    parts = urlsplit(issuer)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError("SECUREMSG_OIDC_ISSUER must be an https:// URL such as https://accounts.google.com")
+    if parts.query or parts.fragment:
+        raise ConfigError("SECUREMSG_OIDC_ISSUER must be a plain URL, without a query or fragment")
+    client_id = env.get("SECUREMSG_OIDC_CLIENT_ID", "").strip() or None
+    secret = env.get("SECUREMSG_OIDC_CLIENT_SECRET", "").strip() or None
+    if client_id and not secret:
+        raise ConfigError("SECUREMSG_OIDC_CLIENT_ID needs SECUREMSG_OIDC_CLIENT_SECRET too")
+    name = " ".join(env.get("SECUREMSG_OIDC_NAME", "Google").split())[:40] or "Google"
+    return issuer, client_id, secret, name  # as given: the tokens' "iss" must equal it exactly
+
+
+# --- app links ---------------------------------------------------------------------------------------
+
+_IOS_APP_ID = re.compile(r"[A-Z0-9]{10}\.[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+_ANDROID_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_CERT_SHA256 = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+
+
+def _entries(raw: str) -> list[str]:
+    return [entry.strip() for entry in raw.split(",") if entry.strip()]
+
+
+def parse_ios_app_ids(name: str, raw: str) -> tuple[str, ...]:
+    """`ABCDE12345.org.example.client, …`: an Apple team id (ten capitals and digits), a dot, a bundle id."""
+    ids = _entries(raw)
+    for app_id in ids:
+        if not _IOS_APP_ID.fullmatch(app_id):
+            raise ConfigError(
+                f"{name} must be comma-separated TEAMID.bundle.id app ids; {app_id!r} is not one"
+            )
+    return tuple(ids)
+
+
+def parse_android_app(prefix: str, package_raw: str, certs_raw: str) -> tuple[str | None, tuple[str, ...]]:
+    """An Android package name and the SHA-256 fingerprints of its signing certificates, both or neither.
+    A fingerprint is 32 colon-separated hex pairs, as `keytool -list -v` and the Play Console print it;
+    Google's format wants capitals, so any case is taken and capitals are kept."""
+    package = package_raw.strip() or None
+    certs = tuple(cert.upper() for cert in _entries(certs_raw))
+    for cert in certs:
+        if not _CERT_SHA256.fullmatch(cert):
+            raise ConfigError(
+                f"{prefix}_CERT_SHA256 must be comma-separated SHA-256 fingerprints "
+                f"(32 hex pairs joined by colons, AB:CD:…); {cert!r} is not one"
+            )
+    if package is not None and not _ANDROID_PACKAGE.fullmatch(package):
+        raise ConfigError(f"{prefix}_PACKAGE must be an Android package name such as org.example.app")
+    if package is not None and not certs:
+        raise ConfigError(f"{prefix}_PACKAGE needs {prefix}_CERT_SHA256 too")
+    if certs and package is None:
+        raise ConfigError(f"{prefix}_CERT_SHA256 needs {prefix}_PACKAGE too")
+    return package, certs
+
+
+def app_link_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The Config fields of the app links, from SECUREMSG_IOS_* and SECUREMSG_ANDROID_*."""
+    client_package, client_certs = parse_android_app(
+        "SECUREMSG_ANDROID",
+        env.get("SECUREMSG_ANDROID_PACKAGE", ""),
+        env.get("SECUREMSG_ANDROID_CERT_SHA256", ""),
+    )
+    practice_package, practice_certs = parse_android_app(
+        "SECUREMSG_ANDROID_PRACTICE",
+        env.get("SECUREMSG_ANDROID_PRACTICE_PACKAGE", ""),
+        env.get("SECUREMSG_ANDROID_PRACTICE_CERT_SHA256", ""),
+    )
+    return {
+        "ios_app_ids": parse_ios_app_ids("SECUREMSG_IOS_APP_IDS", env.get("SECUREMSG_IOS_APP_IDS", "")),
+        "ios_practice_app_ids": parse_ios_app_ids(
+            "SECUREMSG_IOS_PRACTICE_APP_IDS", env.get("SECUREMSG_IOS_PRACTICE_APP_IDS", "")
+        ),
+        "android_package": client_package,
+        "android_cert_sha256": client_certs,
+        "android_practice_package": practice_package,
+        "android_practice_cert_sha256": practice_certs,
+    }

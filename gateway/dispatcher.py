@@ -9,6 +9,10 @@ third of the lease), and handlers ask `outbox.still_held(jobs)` right before eac
 goes, so a batch that outlasts the lease is never sent by a second worker too; a row whose claim another
 worker took is left to it (`JobOutcome.released`). Outcomes are recorded with `outbox.until_recorded`: a
 database restart delays the record of a sent email, it does not lose it (which would send it again).
+
+Retention: with a policy, the loop also prunes old history (inbox.retention) every `prune_every_s`, one
+small batch of each kind at a time; while a kind has more waiting, the next batch follows at the next tick,
+between batches of sends.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from inbox import outbox
+from inbox import outbox, retention
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
+from inbox.retention import Policy as RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +74,19 @@ Handler = Callable[[Sequence[OutboxJob]], Awaitable[dict[int, JobOutcome]]]
 
 
 class Dispatcher:
-    def __init__(self, ctx: InboxContext, *, batch_size: int = 100, idle_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        ctx: InboxContext,
+        *,
+        batch_size: int = 100,
+        idle_s: float = 0.5,
+        retention: RetentionPolicy | None = None,
+        prune_every_s: float = 60.0,
+    ) -> None:
         self.ctx = ctx
+        self.retention = retention
+        self.prune_every_s = prune_every_s
+        self._next_prune = time.monotonic() + min(prune_every_s, 10.0)  # not in the start's busiest moment
         self.handlers: dict[str, Handler] = {}
         self.batch_size = batch_size
         self.idle_s = idle_s
@@ -162,6 +179,27 @@ class Dispatcher:
                 break
         return total
 
+    async def prune(self) -> dict[str, int]:
+        """One batch of each kind of history the retention policy no longer keeps (none without one)."""
+        if self.retention is None:
+            return {}
+        return await retention.prune_once(self.retention, self.ctx.clock.now())
+
+    async def _prune_when_due(self) -> None:
+        if self.retention is None or time.monotonic() < self._next_prune:
+            return
+        try:
+            removed = await self.prune()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # database briefly away: the next prune is as good
+            log.warning("pruning old history failed: %s: %s", type(exc).__name__, exc)
+            removed = {}
+        if any(removed.values()):
+            log.info("pruned old history: %s", ", ".join(f"{n} {kind}" for kind, n in removed.items() if n))
+        behind = any(n >= self.retention.batch for n in removed.values())
+        self._next_prune = time.monotonic() + (0.0 if behind else self.prune_every_s)
+
     async def _loop(self) -> None:
         while True:
             try:
@@ -171,6 +209,7 @@ class Dispatcher:
             except Exception as exc:  # database briefly away: keep the loop, try again shortly
                 log.warning("dispatcher tick failed: %s: %s", type(exc).__name__, exc)
                 handled = 0
+            await self._prune_when_due()
             if handled < self.batch_size:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -55,6 +55,8 @@ POLICIES: dict[str, dict[str, tuple[int, int]]] = {
     # person; asking for a reset link like Instant Sign In, per address tried (known or not) and per IP.
     "password_change": {"ip": (30, 300), "who": (10, 300)},
     "password_reset": {"ip": (20, 3600), "who": (5, 3600)},
+    # The portal's "Sign in with Google": each start stores an attempt, so a flood from one IP is capped.
+    "oidc_start": {"ip": (30, 300), "who": (30, 300)},
 }
 
 

@@ -610,6 +610,11 @@ def _paths() -> dict[str, dict[str, Any]]:
         "post": op(
             "exchange_magic_link",
             "Exchange a link token from an email for a bearer token (the client app).",
+            description=(
+                "A notification link (/portal/m/{token}) is not used up: it works on any number of devices "
+                "until it expires or is revoked, and each token ends when the link does. An Instant Sign In "
+                "link (/portal/s/{token}) is used up and gives a full session."
+            ),
             tag="auth",
             security=NONE,
             request=body({"token": STR}, ["token"]),

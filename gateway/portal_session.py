@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.auth import PORTAL_COOKIE
 from gateway.cookies import read_cookie, set_cookie
-from gateway.keys import CTX, HUB
+from gateway.keys import CONFIG, CTX, HUB
 from gateway.templating import render_page
 from gateway.validation import raise_nul
 from inbox import accounts, links
@@ -51,12 +51,21 @@ def person_of(principal: Principal) -> Participant:
 
 
 async def start_session(request: web.Request, resp: web.StreamResponse, resolved: links.Resolved) -> None:
+    ttl_s = links.session_ttl_for(request.app[CTX], resolved.link)
+    await start_session_for(request, resp, resolved.participant, ttl_s)
+
+
+async def start_session_for(
+    request: web.Request, resp: web.StreamResponse, person: Participant, ttl_s: int
+) -> None:
+    """A portal session for `person` in this browser: from a link (above) or from "Sign in with Google"
+    (gateway.portal_oidc), the same way."""
     ctx = request.app[CTX]
     previous = await portal_principal(request)
     if previous is not None:  # a session of whoever used this browser before: it ends here
         await accounts.revoke_token(ctx, previous)
         await request.app[HUB].access_changed([person_of(previous).id])  # R27
-    token, row = await links.open_session(ctx, resolved, "session")
+    token, row = await accounts.issue_token(ctx, person, "session", ttl_s, csrf=True)
     assert row.expires_at is not None
     max_age = max(1, int((row.expires_at - ctx.clock.now()).total_seconds()))
     set_cookie(request, resp, PORTAL_COOKIE, token, max_age)
@@ -112,6 +121,8 @@ def portal_page(
         "me_id": principal.participant.id if principal is not None and principal.participant else None,
         "csrf": principal.csrf_token if principal is not None else "",
         "form_csrf": "",
+        # "Sign in with Google" beside Instant Sign In, only when it is configured (gateway.portal_oidc).
+        "oidc_name": config.oidc_name if (config := request.app[CONFIG]).oidc_enabled else "",
     }
     new_cookie = False
     if principal is None:

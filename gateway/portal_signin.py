@@ -43,7 +43,7 @@ SIGNIN_PER_ADDRESS = POLICIES["signin_link"]["who"]
 SIGNIN_PER_IP = POLICIES["signin_link"]["ip"]
 
 
-def _sign_in_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
+def sign_in_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
     ctx = request.app[CTX]
     defaults: dict[str, Any] = {
         "sent": False,
@@ -120,7 +120,7 @@ async def use_signin_link(request: web.Request) -> web.Response:
 @routes.get("/portal/sign-in")
 async def sign_in_form(request: web.Request) -> web.Response:
     notice = "You are signed out." if request.query.get("signed_out") else ""
-    return _sign_in_page(request, notice=notice)
+    return sign_in_page(request, notice=notice)
 
 
 @routes.post("/portal/sign-in")
@@ -131,13 +131,13 @@ async def sign_in_request(request: web.Request) -> web.Response:
         return csrf_failed(request)
     email = links.normalise_email(form.get("email", ""))
     if not email:
-        return _sign_in_page(request, status=422, error="Enter your email address.")
+        return sign_in_page(request, status=422, error="Enter your email address.")
     # Counted per address *and* requesting client: five requests from a stranger for a client's address
     # must not use up that client's own quota and keep them out of the portal for an hour.
     wait = await retry_after(request, "signin_link", f"{email} from {client_ip(request)}")
     if wait:
         minutes = max(1, round(wait / 60))
-        return _sign_in_page(
+        return sign_in_page(
             request,
             status=429,
             error=f"Too many sign-in requests. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
@@ -145,7 +145,7 @@ async def sign_in_request(request: web.Request) -> web.Response:
         )
     await links.request_signin(ctx, email)
     request.app[DISPATCHER].wake()
-    return _sign_in_page(request, sent=True)
+    return sign_in_page(request, sent=True)
 
 
 # --- signing out ----------------------------------------------------------------------------------------

@@ -1,5 +1,9 @@
-"""The signed-in team member's own password page (R25): `/settings/password`, the page form of
-`PUT /api/v1/me/password`. The current session stays; every other one, and every trusted device, ends."""
+"""The signed-in team member's account page (`/account`, the name in the top bar): their own password
+(R25), the page form of `PUT /api/v1/me/password`, and where two-step sign-in is set up or replaced (the
+steps themselves are `/settings/two-step`, gateway.team_signin). On a password change the current session
+stays; every other one, and every trusted device, ends.
+
+`/settings/password` was the password page's first address; it leads here, and its form's POST still works."""
 
 from __future__ import annotations
 
@@ -31,17 +35,23 @@ async def _page(
     request: web.Request, session: TeamSession, *, status: int = 200, **context: Any
 ) -> web.Response:
     context = {"done": False, "error": None} | context
-    return render(request, "inbox/password.html", status=status, **await chrome(request, session), **context)
+    return render(request, "inbox/account.html", status=status, **await chrome(request, session), **context)
+
+
+@routes.get("/account")
+async def account_page(request: web.Request) -> web.Response:
+    session = await team_session(request)
+    if session is None:
+        return to_sign_in(request)
+    return await _page(request, session, done=request.query.get("done") == "password")
 
 
 @routes.get("/settings/password")
 async def password_page(request: web.Request) -> web.Response:
-    session = await team_session(request)
-    if session is None:
-        return to_sign_in(request)
-    return await _page(request, session, done=request.query.get("done") == "1")
+    return redirect("/account#password")
 
 
+@routes.post("/account")
 @routes.post("/settings/password")
 async def change_password(request: web.Request) -> web.Response:
     session = await team_session(request)
@@ -71,4 +81,4 @@ async def change_password(request: web.Request) -> web.Response:
         return await _page(request, session, status=exc.status, error=exc.message)
     await audit_request(request, member, "auth.password_change", "participant", member.id, {"ended": ended})
     await access_ended(request, member.id)
-    return redirect("/settings/password?done=1")
+    return redirect("/account?done=password")

@@ -69,6 +69,10 @@ class TeamSession:
     def is_manager(self) -> bool:
         return bool(MANAGER_ROLES & self.member.role_set)
 
+    @property
+    def is_owner(self) -> bool:
+        return "account_owner" in self.member.role_set
+
 
 async def team_session(request: web.Request) -> TeamSession | None:
     """The signed-in team member of this browser, from the session cookie only (never a bearer token)."""
@@ -101,6 +105,7 @@ async def chrome(request: web.Request, session: TeamSession) -> dict[str, Any]:
         "csrf": session.csrf,
         "practice_name": practice.name,
         "is_manager": session.is_manager,
+        "is_owner": session.is_owner,
         "unread_total": await messaging.unread_total(member.id),
         "away": messaging.away_json(member),
     }

@@ -1,8 +1,12 @@
 """The links in emails: notification links (R16–R18) and Instant Sign In links (R18), and asking for one.
 
 - `notify` links go into the emails about a new or unread message. Each is bound to one client or contact
-  and one conversation, and works for `ctx.link_ttl_s` (24 h) from when the email was made, as often as the
-  person opens it in a browser. Exchanging one for an app token (`POST /auth/magic`) uses it up.
+  and one conversation, and works for `ctx.link_ttl_s` (24 h) from when the email was made, on any number
+  of devices ("open the email from either their desktop or mobile device"): in a browser, or exchanged for
+  an app token (`POST /auth/magic`). Nothing uses it up; each use starts its own session, which ends when
+  the link does (`session_ttl_for`), and is audited by its caller. It stops working when it expires (its
+  sessions with it), or when its holder may no longer use the portal (R4, `may_use_portal`): turning a
+  client's messaging or portal access off revokes their links and sessions together.
 - `signin` links answer a request on `/portal/sign-in`. One works once, for `ctx.signin_link_ttl_s`
   (15 min), and only the newest one of a person works: issuing a link revokes that person's older ones.
   Opening it (GET) only looks at it (`resolve`); using it up is a separate, atomic step (`use_up`), taken by
@@ -112,6 +116,14 @@ async def resolve(ctx: InboxContext, token: str, purposes: tuple[str, ...] = PUR
     return Resolved(link, person)
 
 
+async def use(ctx: InboxContext, link: LinkToken) -> bool:
+    """One use of a link that `resolve` found working. A notification link serves any number of devices
+    until it ends, so nothing is marked; any other link is used up, once (`use_up`)."""
+    if link.purpose == NOTIFY:
+        return True
+    return await use_up(ctx, link)
+
+
 async def use_up(ctx: InboxContext, link: LinkToken) -> bool:
     """Mark the link used, exactly once: of two concurrent presses of "Sign in", one wins."""
     now = ctx.clock.now()
@@ -122,12 +134,13 @@ async def use_up(ctx: InboxContext, link: LinkToken) -> bool:
 
 
 def session_ttl_for(ctx: InboxContext, link: LinkToken) -> int:
-    """A session opened by a notification link ends when the link would have (R18: 24 hours without
-    signing in, not 24 hours plus a session); an Instant Sign In starts a full session."""
+    """A session opened by a notification link ends when the link does, to the second (R18: 24 hours
+    without signing in, not 24 hours plus a session, nor a shorter session that sends someone with the
+    page open to sign in while their link still works); an Instant Sign In starts a full session."""
     if link.purpose != NOTIFY:
         return ctx.session_ttl_s
     left = (link.expires_at - ctx.clock.now()).total_seconds()
-    return max(1, min(ctx.session_ttl_s, int(left)))
+    return max(1, int(left))
 
 
 async def open_session(ctx: InboxContext, resolved: Resolved, kind: str) -> tuple[str, AuthToken]:

@@ -199,7 +199,8 @@ class AuthToken(Model):
 
     class Meta:
         table = "auth_token"
-        indexes = (("participant_id",),)
+        # Retention (inbox.retention) looks for tokens long expired or long revoked.
+        indexes = (("participant_id",), ("expires_at",), ("revoked_at",))
 
 
 class LinkToken(Model):
@@ -225,7 +226,7 @@ class LinkToken(Model):
 
     class Meta:
         table = "link_token"
-        indexes = (("participant_id", "purpose"),)
+        indexes = (("participant_id", "purpose"), ("expires_at",))  # the latter for retention
 
 
 class OutboxJob(Model):
@@ -252,7 +253,13 @@ class OutboxJob(Model):
         # The dispatcher's questions must cost what is due, not what is stored (issue #7, bench/dispatch.py):
         # "emails done for these people since T" ranges over finished_at; "the rows of this message"
         # (was its new-message email sent? cancel on removal) looks up message_id.
-        indexes = (("status", "due_at"), ("recipient_id", "kind", "status", "finished_at"), ("message_id",))
+        # Retention prunes history by status and finished_at (inbox.retention).
+        indexes = (
+            ("status", "due_at"),
+            ("recipient_id", "kind", "status", "finished_at"),
+            ("message_id",),
+            ("status", "finished_at"),
+        )
 
 
 class Device(Model):
@@ -277,7 +284,8 @@ class Device(Model):
     class Meta:
         table = "device"
         unique_together = (("practice_id", "platform", "token"),)
-        indexes = (("participant_id",),)
+        # auth_token_id: retention removes the devices of the revoked sessions it prunes.
+        indexes = (("participant_id",), ("auth_token_id",))
 
 
 class AuditEvent(Model):
@@ -388,7 +396,7 @@ class WebhookDelivery(Model):
 
     class Meta:
         table = "webhook_delivery"
-        indexes = (("webhook_id", "id"),)
+        indexes = (("webhook_id", "id"), ("created_at",))  # the latter for retention
 
 
 class Installation(Model):
@@ -400,3 +408,44 @@ class Installation(Model):
 
     class Meta:
         table = "installation"
+
+
+class OidcIdentity(Model):
+    """A client's or contact's account at the OpenID Connect provider ("Sign in with Google"), linked from
+    the portal: the provider's (issuer, subject) pair, which stays when the person's email there changes."""
+
+    id = fields.IntField(primary_key=True)
+    participant: fields.ForeignKeyRelation[Participant] = fields.ForeignKeyField(
+        "models.Participant", related_name=False, on_delete=fields.CASCADE
+    )
+    issuer = fields.CharField(max_length=255)
+    subject = fields.CharField(max_length=255)
+    linked_at = fields.DatetimeField()
+
+    participant_id: int
+
+    class Meta:
+        table = "oidc_identity"
+        unique_together = (("participant_id", "issuer"),)
+        indexes = (("issuer", "subject"),)
+
+
+class OidcAttempt(Model):
+    """One "Sign in with Google" (or linking) under way: the keyed hash of its `state`, and of the random
+    value in the HttpOnly cookie of the browser that started it. The nonce and the PKCE verifier are derived
+    from the state with the server's secret, so none of them is stored. Used once; ten minutes."""
+
+    id = fields.IntField(primary_key=True)
+    state_hash = fields.CharField(max_length=64, unique=True)
+    browser_hash = fields.CharField(max_length=64)
+    purpose = fields.CharField(max_length=8)  # signin | link
+    # Linking: the signed-in person; a sign-in that matched several people: whom the browser may choose from.
+    participant_id = fields.IntField(null=True)
+    candidates: list = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+    used_at = fields.DatetimeField(null=True)
+    chosen_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "oidc_attempt"

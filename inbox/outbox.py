@@ -239,7 +239,7 @@ class Lease:
 
     def __init__(self, ctx: InboxContext, jobs: Sequence[OutboxJob]) -> None:
         self.ctx = ctx
-        self.token = jobs[0].claimed_by if jobs else None
+        self.claimant = jobs[0].claimed_by if jobs else None
         self.held: set[int] = {j.id for j in jobs}
         self.lost: set[int] = set()
         untils = [j.claimed_until for j in jobs if j.claimed_until is not None]
@@ -247,9 +247,9 @@ class Lease:
         self._renewing = asyncio.Lock()
 
     def adopt(self, jobs: Iterable[OutboxJob]) -> None:
-        """Rows a handler claimed under this token too (`claim_rows`: later work joining the batch)."""
+        """Rows a handler claimed under this claim too (`claim_rows`: later work joining the batch)."""
         for job in jobs:
-            if job.claimed_by == self.token and job.id not in self.lost:
+            if job.claimed_by == self.claimant and job.id not in self.lost:
                 self.held.add(job.id)
 
     async def renew(self) -> None:
@@ -258,7 +258,7 @@ class Lease:
             await self._renew()
 
     async def _renew(self) -> None:
-        if not self.held or self.token is None:
+        if not self.held or self.claimant is None:
             return
         now = self.ctx.clock.now()
         until = now + timedelta(seconds=self.ctx.outbox_lease_s)
@@ -269,7 +269,7 @@ class Lease:
         )
         conn = rawsql.client()
         rows = await conn.execute_query_dict(
-            rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, [until, *ids, self.token]
+            rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, [until, *ids, self.claimant]
         )
         kept = {int(r["id"]) for r in rows}
         self.lost |= self.held - kept

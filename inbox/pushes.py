@@ -8,7 +8,8 @@ Three outbox kinds, one recipient per row:
 - `push_badge` (reading a conversation): a silent, badge-only update to the reader's other devices.
 
 A push holds the alert type, ids, a generic title, the badge (the recipient's unread total at the moment it
-is sent) and a deep link; never message text, never a name.
+is sent) and a deep link (a new-message push also its https `web_link`, see `web_link`); never message
+text, never a name, never a token.
 
 Timing cases (each has a test in tests/gateway/test_push_*.py):
 - The message was removed before its push went: skipped. `remove_message` cancels pending rows already;
@@ -175,13 +176,25 @@ async def enqueue_badge_update(
 # --- planning a batch --------------------------------------------------------------------------------
 
 
-def _conversation_push(ctx: InboxContext, device: Device, conversation_id: int, badge: int) -> PushMessage:
+def web_link(ctx: InboxContext, person: Participant, conversation_id: int) -> str:
+    """The https address of a conversation for this person: the page the apps' universal links and App Links
+    take (gateway.wellknown), and that a browser opens when no app does. It names only the conversation,
+    never a token: the app opens it with its own session, a browser with the portal's or the inbox's."""
+    if person.kind == TEAM:
+        return f"{ctx.public_url}/inbox?conversation={conversation_id}"
+    return f"{ctx.public_url}/portal/c/{conversation_id}"
+
+
+def _conversation_push(
+    ctx: InboxContext, device: Device, person: Participant, conversation_id: int, badge: int
+) -> PushMessage:
     return PushMessage(
         token=device.token,
         push_type="new_message",
         data={
             "conversation_id": str(conversation_id),
             "link": f"{ctx.app_link_scheme}://conversations/{conversation_id}",
+            "web_link": web_link(ctx, person, conversation_id),
         },
         badge=badge,
         collapse_key=f"conversation-{conversation_id}",
@@ -283,10 +296,12 @@ def _why_moot(ctx: InboxContext, job: OutboxJob, person: Participant, facts: _Fa
     return None
 
 
-def _message_for(ctx: InboxContext, job: OutboxJob, device: Device, badge: int) -> PushMessage:
+def _message_for(
+    ctx: InboxContext, job: OutboxJob, person: Participant, device: Device, badge: int
+) -> PushMessage:
     if job.kind == PUSH_NEW_MESSAGE:
         assert job.conversation_id is not None
-        return _conversation_push(ctx, device, job.conversation_id, badge)
+        return _conversation_push(ctx, device, person, job.conversation_id, badge)
     if job.kind == PUSH_APPOINTMENT:
         push_type = str(job.payload["push_type"])
         return _appointment_push(ctx, device, push_type, str(job.payload["appointment_id"]), badge)
@@ -333,7 +348,7 @@ async def plan_jobs(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> dict[int, P
             continue
         badge = facts.totals.get(person.id, 0)
         plans[job.id] = Plan(
-            targets=[Target(d.id, d.platform, _message_for(ctx, job, d, badge)) for d in chosen]
+            targets=[Target(d.id, d.platform, _message_for(ctx, job, person, d, badge)) for d in chosen]
         )
     return plans
 

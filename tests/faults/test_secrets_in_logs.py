@@ -142,7 +142,8 @@ async def test_no_token_link_or_secret_is_logged(
     assert resp.status == 303
     secrets["portal session from sign-in"] = resp.cookies[PORTAL_COOKIE].value
 
-    # A second notification link, exchanged for an app token (POST /auth/magic), then used and revoked.
+    # A second notification link, exchanged for an app token (POST /auth/magic) on two devices, then used
+    # and revoked; and a used-up Instant Sign In link, refused.
     status, _ = await api.post(f"/conversations/{conv['id']}/messages", {"body": "one more"}, token=token)
     assert status == 201
     await drain(client)
@@ -152,8 +153,11 @@ async def test_no_token_link_or_secret_is_logged(
     assert status == 200, magic
     secrets["app token (magic exchange)"] = magic["token"]
     assert (await api.get("/me", token=magic["token"]))[0] == 200
-    status, _ = await api.post("/auth/magic", {"token": magic_link.rsplit("/", 1)[1]})
-    assert status == 401  # used up
+    status, again = await api.post("/auth/magic", {"token": magic_link.rsplit("/", 1)[1]})
+    assert status == 200  # a second device: a notification link is not used up
+    secrets["app token (second device)"] = again["token"]
+    status, _ = await api.post("/auth/magic", {"token": signin_link.rsplit("/", 1)[1]})
+    assert status == 401  # used up by the browser above
     assert (await api.post("/auth/logout", {}, token=first))[0] == 200
     assert (await api.get("/me", token=first))[0] == 401  # a revoked token, tried again
 

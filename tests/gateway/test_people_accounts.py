@@ -151,7 +151,7 @@ async def test_r25_the_settings_page_changes_the_password_and_keeps_this_browser
     assert (await client.post("/settings/password", data=forged, allow_redirects=False)).status == 403
     right = fields | {"current": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
     resp = await client.post("/settings/password", data=right, allow_redirects=False)
-    assert resp.status == 303 and resp.headers["Location"] == "/settings/password?done=1"
+    assert resp.status == 303 and resp.headers["Location"] == "/account?done=password"
     page = await client.get(resp.headers["Location"], allow_redirects=False)
     assert page.status == 200 and "Your password is changed" in await page.text()  # this browser stays
     assert (await api.get("/me", token=cast.tok("clinician")))[0] == 401  # the app token ended

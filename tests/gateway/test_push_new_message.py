@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.keys import CTX, SERVICES
-from inbox import pushes
-from inbox.models import OutboxJob
+from urllib.parse import urlencode, urlsplit
+
+from gateway.keys import CONFIG, CTX, SERVICES
+from inbox import links, pushes
+from inbox.models import OutboxJob, Participant
+from tests.conftest import PASSWORD
 from tests.fakes.fixtures import APNS_TOPIC
+from tests.gateway.pages import email_of, post_sign_in
 from tests.gateway.pushkit import (  # noqa: F401
     CANARY,
     apns_token,
@@ -48,6 +52,7 @@ async def test_r19_new_message_reaches_apns_and_fcm_once_with_badge_link_and_no_
         "type": "new_message",
         "conversation_id": str(conv_id),
         "link": f"securemsg://conversations/{conv_id}",
+        "web_link": f"http://127.0.0.1:8080/inbox?conversation={conv_id}",
     }
     [fcm] = fake_fcm.received
     assert fcm.authorized and fcm.token == fcm_token(1)
@@ -55,6 +60,7 @@ async def test_r19_new_message_reaches_apns_and_fcm_once_with_badge_link_and_no_
         "type": "new_message",
         "conversation_id": str(conv_id),
         "link": f"securemsg://conversations/{conv_id}",
+        "web_link": f"http://127.0.0.1:8080/inbox?conversation={conv_id}",
         "badge": "1",
     }
     assert fcm.message["notification"] == {"title": "New secure message"}
@@ -146,3 +152,61 @@ async def test_r19_pushes_go_to_every_recipient_but_not_the_sender(client, api, 
     await drain(client)
     assert [r.token for r in fake_apns.received] == [apns_token(5)]
     assert [r.token for r in fake_fcm.received] == [fcm_token(5)]
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def test_r19_a_push_carries_an_https_web_link_with_no_token_that_opens_the_conversation(
+    client, api, cast, fake_apns, fake_fcm
+):
+    public_url = client.server.app[CONFIG].public_url
+    await register(api, cast.tok("client"), "apns", apns_token(7), app="client")
+    await register(api, cast.tok("clinician"), "fcm", fcm_token(7))
+    status, conv = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": CANARY},
+        token=cast.tok("clinician"),
+    )
+    assert status == 201
+    conv_id = conv["id"]
+    await drain(client)
+    status, _ = await api.post(
+        f"/conversations/{conv_id}/messages", {"body": CANARY}, token=cast.tok("client")
+    )
+    assert status == 201
+    await drain(client)
+
+    # The client's phone: the portal's conversation page; the clinician's: the web inbox's. Beside the
+    # custom-scheme link, and on FCM a string like every other data value.
+    [to_client] = fake_apns.received
+    [to_clinician] = fake_fcm.received
+    client_link = f"{public_url}/portal/c/{conv_id}"
+    team_link = f"{public_url}/inbox?conversation={conv_id}"
+    assert to_client.body["web_link"] == client_link
+    assert to_client.body["link"] == f"securemsg://conversations/{conv_id}"
+    assert to_clinician.message["data"]["web_link"] == team_link
+    assert to_clinician.message["data"]["link"] == f"securemsg://conversations/{conv_id}"
+
+    # It carries no token: a browser without a session is only sent to sign in, and sees nothing.
+    resp = await client.get(_path(client_link), allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/portal/sign-in"
+    resp = await client.get(_path(team_link), allow_redirects=False)
+    assert resp.status in (302, 303)
+    assert resp.headers["Location"] == "/?" + urlencode({"next": _path(team_link)})
+    assert CANARY not in await resp.text()
+
+    # With the person's own session, the same address opens the conversation.
+    person = await Participant.get(id=cast.id("client"))
+    emailed = await links.issue_notify_link(client.server.app[CTX], person, None)
+    resp = await client.get(_path(emailed), allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/portal"
+    resp = await client.get(_path(client_link))
+    assert resp.status == 200 and CANARY in await resp.text()
+    client.session.cookie_jar.clear()
+    resp = await post_sign_in(client, await email_of(cast.id("clinician")), PASSWORD)
+    assert resp.status == 303
+    resp = await client.get(_path(team_link))
+    assert resp.status == 200 and f'data-conversation="{conv_id}"' in await resp.text()

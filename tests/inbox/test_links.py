@@ -93,6 +93,9 @@ async def test_r18_a_notification_session_ends_when_its_link_would(client, cast,
     ctx = client.server.app[CTX]
     alex = await person("client", cast)
     token = token_of(await links.issue_notify_link(ctx, alex, None))
+    found = await links.resolve(ctx, token)
+    assert ctx.session_ttl_s < ctx.link_ttl_s  # 12 h sessions; still the whole day for this one
+    assert links.session_ttl_for(ctx, found.link) == ctx.link_ttl_s
     clock.advance(ctx.link_ttl_s - 100)
     found = await links.resolve(ctx, token)
     assert links.session_ttl_for(ctx, found.link) == 100

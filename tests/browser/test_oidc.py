@@ -1,0 +1,90 @@
+"""In a real browser: a client whose email link has expired signs in with "Sign in with Google" and reads
+the thread. The provider is the loopback OpenID Connect server of tests/fakes/oidc.py; Chromium follows its
+redirects itself, carrying the app's HttpOnly cookies as it would with Google."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+from playwright.async_api import expect
+
+from gateway.app import create_app, make_context
+from gateway.keys import CONFIG
+from inbox import messaging
+from inbox.models import AuditEvent, Participant
+from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.seed import seed_practice
+from tests.conftest import make_config
+from tests.fakes.oidc import FakeOidc, FakeUser
+from tests.gateway.mail_helpers import drain, text_of, to
+
+pytestmark = pytest.mark.browser
+
+NOTE = "Here is the worksheet for Thursday :smile:"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def fake_oidc(clock):
+    fake = FakeOidc(clock)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def client(aiohttp_client, db_url, tmp_path, smtp, clock, fake_oidc):
+    # The provider redirects the browser to the public URL's callback, so the app listens where that says.
+    port = _free_port()
+    config = make_config(
+        db_url,
+        tmp_path / "var",
+        smtp_port=smtp.port,
+        public_url=f"http://127.0.0.1:{port}",
+        oidc_issuer=fake_oidc.issuer,
+        oidc_client_id=fake_oidc.client_id,
+        oidc_client_secret=fake_oidc.client_secret,
+    )
+    return await aiohttp_client(create_app(config, clock=clock), server_kwargs={"port": port})
+
+
+async def test_a_client_whose_link_expired_signs_in_with_google_and_reads_the_thread(
+    browser, client, clock, smtp, fake_oidc
+):
+    config = client.server.app[CONFIG]
+    seeded = await seed_practice(config, clock)
+    ctx = make_context(config, clock)
+    sam = await Participant.get(id=seeded.ids["sam"])
+    await messaging.open_conversation(ctx, sam, [seeded.ids["alex"]], NOTE)
+    await drain(client)
+    [mail] = to(smtp, seeded.emails["alex"])
+    [link] = set(re.findall(re.escape(base_url(client)) + r"/portal/m/[A-Za-z0-9_-]+", text_of(mail)))
+    clock.advance(24 * 3600 + 60)  # a day later: the link has expired (R18)
+
+    fake_oidc.user = FakeUser("alex-google-sub", seeded.emails["alex"])
+    alex = await open_tab(browser, PHONE)
+    portal = alex.page
+    await portal.goto(link)
+    await expect(portal.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    if screenshots_wanted(config):
+        await screenshot(portal, "portal-link-expired-google.png", full_page=True)
+    await portal.get_by_role("button", name="Sign in with Google").click()
+
+    # Through the provider and back: the conversation list, then the thread.
+    await expect(portal).to_have_url(base_url(client) + "/portal")
+    await portal.locator("a.conversation", has_text="Dr. Sam Rivera").click()
+    await expect(portal.locator(".thread .message").last).to_contain_text(
+        "Here is the worksheet for Thursday 😄"
+    )
+    await expect(portal.locator(".thread-title")).to_have_text("Dr. Sam Rivera")
+    assert fake_oidc.token_outcomes == ["ok"]
+    assert await AuditEvent.filter(action="auth.oidc_sign_in", actor_id=seeded.ids["alex"]).count() == 1
+    alex.allow("status of 404")  # the expired link's page is a 404, on purpose
+    assert alex.problems == []
