@@ -472,3 +472,28 @@ async def test_a_worker_process_serves_its_own_metrics_of_what_it_sent(
     # Its log: JSON lines, none about a request (a worker serves none but /metrics, which is not logged).
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert lines and all("request_id" not in entry for entry in lines)
+
+
+async def test_live_events_dropped_for_want_of_redis_are_counted(aiohttp_client, plain_config) -> None:
+    """With Redis configured but not answering (nothing listens on its port), events queue for it; past
+    the queue's limit they are dropped, and /metrics counts every one."""
+    from gateway.app import create_app
+    from gateway.keys import HUB
+    from gateway.realtime import PUBLISH_QUEUE_LIMIT, RedisHub
+
+    config = plain_config.with_overrides(
+        redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_s=0.05, metrics_listen=("127.0.0.1", 0)
+    )
+    client = await aiohttp_client(create_app(config))
+    app = client.server.app
+    hub = app[HUB]
+    assert isinstance(hub, RedisHub)
+    assert (await scrape(app)).value(
+        "securemsg_realtime_publish_dropped", "securemsg_realtime_publish_dropped_total"
+    ) == 0
+    # In one turn of the event loop (publish only queues), so the publisher cannot drain meanwhile.
+    for n in range(PUBLISH_QUEUE_LIMIT + 25):
+        await hub.publish([1], {"type": "message.created", "n": n})
+    seen = await scrape(app)
+    dropped = seen.value("securemsg_realtime_publish_dropped", "securemsg_realtime_publish_dropped_total")
+    assert dropped == hub.dropped_publish == 25
