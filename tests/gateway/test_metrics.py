@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -497,3 +499,28 @@ async def test_live_events_dropped_for_want_of_redis_are_counted(aiohttp_client,
     seen = await scrape(app)
     dropped = seen.value("securemsg_realtime_publish_dropped", "securemsg_realtime_publish_dropped_total")
     assert dropped == hub.dropped_publish == 25
+
+
+def test_serve_with_a_taken_metrics_address_exits_2_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SECUREMSG_")}
+        env.update(
+            SECUREMSG_VAR_DIR=str(tmp_path / "var"),
+            SECUREMSG_METRICS_LISTEN=f"127.0.0.1:{port}",
+            PYTHONPATH=str(ROOT),
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(free_port())],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"securemsg: SECUREMSG_METRICS_LISTEN 127.0.0.1:{port} cannot be listened on")
+    assert "Traceback" not in done.stderr
