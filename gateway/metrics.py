@@ -36,13 +36,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 from tortoise import Tortoise
-from tortoise.expressions import Q
-from tortoise.functions import Count, Min
 
 from gateway.config import ConfigError
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.realtime import RedisHub
-from inbox.models import OutboxJob
+from inbox import outbox
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +171,7 @@ class Metrics:
             snap.publish_dropped = hub.dropped_publish
         try:
             snap.outbox = await asyncio.wait_for(
-                outbox_backlog(app, app[DISPATCHER].handlers), timeout=SCRAPE_TIMEOUT_S
+                outbox.backlog_by_kind(app[CTX], app[DISPATCHER].handlers), timeout=SCRAPE_TIMEOUT_S
             )
             snap.database_up = True
         except Exception as exc:  # the database is away: say so, and serve everything else
@@ -314,25 +312,6 @@ def webhook_reason(status_code: int) -> str | None:
     if status_code in (408, 429):
         return f"http_{status_code}"
     return f"http_{min(max(status_code // 100, 3), 5)}xx"
-
-
-async def outbox_backlog(app: web.Application, kinds: Iterable[str]) -> dict[str, tuple[int, int, float]]:
-    """One grouped query over the pending rows, on the (status, due_at) index: per kind, how many are
-    pending, how many are due, and how long the oldest due one has waited. Every kind this process
-    handles is in the answer, at zero when it has nothing pending."""
-    now = app[CTX].clock.now()
-    rows = await (
-        OutboxJob.filter(status="pending")
-        .group_by("kind")
-        .annotate(n=Count("id"), due=Count("id", _filter=Q(due_at__lte=now)), oldest=Min("due_at"))
-        .values("kind", "n", "due", "oldest")
-    )
-    out = dict.fromkeys(kinds, (0, 0, 0.0))
-    for row in rows:
-        n_due = int(row["due"] or 0)
-        waited = max(0.0, (now - row["oldest"]).total_seconds()) if n_due and row["oldest"] else 0.0
-        out[str(row["kind"])] = (int(row["n"]), n_due, waited)
-    return out
 
 
 def pool_use() -> tuple[int, int, int] | None:

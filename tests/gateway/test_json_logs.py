@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
-from gateway import ops
 from gateway.config import Config
 from gateway.logs import JsonFormatter, request_id_from
 from tests.conftest import make_config
@@ -112,31 +112,54 @@ def captured() -> Iterator[io.StringIO]:
         root.setLevel(old_level)
 
 
-async def test_a_line_logged_while_serving_carries_the_request_id_and_no_exception_message(
-    client, captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_line_logged_while_serving_carries_the_request_id(
+    client, captured: io.StringIO, db_url: str
 ) -> None:
-    async def broken() -> bool:
-        raise RuntimeError(CANARY)  # the message quotes data: it must not reach the log
-
-    monkeypatch.setattr(ops, "database_ready", broken)
-    resp = await client.get("/readyz", headers={"X-Request-Id": "trace-42"})
-    assert resp.status == 500 and resp.headers["X-Request-Id"] == "trace-42"
-    assert (await resp.json())["error"]["code"] == "internal_error"
+    """PostgreSQL stops taking this database's connections: a request that needs it fails, and the line
+    the errors middleware logs while serving it carries the request's id, as does its access line."""
+    base, _, name = db_url.rpartition("/")
+    admin = await asyncpg.connect(base.replace("postgres://", "postgresql://", 1) + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        resp = await client.get(
+            "/api/v1/me", headers={"Authorization": "Bearer " + "t" * 43, "X-Request-Id": "trace-42"}
+        )
+        assert resp.status >= 500 and resp.headers["X-Request-Id"] == "trace-42"
+        failed = resp.status
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
     ok = await client.get("/healthz")
     other = ok.headers["X-Request-Id"]
     assert GENERATED.fullmatch(other)
 
     lines = json_lines(captured.getvalue())
     served = [e for e in lines if e.get("request_id") == "trace-42"]
-    error = next(e for e in served if e["level"] == "ERROR")
-    assert error["message"].startswith("unhandled error on GET /readyz")
-    assert "RuntimeError (message left out of the log)" in error["message"]  # the traceback, value-free
-    assert [(e["route"], e["status"]) for e in served if e["logger"] == "securemsg.access"] == [
-        ("/readyz", 500)
-    ]
+    [fault] = [e for e in served if e["logger"] == "gateway.middleware"]
+    assert fault["level"] in ("WARNING", "ERROR") and "GET /api/v1/me" in fault["message"]  # 503 or 500
+    access = [(e["route"], e["status"]) for e in served if e["logger"] == "securemsg.access"]
+    assert access == [("/api/v1/me", failed)]
     access = [e for e in lines if e["logger"] == "securemsg.access" and e.get("request_id") == other]
     assert [(e["route"], e["status"]) for e in access] == [("/healthz", 200)]
-    assert CANARY not in captured.getvalue()
+    assert "t" * 43 not in captured.getvalue()
+
+
+def test_a_json_line_keeps_the_traceback_but_not_the_exceptions_message() -> None:
+    try:
+        raise RuntimeError(CANARY)  # a message may quote data: it must not reach the log
+    except RuntimeError:
+        record = logging.getLogger("securemsg.test").makeRecord(
+            "securemsg.test", logging.ERROR, __file__, 1, "it failed", (), sys.exc_info()
+        )
+    line = JsonFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["message"] == "it failed" and entry["level"] == "ERROR"
+    assert "RuntimeError (message left out of the log)" in entry["traceback"]
+    assert "test_json_logs.py" in entry["traceback"]  # where it failed is kept
+    assert CANARY not in line
 
 
 def test_request_ids_from_callers_are_taken_only_when_sane() -> None:
