@@ -44,8 +44,10 @@ from gateway.dispatcher import Dispatcher
 from gateway.exporter import export_part
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.limits import limiter_part
+from gateway.logs import stamp_request_ids
 from gateway.logsafe import redact_aiohttp_logs
-from gateway.middleware import errors, security_headers
+from gateway.metrics import METRICS, Metrics, metrics_listener
+from gateway.middleware import errors, observe, security_headers
 from gateway.realtime import Hub, PgHub, RedisHub
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
@@ -159,14 +161,19 @@ def create_app(
     """`shared_events`: one of several processes of `serve --processes N` (gateway.procs), whose realtime
     events must reach the others' sockets."""
     redact_aiohttp_logs()
-    app = web.Application(middlewares=[errors], client_max_size=MAX_BODY_BYTES)
+    stamp_request_ids()
+    app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
     app.on_response_prepare.append(security_headers)
     app[CONFIG] = config
     app[CTX] = make_context(config, clock)
+    app[METRICS] = Metrics()
+    app[CTX].writes.on_batch = app[METRICS].group_commit
     app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail, "shared_events": shared_events}
     if config.testing and shared_events:
         app.on_response_prepare.append(_answered_by)
     app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
+    # First: an address that cannot be listened on stops the start before anything else was opened.
+    app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     for part in PARTS:

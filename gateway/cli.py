@@ -140,9 +140,10 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def _setup_logging(config: Config) -> None:
+    from gateway.logs import setup_logging
+
+    setup_logging(config.log_format)  # SECUREMSG_LOG_FORMAT: plain, or one JSON object a line
 
 
 async def _migrate(config: Config) -> None:
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"securemsg: {exc}", file=sys.stderr)
         return 2
-    _setup_logging()
+    _setup_logging(config)
     try:
         if args.command == "audit":
             return asyncio.run(_audit_verify(config, args.practice))

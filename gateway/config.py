@@ -94,6 +94,11 @@ class Config:
     retention_webhook_deliveries_days: int = 30
     retention_tokens_days: int = 7
 
+    # Metrics and logs (docs/operations.md). GET /metrics is served only on this (host, port) of its own,
+    # never on the public listener; None (SECUREMSG_METRICS_LISTEN unset) leaves it off. Port 0: any free one.
+    metrics_listen: tuple[str, int] | None = None
+    log_format: str = "plain"  # plain | json (SECUREMSG_LOG_FORMAT): one JSON object a line
+
     @property
     def cookie_secure(self) -> bool:
         return self.public_url.startswith("https://")
@@ -210,6 +215,35 @@ def data_key_loader(path: Path) -> Callable[[], tuple[tuple[str, bytes], ...] | 
         return keys
 
     return load
+
+
+LOG_FORMATS = ("plain", "json")
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, not {raw!r}")
+    return value
+
+
+def parse_listen(name: str, raw: str) -> tuple[str, int] | None:
+    """`127.0.0.1:9108`, `[::1]:9108` or `0.0.0.0:9108`; empty is None (off)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host:
+        raise ConfigError(f"{name} must be host:port, such as 127.0.0.1:9108, not {raw!r}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(
+                f"{name} must name an IP address (or localhost) and a port, not {raw!r}"
+            ) from None
+    return host, _int(name + "'s port", port, 0, 65535)
 
 
 def var_dir_from(env: Mapping[str, str], var_dir: Path | None = None) -> Path:
@@ -376,6 +410,8 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         retention_tokens_days=_int(
             "SECUREMSG_RETENTION_TOKENS_DAYS", env.get("SECUREMSG_RETENTION_TOKENS_DAYS", "7"), 1, 3650
         ),
+        metrics_listen=parse_listen("SECUREMSG_METRICS_LISTEN", env.get("SECUREMSG_METRICS_LISTEN", "")),
+        log_format=_choice("SECUREMSG_LOG_FORMAT", env.get("SECUREMSG_LOG_FORMAT", "plain"), LOG_FORMATS),
     )
 
 

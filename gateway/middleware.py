@@ -1,15 +1,20 @@
 """The errors middleware (domain errors and HTTP errors into API.md's JSON shape; 503 only for an unavailable
-database, else 500) and the security headers on every answer."""
+database, else 500), the observe middleware (a request id for the log lines, the request's count and
+latency for /metrics, and in JSON logs one access line) and the security headers on every answer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from gateway.keys import CONFIG
+from gateway.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_from
 from gateway.logsafe import traceback_without_values
+from gateway.metrics import METRICS, UNMATCHED
 from inbox.db import unavailable
 from inbox.errors import DomainError, Invalid, NotFound, SlowDown
 
@@ -54,7 +59,54 @@ def route_of(request: web.Request) -> str:
     """The route's pattern (`/portal/m/{token}`) for a log line, never the path itself: a path can carry a
     link token, and tokens are never logged."""
     resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "(no route)"
+    return resource.canonical if resource is not None else UNMATCHED
+
+
+access_log = logging.getLogger("securemsg.access")
+CLIENT_GONE = 499  # as nginx logs it: the client closed the connection before the answer
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: sets the request id for everything logged while the request is served (a context
+    variable: each request is its own task), and counts the answer by route pattern and status. An
+    exception that escapes `errors` (an HTTP error for a page: aiohttp answers it) counts with its status,
+    a handler cancelled because its client went away as 499, and anything else (aiohttp's 500) as 500."""
+    started = time.perf_counter()
+    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    request[REQUEST_ID_KEY] = request_id
+    REQUEST_ID.set(request_id)
+    status = 500
+    websocket = False
+    try:
+        resp = await handler(request)
+        status = resp.status
+        websocket = isinstance(resp, web.WebSocketResponse)
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = CLIENT_GONE  # the client went away first (or the server is stopping): not a fault of ours
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_of(request)
+        request.app[METRICS].request(request.method, route, status, None if websocket else elapsed)
+        if request.app[CONFIG].log_format == "json":
+            access_log.info(
+                "%s %s %d",
+                request.method,
+                route,
+                status,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
 
 
 @web.middleware
@@ -110,6 +162,9 @@ async def security_headers(request: web.Request, resp: web.StreamResponse) -> No
     that sets its own (the dev mail frame's CSP) keeps it. No answer may be cached: pages and API answers
     hold health information, and a shared computer's browser cache must not keep them."""
     h = resp.headers
+    request_id = request.get(REQUEST_ID_KEY)
+    if request_id:  # not on answers aiohttp makes before any middleware runs (an unparseable request)
+        h.setdefault(REQUEST_ID_HEADER, request_id)
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
     h.setdefault("Referrer-Policy", "no-referrer")

@@ -25,6 +25,7 @@ from aiohttp import web
 from gateway.config import Config, ConfigError
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from gateway.metrics import METRICS, Metrics
 from inbox import installation, notify, outbox, passwords
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
@@ -48,10 +49,13 @@ def smtp_settings(config: Config) -> SmtpSettings:
 
 
 class EmailNotifier:
-    def __init__(self, ctx: InboxContext, mailer: Mailer, renderer: EmailRenderer) -> None:
+    def __init__(
+        self, ctx: InboxContext, mailer: Mailer, renderer: EmailRenderer, metrics: Metrics | None = None
+    ) -> None:
         self.ctx = ctx
         self.mailer = mailer
         self.renderer = renderer
+        self.metrics = metrics or Metrics()
         self._installation: str | None = None  # this database's id, for the Message-IDs
 
     async def client_email(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
@@ -94,6 +98,8 @@ class EmailNotifier:
 
         async def settle(index: int, sent: SendOutcome) -> None:
             planned = plan.emails[index]
+            if index not in withdrawn:
+                self.metrics.email(sent.ok, sent.temporary)
             if index in withdrawn:
                 # Another worker holds these rows now: they are its to send and settle.
                 outcome = JobOutcome.released("not sent: the claim was taken by another worker")
@@ -137,7 +143,7 @@ async def email_notifications(app: web.Application) -> AsyncIterator[None]:
     """A part (gateway.app.PARTS): the Mailer from the configuration, and its email handlers."""
     config = app[CONFIG]
     mailer = Mailer(smtp_settings(config))
-    notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(REPO_TEMPLATES_DIR))
+    notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(REPO_TEMPLATES_DIR), app[METRICS])
     dispatcher = app[DISPATCHER]
     dispatcher.register(outbox.CLIENT_EMAIL, notifier.client_email)
     dispatcher.register(outbox.UNREAD_CHECK, notifier.unread_check)

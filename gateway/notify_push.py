@@ -25,6 +25,7 @@ from aiohttp import web
 from gateway.config import Config, ConfigError
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from gateway.metrics import METRICS, Metrics
 from inbox import devices, outbox, pushes
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
@@ -70,7 +71,7 @@ async def push_part(app: web.Application) -> AsyncIterator[None]:
     for line in off:
         log.warning("push: %s; pushes for its devices are skipped", line)
     app[SERVICES]["push"] = providers
-    sender = PushSender(app[CTX], providers)
+    sender = PushSender(app[CTX], providers, app[METRICS])
     for kind in pushes.KINDS:
         app[DISPATCHER].register(kind, sender.handle)
     try:
@@ -81,9 +82,12 @@ async def push_part(app: web.Application) -> AsyncIterator[None]:
 
 
 class PushSender:
-    def __init__(self, ctx: InboxContext, providers: dict[str, PushProvider]) -> None:
+    def __init__(
+        self, ctx: InboxContext, providers: dict[str, PushProvider], metrics: Metrics | None = None
+    ) -> None:
         self.ctx = ctx
         self.providers = providers
+        self.metrics = metrics or Metrics()
 
     async def handle(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
         plans = await pushes.plan_jobs(self.ctx, batch)
@@ -115,20 +119,31 @@ class PushSender:
             if result is None:
                 off.append(platform)
                 continue
+            tally = {"dead_token": 0, "temporary": 0, "permanent": 0}
             for target in targets:
                 token = target.message.token
                 if token in result.delivered:
                     delivered.append(target.device_id)
-                elif token in result.dead_tokens:
+                    continue
+                if token in result.dead_tokens:
                     dead[target.device_id] = f"{platform} reported the token dead"
+                    tally["dead_token"] += 1
                 elif token in result.retry_tokens:
                     retry.append(target.device_id)
+                    tally["temporary"] += 1
                 else:
                     failed.append(result.failed.get(token, "no answer"))
+                    tally["permanent"] += 1
+            self.metrics.push(platform, sent=len(targets) - sum(tally.values()), failed=tally)
             if result.retry_after is not None:
                 retry_after = max(retry_after or 0.0, result.retry_after)
         if dead:
-            await outbox.until_recorded(functools.partial(devices.disable, dead), "dead device tokens")
+            disabled = await outbox.until_recorded(
+                functools.partial(devices.disable, dead), "dead device tokens"
+            )
+            for target in plan.targets:
+                if target.device_id in disabled:
+                    self.metrics.tokens_disabled_by(target.platform, 1)
         note = f"delivered to {len(delivered)}, dead {len(dead)}, failed {len(failed)}"
         if retry:
             await outbox.until_recorded(

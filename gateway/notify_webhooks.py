@@ -22,6 +22,7 @@ from aiohttp import web
 
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
+from gateway.metrics import METRICS, Metrics, webhook_reason
 from gateway.public_resolver import NotPublic, PublicOnlyResolver, refused_literal, was_refused
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
@@ -46,7 +47,7 @@ async def webhook_part(app: web.Application) -> AsyncIterator[None]:
         trust_env=False,
     )
     app[SERVICES]["webhook_session"] = session
-    sender = WebhookSender(app[CTX], session, allow_private=allow_private)
+    sender = WebhookSender(app[CTX], session, allow_private=allow_private, metrics=app[METRICS])
     app[DISPATCHER].register(webhooks.WEBHOOK, sender.handle)
     try:
         yield
@@ -56,11 +57,17 @@ async def webhook_part(app: web.Application) -> AsyncIterator[None]:
 
 class WebhookSender:
     def __init__(
-        self, ctx: InboxContext, session: aiohttp.ClientSession, *, allow_private: bool = False
+        self,
+        ctx: InboxContext,
+        session: aiohttp.ClientSession,
+        *,
+        allow_private: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx = ctx
         self.session = session
         self.allow_private = allow_private
+        self.metrics = metrics or Metrics()
 
     async def handle(self, batch: Sequence[OutboxJob]) -> dict[int, JobOutcome]:
         outcomes = await asyncio.gather(*(self._deliver(job) for job in batch))
@@ -89,14 +96,16 @@ class WebhookSender:
                 await resp.content.read(4096)  # a little of the answer, so the connection can be reused
             error = None if 200 <= status_code < 300 else f"HTTP {status_code}"
             temporary = status_code in _RETRY_STATUSES or status_code >= 500
+            reason = webhook_reason(status_code)
         except TimeoutError:
-            error, temporary = f"no answer within {TIMEOUT_S:g} s", True
+            error, temporary, reason = f"no answer within {TIMEOUT_S:g} s", True, "timeout"
         except (aiohttp.ClientError, OSError) as exc:
             if was_refused(exc):
                 # Permanent: trying again would only ask the network the same question.
-                error, temporary = REFUSED, False
+                error, temporary, reason = REFUSED, False, "refused"
             else:
-                error, temporary = CONNECTION_FAILED, True
+                error, temporary, reason = CONNECTION_FAILED, True, "connection_failed"
+        self.metrics.webhook(reason)
 
         def record(status: str) -> Callable[[], Awaitable[None]]:
             return functools.partial(

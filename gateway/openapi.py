@@ -1369,7 +1369,9 @@ def _document() -> str:
                 "KiB, or a list over its limit) and 422 (invalid, or an unknown field). Text anywhere in a "
                 "request (body, query, form) must not hold U+0000: 422 `invalid_character` / "
                 "`invalid_query`. Ids run from 1 to 2^31-1 (2^63-1 for messages and webhook deliveries): "
-                "a larger one is a 404 in a path, a 422 in a cursor. HEAD is answered for every GET."
+                "a larger one is a 404 in a path, a 422 in a cursor. HEAD is answered for every GET. "
+                "Every answer carries `X-Request-Id`: the caller's own when sane (1-128 of "
+                "`A-Za-z0-9._:=+-`), else a new one; the server's log lines for the request carry it too."
             ),
         },
         "servers": [{"url": "/"}],

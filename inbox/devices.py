@@ -208,7 +208,14 @@ async def push_targets(participant_ids: Iterable[int], flag: str | None) -> dict
     return by_participant
 
 
-async def disable(reasons: Mapping[int, str]) -> None:
-    """Disable dead devices at once ({device id: why}); they get nothing more until registered again."""
+async def disable(reasons: Mapping[int, str]) -> list[int]:
+    """Disable dead devices at once ({device id: why}); they get nothing more until registered again.
+    Returns the ids of those that were enabled until now (two pushes of one batch may both find a token
+    dead; the device is disabled, and counted, once)."""
+    disabled = []
     for device_id, reason in reasons.items():
-        await Device.filter(id=device_id).update(enabled=False, disabled_reason=reason[:200])
+        if await Device.filter(id=device_id, enabled=True).update(
+            enabled=False, disabled_reason=reason[:200]
+        ):
+            disabled.append(device_id)
+    return disabled

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from tortoise.backends.base.client import TransactionalDBClient
@@ -56,6 +57,8 @@ class GroupCommit:
         # Counters, for benchmarks and tests: how many transactions, and how many units they held.
         self.batches = 0
         self.units = 0
+        # Told each transaction's unit count (the gateway's metrics histogram); a plain call, no lock.
+        self.on_batch: Callable[[int], None] | None = None
 
     async def run(self, unit: Unit[Any], *, one_statement: bool = False) -> Any:
         """Run `unit` in a shared transaction; returns its result once that transaction has committed.
@@ -98,6 +101,8 @@ class GroupCommit:
     async def _alone(self, unit: Unit[Any]) -> list[Outcome]:
         self.batches += 1
         self.units += 1
+        if self.on_batch is not None:
+            self.on_batch(1)
         try:
             return [(True, await rawsql.drive_async(unit, rawsql.client()))]
         except Exception as exc:
@@ -108,6 +113,8 @@ class GroupCommit:
     async def _commit(self, units: list[Unit[Any]]) -> list[Outcome]:
         self.batches += 1
         self.units += len(units)
+        if self.on_batch is not None:
+            self.on_batch(len(units))
         conn = rawsql.client()
         if rawsql.sqlite_thread_runner(conn) is not None:
             async with conn.acquire_connection() as aconn:

@@ -54,7 +54,10 @@ def config(
         monkeypatch,
         smtp_port=smtp.port,
         public_url=PUBLIC_URL,
-    ).with_overrides(webhook_allow_private=True)  # the webhook receiver listens on loopback
+    ).with_overrides(
+        webhook_allow_private=True,  # the webhook receiver listens on loopback
+        log_format="json",  # the access lines too: the log searches see what a JSON log would hold
+    )
 
 
 @pytest.fixture

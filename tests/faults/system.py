@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.keys import DISPATCHER
+from gateway.logs import JsonFormatter
 from tests.fakes.apns import FakeApns
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp, ReceivedMail
@@ -43,6 +44,9 @@ class Logs(logging.Handler):
         self.records.append(record)
 
     def lines(self) -> Iterator[tuple[str, str]]:
+        """Each record as the plain format would show it (with the full traceback), and as a JSON log line
+        (SECUREMSG_LOG_FORMAT=json: with its request id, access fields and value-free traceback)."""
+        as_json = JsonFormatter()
         for r in self.records:
             if r.name.startswith(HARNESS_LOGGERS):
                 continue
@@ -52,6 +56,7 @@ class Logs(logging.Handler):
             if r.stack_info:
                 text += "\n" + r.stack_info
             yield r.name, text
+            yield r.name, as_json.format(r)
 
     def hits(self, needles: Iterable[str]) -> list[tuple[str, str, str]]:
         """(needle, logger, line) for every line holding any of the needles."""

@@ -22,6 +22,7 @@ from email.message import EmailMessage
 import pytest
 
 from gateway.auth import PORTAL_COOKIE
+from gateway.metrics import METRICS
 from inbox.models import AuditEvent
 from tests.fakes.apns import FakeApns
 from tests.fakes.fcm import FakeFcm
@@ -175,5 +176,11 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
     # No log record and no audit row holds a canary.
     assert logs.records
     assert logs.hits([MARK]) == []
+    # The JSON lines were there to search too (the access lines, with their request ids) ...
+    assert any('"route": "/api/v1/conversations/{id}/messages"' in text for _, text in logs.lines())
+    # ... and what /metrics shows holds no canary either.
+    app = client.server.app
+    await app[METRICS].refresh(app)
+    assert MARK not in app[METRICS].render().decode()
     audit_rows = [json.dumps(row, default=str) for row in await AuditEvent.all().values()]
     assert audit_rows and [row for row in audit_rows if MARK in row] == []

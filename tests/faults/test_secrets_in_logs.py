@@ -14,6 +14,7 @@ import pytest
 
 from gateway.auth import PORTAL_COOKIE, SESSION_COOKIE
 from gateway.keys import CTX
+from gateway.metrics import METRICS
 from gateway.team_signin import DEVICE_COOKIE
 from tests.conftest import PASSWORD
 from tests.fakes.apns import FakeApns
@@ -179,7 +180,14 @@ async def test_no_token_link_or_secret_is_logged(
         if name.endswith("link")
     }
     assert logs.records, "nothing was captured: the capture is broken"
+    # Each record is searched as a plain line and as a JSON line; the JSON lines carry request ids.
+    assert any('"request_id": "' in text for _, text in logs.lines())
     hits = logs.hits(secrets.values())
     named = {v: k for k, v in secrets.items()}
     found = [f"{named[needle]} in {logger}: {line}" for needle, logger, line in hits]
     assert not found, "\n".join(found)
+    # Nor in what /metrics shows.
+    app = client.server.app
+    await app[METRICS].refresh(app)
+    shown = app[METRICS].render().decode()
+    assert [name for name, value in secrets.items() if value in shown] == []
