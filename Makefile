@@ -55,7 +55,7 @@ test: lint typecheck pytest
 screenshots: $(TEST_STAMP)
 	SECUREMSG_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/browser -q -k sqlite
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)  # the benchmarks reuse the test fakes (tests/fakes), so the test extra
 	$(BIN)/python -m bench.run
 
 clean:
