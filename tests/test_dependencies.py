@@ -110,3 +110,25 @@ def test_the_runtime_and_test_locks_agree() -> None:
     runtime = dict(PIN.findall((ROOT / "requirements.lock").read_text()))
     test = dict(PIN.findall((ROOT / "requirements-test.lock").read_text()))
     assert {name: test.get(name) for name in runtime} == runtime
+
+
+def test_make_and_the_dockerfile_install_from_the_lockfiles_and_the_project_without_deps() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    # The stamps are rebuilt when a lockfile changes, and install exactly the locked, hash-checked files.
+    assert re.search(r"^\$\(STAMP\): pyproject\.toml \$\(LOCK\)", makefile, re.M)
+    assert re.search(r"^\$\(TEST_STAMP\): pyproject\.toml \$\(TEST_LOCK\)", makefile, re.M)
+    assert makefile.count("--require-hashes -r $(LOCK)") == 1
+    assert makefile.count("--require-hashes -r $(TEST_LOCK)") == 1
+    # Every install but pip's own upgrade of itself in a new venv.
+    installs = [
+        line
+        for line in re.findall(r"pip install [^\n]*", makefile + dockerfile)
+        if "--upgrade pip" not in line
+    ]
+    assert len(installs) >= 5 and all(
+        "--require-hashes" in line or "--no-deps" in line for line in installs
+    ), installs
+    # The image holds the built wheel, not an editable checkout.
+    assert "--require-hashes -r /tmp/requirements.lock" in dockerfile
+    assert not re.search(r"pip install[^\n]* -e\b", dockerfile)

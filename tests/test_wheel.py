@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,22 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], base: str, log: Path) -> 
     pytest.fail(f"securemsg demo did not serve within 60 s:\n{log.read_text()}")
 
 
+def _shipped_files(wheel: Path) -> set[str]:
+    with zipfile.ZipFile(wheel) as whl:
+        return {name for name in whl.namelist() if not name.endswith(".py") and ".dist-info/" not in name}
+
+
 def test_the_wheel_installed_in_a_fresh_venv_runs_the_demo_with_every_page(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path)
+    data_dirs = [ROOT / "gateway" / "templates", ROOT / "gateway" / "static", ROOT / "mailer" / "templates"]
+    data = {str(p.relative_to(ROOT)) for d in data_dirs for p in d.rglob("*") if p.is_file()}
+    data = {name for name in data if "__pycache__" not in name}
+    assert (
+        len(data) > 40 and _shipped_files(wheel) == data
+    )  # every page, template and static file, nothing else
+    with zipfile.ZipFile(wheel) as whl:
+        migrations = {n for n in whl.namelist() if n.startswith("inbox/migrations/0")}
+    assert len(migrations) == len(list((ROOT / "inbox" / "migrations").glob("0*.py")))
     env_dir = _fresh_venv(tmp_path, wheel)
     where = subprocess.run(
         [
