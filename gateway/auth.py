@@ -86,13 +86,6 @@ def _participant(principal: Principal) -> Participant:
     return principal.participant
 
 
-async def require_team_member(request: web.Request) -> Participant:
-    participant = await require_participant(request)
-    if participant.kind != "team":
-        raise Forbidden("team_only", "Only team members can do this.")
-    return participant
-
-
 async def require_provisioner(request: web.Request) -> Principal:
     principal = await require_principal(request)
     require_manager(principal)

@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,7 +69,6 @@ class Config:
     # Webhooks may reach loopback and private addresses only when this is set (inbox.webhooks).
     webhook_allow_private: bool = False
     testing: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
     # Sign in with Google (or any OpenID Connect provider) on the portal: off while oidc_client_id is None.
     oidc_issuer: str = "https://accounts.google.com"
     oidc_client_id: str | None = None

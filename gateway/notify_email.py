@@ -30,7 +30,7 @@ from inbox import installation, notify, outbox, passwords
 from inbox.context import InboxContext
 from inbox.models import OutboxJob
 from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
-from mailer.render import REPO_TEMPLATES_DIR
+from mailer.render import TEMPLATES_DIR
 
 
 def smtp_settings(config: Config) -> SmtpSettings:
@@ -143,7 +143,7 @@ async def email_notifications(app: web.Application) -> AsyncIterator[None]:
     """A part (gateway.app.PARTS): the Mailer from the configuration, and its email handlers."""
     config = app[CONFIG]
     mailer = Mailer(smtp_settings(config))
-    notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(REPO_TEMPLATES_DIR), app[METRICS])
+    notifier = EmailNotifier(app[CTX], mailer, EmailRenderer(TEMPLATES_DIR), app[METRICS])
     dispatcher = app[DISPATCHER]
     dispatcher.register(outbox.CLIENT_EMAIL, notifier.client_email)
     dispatcher.register(outbox.UNREAD_CHECK, notifier.unread_check)

@@ -1,4 +1,4 @@
-"""Server-rendered pages: jinja2 over `templates/pages/`, autoescaped, strict about undefined names.
+"""Server-rendered pages: jinja2 over `gateway/templates/pages/`, autoescaped, strict about undefined names.
 
 The pages carry no inline script or style (the Content-Security-Policy forbids both); their stylesheet and
 their small script are files under `gateway/static/`, served at `/static/`.
@@ -15,9 +15,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from mailer.render import REPO_TEMPLATES_DIR
-
-PAGES_DIR = REPO_TEMPLATES_DIR / "pages"
+# Both inside the package, so an installed wheel finds them (pyproject.toml's package-data ships them).
+PAGES_DIR = Path(__file__).resolve().parent / "templates" / "pages"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 

@@ -117,7 +117,7 @@ def away_json(p: Participant) -> dict[str, Any]:
     return {"enabled": bool(p.away_enabled), "message": p.away_message or DEFAULT_AWAY_TEXT}
 
 
-def banner_for(people: Sequence[Participant], viewer_id: int | None = None) -> dict[str, Any] | None:
+def banner_for(people: Sequence[Participant]) -> dict[str, Any] | None:
     """R20: while a team member in a client's conversation is away, the conversation carries a banner."""
     if not any(p.kind != TEAM for p in people):
         return None
@@ -312,7 +312,7 @@ async def conversation_detail(actor: Participant, conversation_id: int) -> dict[
         "id": conv.id,
         "participants": [participant_json(p) for p in people],
         "client_id": conv.client_id,
-        "banner": banner_for(people, actor.id),
+        "banner": banner_for(people),
         "created_at": iso(conv.created_at),
     }
 
@@ -369,7 +369,7 @@ async def list_conversations(
                 "last_message": message_json(ctx, last) if last else None,
                 "unread_count": r.unread_count,
                 "last_activity_at": iso(r.last_activity_at),
-                "banner": banner_for(members, actor.id),
+                "banner": banner_for(members),
             }
         )
     next_cursor = (

@@ -540,7 +540,7 @@ async def send_message(
     everyone = tuple(p.id for p in people)
     events = [Event(everyone, {"type": EVENT, "conversation_id": conversation_id, "message": data})]
     events += [Event((pid,), {"type": "unread", "unread_total": total}) for pid, total in totals.items()]
-    return Sent(events=events, message=msg, created=True, banner=banner_for(people, actor.id), data=data)
+    return Sent(events=events, message=msg, created=True, banner=banner_for(people), data=data)
 
 
 def _replayed(conversation_id: int, earlier: Message, people: list[Participant]) -> Sent:

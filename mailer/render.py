@@ -14,9 +14,9 @@ from typing import Any
 
 import jinja2
 
-# The repository's top-level ``templates/`` directory (holding ``email/``), for callers that run from a
-# checkout; deployments may point the renderer anywhere else.
-REPO_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The shipped templates (``email/`` under this package, so a wheel carries them as package data);
+# deployments may point the renderer anywhere else.
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 ALLOWED_VARS: frozenset[str] = frozenset({"practice_name", "link", "expires_text"})
 

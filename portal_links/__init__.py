@@ -6,6 +6,6 @@ What a token is *for* — which participant, which purpose (notification link, I
 when it expires, whether it was used — is bound to the stored hash by the storage layer, not here.
 """
 
-from portal_links.tokens import hash_token, link_for, new_token, tokens_match
+from portal_links.tokens import hash_token, link_for, new_token
 
-__all__ = ["hash_token", "link_for", "new_token", "tokens_match"]
+__all__ = ["hash_token", "link_for", "new_token"]

@@ -29,11 +29,6 @@ def hash_token(token: str, secret: bytes) -> str:
     return hmac.new(secret, token.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def tokens_match(a: str, b: str) -> bool:
-    """Constant-time comparison of two tokens or two token hashes."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
 def link_for(base_url: str, path: str, token: str) -> str:
     """Absolute link: ``link_for("http://127.0.0.1:8080", "/portal/m/", tok)`` -> ``.../portal/m/<tok>``.
 

@@ -52,24 +52,18 @@ Failure switches:
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import ssl
-import tempfile
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from pathlib import Path
 from typing import Any, Literal
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.fakes.certs import localhost_ca
 
 WAIT_LIMIT_S = 10.0
 
@@ -349,73 +343,15 @@ class FakeSmtp:
 
 
 class SmtpTestCA:
-    """A throwaway CA and a server certificate for 127.0.0.1 / localhost (EC keys: fast to make)."""
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost (tests.fakes.certs, from trustme)."""
 
     def __init__(self) -> None:
-        now = datetime.datetime.now(datetime.UTC)
-        valid = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=1))
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "securemsg test CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0])
-            .not_valid_after(valid[1])
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(valid[0])
-            .not_valid_after(valid[1])
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        self.ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        self.key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        self._ca, self._cert = localhost_ca()
+        self.ca_pem = self._ca.cert_pem.bytes().decode()
 
     def server_context(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with tempfile.TemporaryDirectory() as tmp:  # load_cert_chain only reads files
-            chain = Path(tmp) / "server.pem"
-            chain.write_text(self.key_pem + self.cert_pem)
-            ctx.load_cert_chain(chain)
+        self._cert.configure_cert(ctx)
         return ctx
 
     def client_context(self) -> ssl.SSLContext:

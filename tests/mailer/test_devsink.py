@@ -6,14 +6,14 @@ import asyncio
 from pathlib import Path
 
 from mailer.devsink import DevMailSink, get_message, list_messages
-from mailer.render import REPO_TEMPLATES_DIR, EmailRenderer
+from mailer.render import TEMPLATES_DIR, EmailRenderer
 from mailer.smtp import Mailer, OutgoingEmail, SmtpSettings
 
 LINK = "http://127.0.0.1:8080/portal/m/devsinkToken_0123456789"
 
 
 def rendered_email(n: int) -> OutgoingEmail:
-    out = EmailRenderer(REPO_TEMPLATES_DIR).render(
+    out = EmailRenderer(TEMPLATES_DIR).render(
         "client_new_message", {"practice_name": "Harbor Counseling", "link": LINK, "expires_text": "24 hours"}
     )
     return OutgoingEmail(

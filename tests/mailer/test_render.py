@@ -9,10 +9,10 @@ import jinja2
 import jinja2.meta
 import pytest
 
-from mailer.render import ALLOWED_VARS, REPO_TEMPLATES_DIR, EmailRenderer
+from mailer.render import ALLOWED_VARS, TEMPLATES_DIR, EmailRenderer
 
 TEMPLATES = ("client_new_message", "unread_reminder", "sign_in_link")
-EMAIL_DIR = REPO_TEMPLATES_DIR / "email"
+EMAIL_DIR = TEMPLATES_DIR / "email"
 
 # Values no template text could contain by accident, so that any other text found is the template's own.
 CANARY = {
@@ -24,7 +24,7 @@ CANARY = {
 
 @pytest.fixture(scope="module")
 def renderer() -> EmailRenderer:
-    return EmailRenderer(REPO_TEMPLATES_DIR)
+    return EmailRenderer(TEMPLATES_DIR)
 
 
 def test_every_template_triplet_exists() -> None:
@@ -35,7 +35,9 @@ def test_every_template_triplet_exists() -> None:
 
 def test_templates_reference_no_variable_but_the_allowed_three(renderer: EmailRenderer) -> None:
     env = renderer.environment
-    for path in sorted(EMAIL_DIR.iterdir()):
+    paths = sorted(EMAIL_DIR.iterdir())
+    assert len(paths) >= 3 * len(TEMPLATES), "the email templates are not where the renderer looks"
+    for path in paths:
         source = path.read_text()
         used = jinja2.meta.find_undeclared_variables(env.parse(source))
         assert used <= ALLOWED_VARS, f"{path.name} uses {sorted(used - ALLOWED_VARS)}"
