@@ -150,6 +150,8 @@ SCHEMAS: dict[str, Schema] = {
             "roles": arr(enum(*ROLES)),
             "away": BOOL,
             "recent": BOOL,
+            "email": STR,
+            "contact_of": obj({"id": INT, "name": STR}, ["id", "name"]),
             "messaging_enabled": BOOL,
             "can_enable": BOOL,
         },
@@ -794,11 +796,16 @@ def _paths() -> dict[str, dict[str, Any]]:
             "patch_client",
             "Change a client; turning messaging or portal access off ends its links and sessions (R4).",
             tag="provisioning",
-            security=MANAGER,
+            security=TEAM_OR_KEY,
             params=[path_id(what="client")],
             request=body(client_fields),
             ok={200: ("Changed.", ref("Client"))},
             errors=[403, 404],
+            description="Owners, practice managers and the API key change any field. A clinician or "
+            "supervisor may send only `{messaging_enabled: true}`, for a client they have access to "
+            "(R5), with an audit row: anything else is 403 `managers_only`; a client they may not see "
+            "is 404 (R28); a clinician who also holds a role that sees every client but has no access "
+            "is 403 `clinician_without_client_access`.",
         ),
     }
     p[f"{v1}/clients/{{id}}/contacts"] = {
@@ -884,7 +891,9 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/recipients"] = {
         "get": op(
             "recipients",
-            "People the caller may message: recently messaged first, then matches for q.",
+            "People the caller may message: recently messaged first, then matches for q (a first-name prefix "
+            "match first, then another word's, then the rest). A team member's rows also carry `email`, and "
+            "a contact's `contact_of`.",
             tag="messaging",
             security=PERSON,
             params=[
@@ -893,7 +902,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "include_disabled",
                     STR,
                     '"1" or "true": also clients whose own messaging is off but who could be messaged once '
-                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, R4).",
+                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, and a "
+                    "clinician or supervisor with access to the client: R4, R5).",
                 ),
                 limit(20, 100),
             ],
