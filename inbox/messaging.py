@@ -314,7 +314,24 @@ async def conversation_detail(actor: Participant, conversation_id: int) -> dict[
         "client_id": conv.client_id,
         "banner": banner_for(people, actor.id),
         "created_at": iso(conv.created_at),
+        "client_messaging_off": await _client_messaging_off(actor, conv.client_id),
     }
+
+
+async def _client_messaging_off(actor: Participant, client_id: int | None) -> dict[str, Any] | None:
+    """For a team member: the conversation's client (or client whose contacts take part) when the client's
+    own messaging is off (R4, R10), and whether this team member may turn it on from the thread (R5), so the
+    thread can offer "Enable Secure Messaging"."""
+    if actor.kind != TEAM or client_id is None:
+        return None
+    client = await Participant.filter(id=client_id, practice_id=actor.practice_id, kind=CLIENT).first()
+    if client is None or client.messaging_enabled:
+        return None
+    facts = await load_facts(actor.practice_id, [actor, client])
+    may = may_enable_client_messaging(
+        facts.party(actor), client.id, client.primary_clinician_id, facts.grants
+    )
+    return {"client_id": client.id, "name": client.name, "can_enable": may}
 
 
 def _encode_cursor(at: datetime, conv_id: int) -> str:

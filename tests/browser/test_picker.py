@@ -185,3 +185,42 @@ async def test_r5_clinician_enables_their_own_client_from_the_picker_at_phone_wi
     assert row is not None and row.actor_id == seeded.ids["sam"]
     assert re.search("messaging_enabled", str(row.detail))
     assert tab.problems == [] and lena.problems == []
+
+
+async def test_r5_clinician_enables_the_client_from_the_thread(browser, client, config, clock):
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    ctx = make_context(config, clock)
+    jordan = await Participant.get(id=seeded.ids["jordan"])
+    await accounts.update_client(ctx, jordan, {"messaging_enabled": True})
+    sam = await Participant.get(id=seeded.ids["sam"])
+    priya = await Participant.get(id=seeded.ids["priya"])
+    with_sam = await messaging.open_conversation(ctx, sam, [jordan.id], "How was the week?")
+    with_priya = await messaging.open_conversation(ctx, priya, [jordan.id], "Your invoice is ready.")
+    await accounts.update_client(ctx, jordan, {"messaging_enabled": False})  # the owner turned it off
+
+    # The biller is told, without a button: turning a client on is not a biller's to do.
+    biller = await open_tab(browser)
+    await sign_in(biller.page, base, seeded.emails["priya"])
+    await biller.page.goto(f"{base}/inbox?conversation={with_priya.conversation.id}")
+    off = biller.page.locator("#thread-off")
+    await expect(off).to_contain_text("Secure messaging is off for Jordan Lee.")
+    await expect(off).to_contain_text("the client’s clinician can turn it on")
+    await expect(off.get_by_role("button")).to_be_hidden()
+
+    tab = await open_tab(browser, PHONE)
+    page = tab.page
+    await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
+    await page.goto(f"{base}/inbox?conversation={with_sam.conversation.id}")
+    off = page.locator("#thread-off")
+    await expect(off).to_contain_text("Secure messaging is off for Jordan Lee.")
+    assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+    await off.get_by_role("button", name="Enable Secure Messaging for Jordan Lee").click()
+    await expect(off).to_be_hidden()
+    await expect(page.locator("#toast")).to_have_text("Secure messaging is now on for Jordan Lee.")
+    assert (await Participant.get(id=jordan.id)).messaging_enabled
+    # The biller's thread says so too once it is read again.
+    await biller.page.reload()
+    await expect(biller.page.locator("#thread-title")).to_have_text("Jordan Lee")
+    await expect(biller.page.locator("#thread-off")).to_be_hidden()
+    assert tab.problems == [] and biller.problems == []

@@ -123,3 +123,29 @@ async def test_r5_a_clinician_who_is_also_a_biller_still_needs_access(api, cast)
     assert body["error"]["rule"] == "R5"
     _, found = await api.get("/recipients?q=Jordan&include_disabled=1", token=cast.tok("clinician2"))
     assert [(i["id"], i["can_enable"]) for i in found["items"]] == [(jordan, False)]
+
+
+async def test_r4_a_conversation_says_when_its_clients_messaging_is_off(api, cast):
+    status, opened = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client2")], "body": "Hello"},
+        token=cast.tok("clinician"),
+    )
+    assert status == 201
+    conv = opened["id"]
+    _, detail = await api.get(f"/conversations/{conv}", token=cast.tok("clinician"))
+    assert detail["client_messaging_off"] is None
+    await api.patch(f"/clients/{cast.id('client2')}", {"messaging_enabled": False}, token=cast.api_key)
+    _, detail = await api.get(f"/conversations/{conv}", token=cast.tok("clinician"))
+    assert detail["client_messaging_off"] == {
+        "client_id": cast.id("client2"),
+        "name": "Client2 Person",
+        "can_enable": True,
+    }
+    # From the thread's button, the same call turns it back on.
+    status, _ = await api.patch(
+        f"/clients/{cast.id('client2')}", {"messaging_enabled": True}, token=cast.tok("clinician")
+    )
+    assert status == 200
+    _, detail = await api.get(f"/conversations/{conv}", token=cast.tok("clinician"))
+    assert detail["client_messaging_off"] is None
