@@ -28,6 +28,7 @@ from gateway import (
     portal,
     portal_oidc,
     portal_signin,
+    team_exports,
     team_inbox,
     team_password,
     team_people,
@@ -173,6 +174,7 @@ def create_app(
         team_reset.routes,
         team_password.routes,
         team_inbox.routes,
+        team_exports.routes,
         team_people.routes,
         team_records.routes,
     ):
