@@ -1135,6 +1135,15 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=PERSON,
             params=[
                 query("since", TIME, "Only events at or after this time."),
+                query("until", TIME, "Only events before this time."),
+                query("actor_id", INT, "Only what this person did."),
+                query(
+                    "action",
+                    {"type": "string", "maxLength": 48},
+                    'Only this action ("client.update"), or with a trailing "." every action of its family '
+                    '("export.").',
+                ),
+                query("order", enum("oldest", "newest"), "Oldest first (the default) or newest first."),
                 query(
                     "cursor",
                     {"type": "string", "pattern": "^[0-9]+$"},
