@@ -28,6 +28,7 @@ from gateway import (
     portal,
     portal_oidc,
     portal_signin,
+    team_devices,
     team_exports,
     team_inbox,
     team_password,
@@ -175,6 +176,7 @@ def create_app(
         team_password.routes,
         team_inbox.routes,
         team_exports.routes,
+        team_devices.routes,
         team_people.routes,
         team_records.routes,
     ):

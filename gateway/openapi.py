@@ -325,6 +325,7 @@ SCHEMAS: dict[str, Schema] = {
             "alerts": obj(_ALERTS),
             "enabled": BOOL,
             "disabled_reason": null(STR),
+            "created_at": TIME,
         }
     ),
     "ApiKey": obj(
