@@ -13,10 +13,10 @@ from gateway.keys import CONFIG, CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.revocation import access_ended
 from gateway.validation import path_int, present, read_json, take
-from inbox import access, accounts, apikeys, audit, messaging, passwords, visibility
+from inbox import access, accounts, apikeys, audit, messaging, passwords, permissions, visibility
 from inbox.accounts import Principal
 from inbox.errors import Forbidden, SlowDown, Unauthenticated
-from inbox.models import CLIENT, TEAM, Participant, Practice
+from inbox.models import CLIENT, TEAM, ClientAccess, Participant, Practice
 
 routes = web.RouteTableDef()
 
@@ -336,16 +336,59 @@ async def get_client(request: web.Request) -> web.Response:
 
 @routes.patch("/api/v1/clients/{id}")
 async def patch_client(request: web.Request) -> web.Response:
-    principal = await require_provisioner(request)
-    data = await read_json(request, set(_CLIENT_PATCH))
-    changes = present(data, _CLIENT_PATCH)
-    client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
+    principal = await require_principal(request)
+    if _may_only_enable(principal):
+        data = await read_json(request, set(_CLIENT_PATCH))
+        changes = present(data, _CLIENT_PATCH)
+        client = await _clinician_enables(principal, path_int(request, "id"), changes)
+    else:
+        accounts.require_manager(principal)
+        data = await read_json(request, set(_CLIENT_PATCH))
+        changes = present(data, _CLIENT_PATCH)
+        client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     await accounts.update_client(request.app[CTX], client, changes)
     if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
         # R4, R10, R27: the sockets of the client and of its contacts close.
         await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
     await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     return web.json_response(client_json(client))
+
+
+def _may_only_enable(principal: Principal) -> bool:
+    """A clinician or supervisor who is not a manager: they may turn a client's messaging on, nothing else."""
+    member = principal.participant
+    if principal.is_api_key or member is None or member.kind != TEAM:
+        return False
+    roles = member.role_set
+    return not (roles & permissions.MANAGER_ROLES) and bool(roles & permissions.ENABLE_WITH_ACCESS_ROLES)
+
+
+async def _clinician_enables(principal: Principal, client_id: int, changes: dict[str, Any]) -> Participant:
+    """R4, R5: "Enable Secure Messaging" from the picker or the thread — only on, only that field, and only
+    for a client whose profile the clinician has access to. A client outside what they may see is "not
+    found" (R28), as in every other call."""
+    if changes != {"messaging_enabled": True}:
+        raise Forbidden(
+            "managers_only",
+            "A clinician can only turn a client's secure messaging on; other changes need the account owner "
+            "or a practice manager.",
+        )
+    client = await visibility.visible_client(principal, client_id)
+    member = principal.participant
+    assert member is not None
+    grants = set(
+        await ClientAccess.filter(team_member_id=member.id, client_id=client.id).values_list(
+            "team_member_id", "client_id"
+        )
+    )
+    party = messaging.party_of(member, {})
+    if not permissions.may_enable_client_messaging(party, client.id, client.primary_clinician_id, grants):
+        raise Forbidden(
+            "clinician_without_client_access",
+            "You can turn on secure messaging only for a client whose profile you have access to.",
+            rule="R5",
+        )
+    return client
 
 
 @routes.post("/api/v1/clients/{id}/contacts")

@@ -10,7 +10,7 @@ from gateway.auth import require_participant
 from gateway.keys import CTX, DISPATCHER
 from gateway.limits import enforce
 from gateway.validation import path_int, query_int, read_json, take
-from inbox import audit, exports, records
+from inbox import audit, audit_view, exports, records
 from inbox.errors import Forbidden
 from inbox.models import Participant
 
@@ -150,9 +150,16 @@ def _require_owner(me: Participant) -> None:
 async def read_audit(request: web.Request) -> web.Response:
     me = await require_participant(request)
     _require_owner(me)
-    since = audit.parse_since(request.query.get("since"))
+    f = audit_view.AuditFilter(
+        since=audit.parse_since(request.query.get("since")),
+        until=audit_view.parse_until(request.query.get("until")),
+        actor_id=query_int(request, "actor_id"),
+        action=audit_view.parse_action(request.query.get("action")),
+        newest=audit_view.parse_order(request.query.get("order")),
+    )
     after = audit.parse_cursor(request.query.get("cursor"))
     limit = query_int(request, "limit", default=100, lo=1, hi=500) or 100
-    page = await audit.list_events(me.practice_id, since, after, limit, ctx=request.app[CTX])
+    await audit.seal(request.app[CTX], me.practice_id)  # what has committed so far, in the chain
+    page = await audit_view.list_events(me.practice_id, f, after, limit)
     await audit_request(request, me, "audit.read", None, None, {"items": len(page["items"])})
     return web.json_response(page)

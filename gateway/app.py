@@ -29,6 +29,8 @@ from gateway import (
     portal,
     portal_oidc,
     portal_signin,
+    team_devices,
+    team_exports,
     team_inbox,
     team_password,
     team_people,
@@ -204,6 +206,8 @@ def create_app(
         team_reset.routes,
         team_password.routes,
         team_inbox.routes,
+        team_exports.routes,
+        team_devices.routes,
         team_people.routes,
         team_records.routes,
     ):

@@ -150,6 +150,8 @@ SCHEMAS: dict[str, Schema] = {
             "roles": arr(enum(*ROLES)),
             "away": BOOL,
             "recent": BOOL,
+            "email": STR,
+            "contact_of": obj({"id": INT, "name": STR}, ["id", "name"]),
             "messaging_enabled": BOOL,
             "can_enable": BOOL,
         },
@@ -178,6 +180,10 @@ SCHEMAS: dict[str, Schema] = {
             "client_id": null(INT),
             "banner": ref("Banner"),
             "created_at": TIME,
+            # For a team member: the client whose own messaging is off (R4), and whether they may turn it on.
+            "client_messaging_off": null(
+                obj({"client_id": INT, "name": STR, "can_enable": BOOL}, ["client_id", "name", "can_enable"])
+            ),
         }
     ),
     "OpenedConversation": obj(
@@ -322,6 +328,7 @@ SCHEMAS: dict[str, Schema] = {
             "alerts": obj(_ALERTS),
             "enabled": BOOL,
             "disabled_reason": null(STR),
+            "created_at": TIME,
         }
     ),
     "ApiKey": obj(
@@ -800,11 +807,16 @@ def _paths() -> dict[str, dict[str, Any]]:
             "patch_client",
             "Change a client; turning messaging or portal access off ends its links and sessions (R4).",
             tag="provisioning",
-            security=MANAGER,
+            security=TEAM_OR_KEY,
             params=[path_id(what="client")],
             request=body(client_fields),
             ok={200: ("Changed.", ref("Client"))},
             errors=[403, 404],
+            description="Owners, practice managers and the API key change any field. A clinician or "
+            "supervisor may send only `{messaging_enabled: true}`, for a client they have access to "
+            "(R5), with an audit row: anything else is 403 `managers_only`; a client they may not see "
+            "is 404 (R28); a clinician who also holds a role that sees every client but has no access "
+            "is 403 `clinician_without_client_access`.",
         ),
     }
     p[f"{v1}/clients/{{id}}/contacts"] = {
@@ -890,7 +902,9 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/recipients"] = {
         "get": op(
             "recipients",
-            "People the caller may message: recently messaged first, then matches for q.",
+            "People the caller may message: recently messaged first, then matches for q (a first-name prefix "
+            "match first, then another word's, then the rest). A team member's rows also carry `email`, and "
+            "a contact's `contact_of`.",
             tag="messaging",
             security=PERSON,
             params=[
@@ -899,7 +913,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                     "include_disabled",
                     STR,
                     '"1" or "true": also clients whose own messaging is off but who could be messaged once '
-                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, R4).",
+                    "it is on, with `messaging_enabled: false` and `can_enable` (owners and managers, and a "
+                    "clinician or supervisor with access to the client: R4, R5).",
                 ),
                 limit(20, 100),
             ],
@@ -1132,6 +1147,15 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=PERSON,
             params=[
                 query("since", TIME, "Only events at or after this time."),
+                query("until", TIME, "Only events before this time."),
+                query("actor_id", INT, "Only what this person did."),
+                query(
+                    "action",
+                    {"type": "string", "maxLength": 48},
+                    'Only this action ("client.update"), or with a trailing "." every action of its family '
+                    '("export.").',
+                ),
+                query("order", enum("oldest", "newest"), "Oldest first (the default) or newest first."),
                 query(
                     "cursor",
                     {"type": "string", "pattern": "^[0-9]+$"},

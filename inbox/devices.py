@@ -19,7 +19,7 @@ from tortoise.exceptions import IntegrityError
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
 from inbox.ids import MAX_ID
-from inbox.messaging import ids_of
+from inbox.messaging import ids_of, iso
 from inbox.models import AuthToken, Device, Participant
 from push.base import ALERT_TYPES
 
@@ -48,6 +48,7 @@ def device_json(device: Device) -> dict[str, Any]:
         "alerts": {flag: bool(device.alerts.get(flag, True)) for flag in ALERT_FLAGS},
         "enabled": device.enabled,
         "disabled_reason": device.disabled_reason,
+        "created_at": iso(device.created_at),
     }
 
 

@@ -37,7 +37,13 @@ from inbox.models import (
     Participant,
     Practice,
 )
-from inbox.permissions import Party, PracticeFlags, check_exchange, may_message_directly
+from inbox.permissions import (
+    Party,
+    PracticeFlags,
+    check_exchange,
+    may_enable_client_messaging,
+    may_message_directly,
+)
 
 MAX_BODY = 5000
 MAX_AWAY = 600
@@ -314,7 +320,24 @@ async def conversation_detail(actor: Participant, conversation_id: int) -> dict[
         "client_id": conv.client_id,
         "banner": banner_for(people),
         "created_at": iso(conv.created_at),
+        "client_messaging_off": await _client_messaging_off(actor, conv.client_id),
     }
+
+
+async def _client_messaging_off(actor: Participant, client_id: int | None) -> dict[str, Any] | None:
+    """For a team member: the conversation's client (or client whose contacts take part) when the client's
+    own messaging is off (R4, R10), and whether this team member may turn it on from the thread (R5), so the
+    thread can offer "Enable Secure Messaging"."""
+    if actor.kind != TEAM or client_id is None:
+        return None
+    client = await Participant.filter(id=client_id, practice_id=actor.practice_id, kind=CLIENT).first()
+    if client is None or client.messaging_enabled:
+        return None
+    facts = await load_facts(actor.practice_id, [actor, client])
+    may = may_enable_client_messaging(
+        facts.party(actor), client.id, client.primary_clinician_id, facts.grants
+    )
+    return {"client_id": client.id, "name": client.name, "can_enable": may}
 
 
 def _encode_cursor(at: datetime, conv_id: int) -> str:
@@ -590,9 +613,15 @@ async def recipients(
 ) -> list[dict[str, Any]]:
     """People the actor may message: recently messaged first, then matches for `q`.
 
+    With `q`, a name whose first word starts with it comes first, then one with any other word starting
+    with it, then the rest (a part of a name or an email address); recency only orders people within a
+    rank, so "morg" lists Morgan Diaz before a recently messaged Alex Morgan. For a team member each row
+    also carries what tells two people apart: the email address, and for a contact whose contact it is.
+
     With `include_disabled`, clients whose own messaging is off but whom the actor could message once it
-    is on are listed too, with `messaging_enabled: false` and `can_enable` (owners and managers may turn
-    it on, R4), so the picker can offer "Enable Secure Messaging".
+    is on are listed too, with `messaging_enabled: false` and `can_enable` (owners and managers, and a
+    clinician or supervisor with access to the client, may turn it on: R4, R5), so the picker can offer
+    "Enable Secure Messaging".
     """
     recent_convs = await ids_of(
         ConversationMember.filter(participant_id=actor.id).order_by("-last_activity_at").limit(50),
@@ -613,23 +642,25 @@ async def recipients(
     if actor.kind != TEAM:
         # A client or contact can only ever write to team members (R8, R10).
         query = query.filter(kind=TEAM)
-    if q:
-        needle = q.strip()[:100]
+    needle = (q or "").strip()[:100]
+    if needle:
         query = query.filter(Q(name__icontains=needle) | Q(email__icontains=needle))
     matches = list(await query.order_by("name").limit(200))
     recent = [p for p in await Participant.filter(id__in=recent_ids)]
     recent.sort(key=lambda p: recent_ids.index(p.id))
-    if q:
-        needle = q.strip().lower()
-        recent = [p for p in recent if needle in p.name.lower() or needle in p.email.lower()]
+    if needle:
+        low = needle.lower()
+        recent = [p for p in recent if low in p.name.lower() or low in p.email.lower()]
 
     candidates: list[tuple[Participant, bool]] = [(p, True) for p in recent]
     seen = {p.id for p in recent}
     candidates += [(p, False) for p in matches if p.id not in seen]
+    if needle:
+        # A stable sort: within a rank, the recent ones stay first, then by name.
+        candidates.sort(key=lambda pair: match_rank(pair[0].name, needle))
     facts = await load_facts(actor.practice_id, [actor, *[p for p, _ in candidates]])
     me = facts.party(actor)
     out = []
-    can_enable = actor.kind == TEAM and bool({"account_owner", "practice_manager"} & actor.role_set)
     for p, is_recent in candidates:
         target = facts.party(p)
         allowed = may_message_directly(
@@ -647,10 +678,29 @@ async def recipients(
         if allowed:
             item = participant_json(p)
             item["recent"] = is_recent
+            if actor.kind == TEAM:
+                item["email"] = p.email
+                owner = facts.clients.get(p.client_id or -1) if p.kind == CONTACT else None
+                if owner is not None:
+                    item["contact_of"] = {"id": owner.id, "name": owner.name}
             if include_disabled:
                 item["messaging_enabled"] = enabled
-                item["can_enable"] = can_enable and not enabled
+                item["can_enable"] = not enabled and may_enable_client_messaging(
+                    me, p.id, p.primary_clinician_id, facts.grants
+                )
             out.append(item)
         if len(out) >= limit:
             break
     return out
+
+
+def match_rank(name: str, needle: str) -> int:
+    """0: the first word of the name starts with `needle`; 1: another word does; 2: anything else."""
+    low = needle.lower()
+    # A title ("Dr.") is not a first name: "sam" finds "Dr. Sam Rivera" by her first name.
+    words = [w for w in name.lower().split() if not w.endswith(".")] or name.lower().split()
+    if words and words[0].startswith(low) or name.lower().startswith(low):
+        return 0
+    if any(w.startswith(low) for w in words[1:]):
+        return 1
+    return 2

@@ -57,6 +57,26 @@ def has_client_access(
     return member.id == primary_clinician_id or (member.id, client_id) in grants
 
 
+# R4, R5: besides owners and managers, a clinician (or supervisor) may turn ON a client's messaging, but
+# only for a client whose profile they have access to (the guide: "you'll see the option to Enable Secure
+# Messaging").
+ENABLE_WITH_ACCESS_ROLES = frozenset({"clinician", "supervisor"})
+MANAGER_ROLES = frozenset({"account_owner", "practice_manager"})
+
+
+def may_enable_client_messaging(
+    member: Party, client_id: int, primary_clinician_id: int | None, grants: Collection[tuple[int, int]]
+) -> bool:
+    """May this team member turn a client's own messaging on? Managers always; clinicians with access."""
+    if not member.is_team or not member.active:
+        return False
+    if member.roles & MANAGER_ROLES:
+        return True
+    return bool(member.roles & ENABLE_WITH_ACCESS_ROLES) and has_client_access(
+        member, client_id, primary_clinician_id, grants
+    )
+
+
 def may_message_client(
     member: Party, client_id: int, primary_clinician_id: int | None, grants: Collection[tuple[int, int]]
 ) -> Refusal | None:

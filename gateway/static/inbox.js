@@ -246,7 +246,39 @@
     } else {
       bannerEl.hidden = true;
     }
+    // R4, R5: the client's own messaging is off; the owner, a manager or their clinician may turn it on here.
+    const off = o.detail.client_messaging_off;
+    $("thread-off").hidden = !off;
+    if (off) {
+      $("thread-off-text").textContent = off.can_enable
+        ? "Secure messaging is off for " + off.name + ". They won't see new messages until it is on."
+        : "Secure messaging is off for " + off.name + ". The account owner, a practice manager or the client’s clinician can turn it on.";
+      enableBtn.hidden = !off.can_enable;
+      enableBtn.setAttribute("aria-label", "Enable Secure Messaging for " + off.name);
+    }
   }
+
+  const enableBtn = $("thread-enable");
+  enableBtn.addEventListener("click", async function () {
+    const o = state.open;
+    const off = o && o.detail.client_messaging_off;
+    if (!off) return;
+    enableBtn.disabled = true;
+    try {
+      await api("PATCH", "/clients/" + off.client_id, { messaging_enabled: true });
+      Live.toast("Secure messaging is now on for " + off.name + ".");
+      const d = await api("GET", "/conversations/" + o.id);
+      if (state.open === o) {
+        o.detail = d;
+        renderThreadHead();
+        textarea.focus();
+      }
+    } catch (e) {
+      Live.showError(e);
+    } finally {
+      enableBtn.disabled = false;
+    }
+  });
 
   function renderMessages() {
     const o = state.open;

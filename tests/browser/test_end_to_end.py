@@ -47,6 +47,7 @@ async def test_clinician_and_client_end_to_end(browser, client, config, clock, s
     await page.get_by_role("button", name="New message").click()
     await page.get_by_label("To", exact=True).fill("Alex")
     await page.locator(".recipient-button", has_text="Alex Morgan").click()
+    await page.get_by_role("button", name="Start conversation").click()
     composer = page.get_by_label("Write a message")
     await composer.fill("Hi Alex, here is the worksheet we talked about :smile:")
     await composer.press("Enter")

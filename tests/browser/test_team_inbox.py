@@ -32,6 +32,7 @@ async def new_message(page, search, name):
     await page.get_by_role("button", name="New message").click()
     await page.get_by_label("To", exact=True).fill(search)
     await page.locator(".recipient-button", has_text=name).click()
+    await page.get_by_role("button", name="Start conversation").click()
     await expect(page.locator("#thread-title")).to_have_text(re.compile("^" + re.escape(name)))
 
 
@@ -146,20 +147,24 @@ async def test_team_inbox_end_to_end_in_chromium(browser, client, config, clock)
     if shots:
         await screenshot(page, "thread.png")
 
-    # --- a clinician is told who can turn a client's messaging on; the owner can, from the picker ---
-    await page.get_by_role("button", name="New message").click()
-    await page.get_by_label("To", exact=True).fill("Jordan")
-    off = page.locator(".recipient.off", has_text="Jordan Lee")
+    # --- a biller is told who can turn a client's messaging on; the owner can, from the picker ---
+    await priya.page.get_by_role("button", name="New message").click()
+    await priya.page.get_by_label("To", exact=True).fill("Jordan")
+    off = priya.page.locator(".recipient.off", has_text="Jordan Lee")
     await expect(off).to_contain_text("Secure messaging is off for this client.")
-    await expect(off).to_contain_text("The account owner or a practice manager can turn it on.")
+    await expect(off).to_contain_text(
+        "The account owner, a practice manager or the client’s clinician can turn it on."
+    )
     await expect(off.get_by_role("button")).to_have_count(0)
-    await page.keyboard.press("Escape")
+    await priya.page.keyboard.press("Escape")
 
     dana = await open_tab(browser)
     await sign_in(dana.page, base, seeded.emails["dana"])
     await dana.page.get_by_role("button", name="New message").click()
     await dana.page.get_by_label("To", exact=True).fill("Jordan")
     await dana.page.get_by_role("button", name="Enable Secure Messaging for Jordan Lee").click()
+    await expect(dana.page.locator(".chip > span")).to_have_text(["Jordan Lee"])
+    await dana.page.get_by_role("button", name="Start conversation").click()
     await expect(dana.page.locator("#thread-title")).to_have_text("Jordan Lee")
     assert (await Participant.get(id=seeded.ids["jordan"])).messaging_enabled
 
@@ -213,8 +218,14 @@ async def test_inbox_at_phone_width_and_by_keyboard(browser, client, config, clo
     await expect(page.get_by_label("To", exact=True)).to_be_focused()
     await page.keyboard.type("Alex")
     await expect(page.locator(".recipient-button", has_text="Alex Morgan")).to_be_visible()
-    await page.keyboard.press("Enter")  # to the first match
-    await expect(page.locator(".recipient-button").first).to_be_focused()
+    await page.keyboard.press("Enter")  # nothing selected: nothing happens but a hint
+    await expect(page.locator("#picker-hint")).to_have_text("Use ↑ ↓ to choose someone, then Enter.")
+    await page.keyboard.press("ArrowDown")
+    await expect(page.locator(".recipient-button").first).to_have_attribute("aria-selected", "true")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".chip > span")).to_have_text(["Alex Morgan"])
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Start conversation")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.locator("#thread-title")).to_have_text("Alex Morgan")
     await expect(page.locator(".list-pane")).to_be_hidden()  # one pane at a time on a phone

@@ -132,7 +132,11 @@ async def test_r4_picker_offers_enable_secure_messaging_to_those_who_may(api, ca
     assert [(i["id"], i["messaging_enabled"], i["can_enable"]) for i in body["items"]] == [
         (cast.id("client2"), False, True)
     ]
+    # The primary clinician has access to the client, so may turn it on too (R5).
     _, body = await api.get("/recipients?q=Client2&include_disabled=1", token=cast.tok("clinician"))
+    assert [(i["id"], i["can_enable"]) for i in body["items"]] == [(cast.id("client2"), True)]
+    # A biller could message the client once it is on, but turning it on is not theirs to do.
+    _, body = await api.get("/recipients?q=Client2&include_disabled=1", token=cast.tok("biller"))
     assert [(i["id"], i["can_enable"]) for i in body["items"]] == [(cast.id("client2"), False)]
     # Someone who could not message the client even with messaging on is not offered it (R5).
     _, body = await api.get("/recipients?q=Client2&include_disabled=1", token=cast.tok("clinician2"))
