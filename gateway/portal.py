@@ -31,6 +31,7 @@ from inbox import messaging, portal
 from inbox.accounts import Principal
 from inbox.errors import DomainError, Invalid, NotFound
 from inbox.ids import id_from_text
+from inbox.models import Participant
 from portal_links import new_token
 
 routes = web.RouteTableDef()
@@ -110,6 +111,11 @@ async def _conversation_page(
         }
         for m in page["items"]
     ]
+    people = list(await Participant.filter(id__in=[p["id"] for p in detail["participants"]]))
+    blocked = await portal.blocked_reason(person, conversation_id, people)
+    banner = detail["banner"]
+    if banner is not None:  # emoji codes show as emoji, as in messages (R13); the text stays escaped
+        banner = banner | {"text": str(emoji.emojize(banner["text"], language="alias"))}
     if mark_read and before_id is None and items:
         seen = await portal.read_on_view(ctx, person, conversation_id, items[-1]["id"])
         await publish(request, seen.events)
@@ -121,7 +127,8 @@ async def _conversation_page(
         practice_name=await portal.practice_name(person),
         conversation_id=conversation_id,
         title=_names(detail["participants"], person.id),
-        banner=detail["banner"],
+        banner=banner,
+        blocked=blocked,
         messages=items,
         next_before=page["next_before"],
         is_latest=before_id is None,
