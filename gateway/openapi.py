@@ -319,6 +319,8 @@ SCHEMAS: dict[str, Schema] = {
             "alerts": obj(_ALERTS),
             "enabled": BOOL,
             "disabled_reason": null(STR),
+            "created_at": TIME,
+            "last_seen_at": TIME,
         }
     ),
     "ApiKey": obj(

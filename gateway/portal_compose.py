@@ -1,5 +1,5 @@
 """The portal's "New message" (R8, R10, R11): the people a client or contact may start a conversation with,
-and starting it.
+and starting it; and its "Notifications" page (R19).
 
 The list is the server's own recipient logic (`inbox.messaging.recipients`, the same as GET
 /api/v1/recipients), so it names exactly whom R8 allows: the client's primary clinician, practice managers,
@@ -23,7 +23,7 @@ from gateway.portal_session import (
     session_csrf_ok,
 )
 from gateway.templating import see_other
-from inbox import messaging, portal
+from inbox import devices, messaging, portal
 from inbox.accounts import Principal
 from inbox.errors import DomainError
 from inbox.ids import id_from_text
@@ -103,3 +103,30 @@ def _refusal_text(exc: DomainError) -> str:
     if exc.status == 404:
         return "That person is not someone you can write to here."
     return exc.message
+
+
+@routes.get("/portal/notifications")
+async def notifications(request: web.Request) -> web.Response:
+    """The person's phones and their four alert types (R19). The page lists them; its script changes them
+    through the API (PATCH and DELETE /api/v1/devices/{id}), which the portal session may call."""
+    principal = await portal_principal(request)
+    if principal is None:
+        return see_other("/portal/sign-in")
+    person = person_of(principal)
+    return portal_page(
+        request,
+        "portal/notifications.html",
+        principal=principal,
+        practice_name=await portal.practice_name(person),
+        devices=[devices.device_json(d) for d in await devices.list_devices(person)],
+        alert_names=ALERT_NAMES,
+    )
+
+
+# R19's four alert types, in the words of the settings page.
+ALERT_NAMES = (
+    ("new_message", "New messages"),
+    ("appointment", "Appointment alerts"),
+    ("appointment_request", "Appointment requests"),
+    ("video_appointment", "Video appointments"),
+)

@@ -19,7 +19,7 @@ from tortoise.exceptions import IntegrityError
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
 from inbox.ids import MAX_ID
-from inbox.messaging import ids_of
+from inbox.messaging import ids_of, iso
 from inbox.models import AuthToken, Device, Participant
 from push.base import ALERT_TYPES
 
@@ -48,6 +48,8 @@ def device_json(device: Device) -> dict[str, Any]:
         "alerts": {flag: bool(device.alerts.get(flag, True)) for flag in ALERT_FLAGS},
         "enabled": device.enabled,
         "disabled_reason": device.disabled_reason,
+        "created_at": iso(device.created_at),
+        "last_seen_at": iso(device.last_seen_at or device.created_at),
     }
 
 
@@ -136,6 +138,7 @@ async def register_device(
                 enabled=True,
                 auth_token_id=auth_token_id,
                 created_at=ctx.clock.now(),
+                last_seen_at=ctx.clock.now(),
             )
             return device, True
         except IntegrityError:
@@ -150,9 +153,9 @@ async def register_device(
     existing.enabled = True
     existing.disabled_reason = None
     existing.auth_token_id = auth_token_id
-    await existing.save(
-        update_fields=["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts"]
-    )
+    existing.last_seen_at = ctx.clock.now()
+    cols = ["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts", "last_seen_at"]
+    await existing.save(update_fields=cols)
     return existing, moved
 
 

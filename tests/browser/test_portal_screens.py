@@ -11,8 +11,8 @@ from playwright.async_api import expect
 
 from gateway.app import make_context
 from gateway.auth import PORTAL_COOKIE
-from inbox import accounts, messaging
-from inbox.models import Participant, Practice
+from inbox import accounts, devices, messaging
+from inbox.models import Device, Participant, Practice
 from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import PASSWORD, Seeded, seed_practice
 
@@ -234,4 +234,107 @@ async def test_a_thread_that_cannot_be_written_in_says_so_before_anyone_types(
     await expect(page.locator(".thread .message")).to_contain_text("See you Thursday.")  # still readable
     if screenshots_wanted(config) and screen == "phone" and case == "clinician_messaging_off":
         await screenshot(page, "portal-blocked.png")
+    assert tab.problems == []
+
+
+APNS_TOKEN = "a1" * 32
+FCM_TOKEN = "fcm-token_" + "x" * 40
+
+
+async def registered(config: Any, clock: Any, who: int, platform: str, token: str) -> int:
+    """A phone registered by `who`'s app, as POST /api/v1/devices does (with its own app session)."""
+    ctx = make_context(config, clock)
+    person = await Participant.get(id=who)
+    _, session = await accounts.issue_token(ctx, person, "app")
+    device, _ = await devices.register_device(
+        ctx, person, session.id, platform=platform, token=token, app="client"
+    )
+    return device.id
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_r19_notifications_show_the_phones_and_switch_their_four_alert_types(
+    browser, client, config, clock, screen
+):
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    iphone = await registered(config, clock, seeded.ids["alex"], "apns", APNS_TOKEN)
+    clock.advance(3600)
+    android = await registered(config, clock, seeded.ids["alex"], "fcm", FCM_TOKEN)
+    await registered(config, clock, seeded.ids["jordan"], "fcm", "fcm-token_" + "y" * 40)  # not Alex's
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"], viewport=SCREENS[screen])
+    page = tab.page
+    await page.goto(base + "/portal")
+    await page.get_by_role("link", name="Notifications").click()
+    await expect(page.get_by_role("heading", name="Notifications")).to_be_visible()
+    cards = page.locator(".device")
+    await expect(cards.locator("h2")).to_have_text(["iPhone or iPad", "Android phone"])
+    await expect(cards.first).to_contain_text("Client app")
+    await expect(cards.first).to_contain_text("last seen")
+    first = cards.first
+    switches = first.get_by_role("switch")
+    await expect(switches).to_have_count(4)
+    for name in ("New messages", "Appointment alerts", "Appointment requests", "Video appointments"):
+        await expect(first.get_by_role("switch", name=name)).to_be_checked()
+    if screenshots_wanted(config) and screen == "phone":
+        await screenshot(page, "portal-notifications.png", full_page=True)
+
+    # A switch saves at once, and the saved state is what a reload shows.
+    await first.get_by_role("switch", name="Appointment alerts").uncheck()
+    await expect(page.locator("#toast")).to_have_text("Saved")
+    assert (await Device.get(id=iphone)).alerts["appointment"] is False
+    assert (await Device.get(id=android)).alerts["appointment"] is True
+    await page.reload()
+    await expect(
+        page.locator(".device").first.get_by_role("switch", name="Appointment alerts")
+    ).not_to_be_checked()
+    await expect(page.locator(".device").first.get_by_role("switch", name="New messages")).to_be_checked()
+
+    # Remove asks first; "Keep it" keeps it.
+    second = page.locator(".device").nth(1)
+    await second.get_by_role("button", name="Remove this phone").click()
+    await second.get_by_role("button", name="Keep it").click()
+    assert await Device.exists(id=android)
+    await second.get_by_role("button", name="Remove this phone").click()
+    await second.get_by_role("button", name="Remove", exact=True).click()
+    await expect(page.locator(".device")).to_have_count(1)
+    assert not await Device.exists(id=android)
+    await page.locator(".device").get_by_role("button", name="Remove this phone").click()
+    await page.locator(".device").get_by_role("button", name="Remove", exact=True).click()
+    await expect(page.get_by_text("No phones get alerts.")).to_be_visible()
+    assert tab.problems == []
+
+
+async def test_the_portal_session_changes_only_its_own_devices_and_only_with_its_csrf_token(
+    browser, client, config, clock
+):
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    mine = await registered(config, clock, seeded.ids["alex"], "apns", APNS_TOKEN)
+    jordans = await registered(config, clock, seeded.ids["jordan"], "fcm", FCM_TOKEN)
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"])
+    page = tab.page
+    await page.goto(base + "/portal/notifications")
+    csrf = await page.locator("meta[name='csrf-token']").get_attribute("content")
+    body = {"alerts": {"new_message": False}}
+    # Without the session's CSRF token (another site's form, say): refused, nothing changes.
+    resp = await page.request.patch(f"{base}/api/v1/devices/{mine}", data=body)
+    assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf_failed"
+    resp = await page.request.delete(f"{base}/api/v1/devices/{mine}")
+    assert resp.status == 403
+    assert (await Device.get(id=mine)).alerts["new_message"] is True
+    # Someone else's phone: not found, untouched.
+    headers = {"X-CSRF-Token": csrf or ""}
+    resp = await page.request.patch(f"{base}/api/v1/devices/{jordans}", data=body, headers=headers)
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    resp = await page.request.delete(f"{base}/api/v1/devices/{jordans}", headers=headers)
+    assert resp.status == 404
+    assert await Device.exists(id=jordans)
+    # A switch the server refuses (the phone was removed meanwhile) goes back, with the reason.
+    await Device.filter(id=mine).delete()
+    switch = page.get_by_role("switch", name="New messages")
+    await switch.click()
+    await expect(page.locator("#toast")).to_have_attribute("data-kind", "error")
+    await expect(switch).to_be_checked()
+    tab.allow("404")
     assert tab.problems == []
