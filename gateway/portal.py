@@ -25,6 +25,7 @@ from gateway.portal_session import (
     portal_principal,
     read_form,
     session_csrf_ok,
+    to_sign_in,
 )
 from gateway.templating import see_other
 from inbox import messaging, portal
@@ -54,7 +55,7 @@ def _preview(message: dict[str, Any] | None) -> str:
 async def home(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     person = person_of(principal)
     try:
         page = await messaging.list_conversations(
@@ -152,7 +153,7 @@ def _not_found(request: web.Request, principal: Principal) -> web.Response:
 async def conversation(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     try:
         if conversation_id is None:
@@ -175,7 +176,7 @@ async def mark_read(request: web.Request) -> web.Response:
     """The conversation page's script, once the page is seen: read up to the newest message shown."""
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     form = await read_form(request)
     if not session_csrf_ok(principal, form.get("csrf", "")):
@@ -197,7 +198,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def reply(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     if conversation_id is None:
         return _not_found(request, principal)

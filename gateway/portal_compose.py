@@ -21,6 +21,7 @@ from gateway.portal_session import (
     portal_principal,
     read_form,
     session_csrf_ok,
+    to_sign_in,
 )
 from gateway.templating import see_other
 from inbox import devices, messaging, portal
@@ -58,7 +59,7 @@ async def _page(
 async def new_message(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     return await _page(request, principal)
 
 
@@ -66,7 +67,7 @@ async def new_message(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     form = await read_form(request)
     if not session_csrf_ok(principal, form.get("csrf", "")):
         return csrf_failed(request, principal)
@@ -111,7 +112,7 @@ async def notifications(request: web.Request) -> web.Response:
     through the API (PATCH and DELETE /api/v1/devices/{id}), which the portal session may call."""
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     person = person_of(principal)
     return portal_page(
         request,

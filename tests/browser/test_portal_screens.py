@@ -1,6 +1,8 @@
 """The client portal's screens in a real Chromium, on a desktop and a 390×844 phone (issue 16): "New message"
 (R8, R11), the thread's layout (the away banner at the top, the newest message and the reply box in view,
-Enter on a touch screen), and a conversation that cannot be written in saying so before anyone types."""
+Enter on a touch screen), a conversation that cannot be written in saying so before anyone types, the
+phones' alert switches (R19), an expired link said up front and Instant Sign In back to the thread, pasted
+text cut at 5,000 characters with a notice, and an error toast that clears on the next success."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from inbox import accounts, devices, messaging
 from inbox.models import Device, Participant, Practice
 from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import PASSWORD, Seeded, seed_practice
+from tests.gateway.mail_helpers import drain, link_in, mail_config, path_of, to
 
 pytestmark = pytest.mark.browser
 
@@ -336,5 +339,109 @@ async def test_the_portal_session_changes_only_its_own_devices_and_only_with_its
     await switch.click()
     await expect(page.locator("#toast")).to_have_attribute("data-kind", "error")
     await expect(switch).to_be_checked()
+    tab.allow("404")
+    assert tab.problems == []
+
+
+@pytest.fixture
+def config(db_url, tmp_path, smtp):
+    """The app with a real SMTP server on loopback, for the emails with links."""
+    return mail_config(db_url, tmp_path, smtp)
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_an_expired_link_says_so_and_instant_sign_in_returns_to_the_thread(
+    browser, client, config, clock, smtp, screen
+):
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    ctx = make_context(config, clock)
+    sam = await Participant.get(id=seeded.ids["sam"])
+    opened = await messaging.open_conversation(ctx, sam, [seeded.ids["alex"]], "Your worksheet is ready.")
+    assert opened.conversation is not None
+    thread = f"/portal/c/{opened.conversation.id}"
+    await drain(client)
+    link = path_of(link_in(to(smtp, seeded.emails["alex"])[-1]))
+    tab = await open_tab(browser, SCREENS[screen])
+    page = tab.page
+    await page.goto(base + link)
+    await expect(page.locator(".thread .message")).to_contain_text("Your worksheet is ready.")
+
+    clock.advance(24 * 3600 + 1)  # R18: the link, and the session it started, end after 24 hours
+    await page.goto(base + thread)
+    await page.wait_for_url("**/portal/sign-in?next=*")
+    await expect(page.locator("p.notice")).to_contain_text(
+        "Your link has expired: the links in our emails open your messages for 24 hours."
+    )
+    if screenshots_wanted(config) and screen == "phone":
+        await screenshot(page, "portal-link-expired.png")
+    await page.get_by_label("Your email address").fill(seeded.emails["alex"])
+    await page.get_by_role("button", name="Email me a sign-in link").click()
+    await expect(page.get_by_text("Check your email.")).to_be_visible()
+    await drain(client)
+    signin = path_of(link_in(to(smtp, seeded.emails["alex"])[-1]))
+    assert signin.startswith("/portal/s/")
+    await page.goto(base + signin)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(f"**{thread}")
+    await expect(page.locator(".thread .message")).to_contain_text("Your worksheet is ready.")
+    assert tab.problems == []
+
+
+async def test_pasted_text_over_5000_characters_is_cut_as_the_server_counts_and_says_so(
+    browser, client, config, clock
+):
+    """The server counts code points after trimming: 5,000 emoji fit (10,000 UTF-16 units, which the
+    textarea's own maxlength would have cut to 2,500)."""
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    ctx = make_context(config, clock)
+    sam = await Participant.get(id=seeded.ids["sam"])
+    opened = await messaging.open_conversation(ctx, sam, [seeded.ids["alex"]], "Send me your notes.")
+    assert opened.conversation is not None
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"], viewport=PHONE)
+    page = tab.page
+    await page.goto(base + f"/portal/c/{opened.conversation.id}")
+    reply = page.get_by_label("Your reply")
+    note = page.locator("#reply-cut")
+    await reply.fill("  " + "🙂" * 4990 + "  ")  # fits: the spaces are trimmed
+    await expect(note).to_be_hidden()
+    await expect(page.locator(".counter")).to_have_text("10 characters left")
+    await reply.fill("  " + "🙂" * 4990 + "abcdefghijklmnop")
+    await expect(note).to_have_text(
+        "Your text was cut to 5,000 characters, the most one message can hold. Check the end before you send it."
+    )
+    value = await reply.input_value()
+    assert value == "  " + "🙂" * 4990 + "abcdefghij"
+    await expect(page.locator(".counter")).to_have_text("0 characters left")
+    await page.get_by_role("button", name="Send").click()
+    mine = page.locator(".thread .message.mine")
+    await expect(mine).to_have_count(1)
+    stored = (await messaging.list_messages(ctx, sam, opened.conversation.id, None, 5))["items"][-1]["body"]
+    assert stored == "🙂" * 4990 + "abcdefghij"
+    assert tab.problems == []
+
+
+async def test_an_error_toast_clears_on_the_next_success(browser, client, config, clock):
+    seeded = await seed_practice(config, clock)
+    base = base_url(client)
+    gone = await registered(config, clock, seeded.ids["alex"], "apns", APNS_TOKEN)
+    kept = await registered(config, clock, seeded.ids["alex"], "fcm", FCM_TOKEN)
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"])
+    page = tab.page
+    await page.goto(base + "/portal/notifications")
+    await Device.filter(id=gone).delete()
+    await page.locator(".device").first.get_by_role("switch", name="New messages").click()
+    toast = page.locator("#toast")
+    await expect(toast).to_have_attribute("data-kind", "error")
+    await expect(toast).to_have_text("No such device.")
+    await page.wait_for_timeout(7000)  # an error outlasts a note's 6 seconds
+    await expect(toast).to_have_class("toast show")
+    # The next change that works (here straight through the page's API helper, which shows no note of its own).
+    await page.evaluate(
+        "id => window.Live.api('PATCH', '/devices/' + id, {alerts: {video_appointment: false}})", kept
+    )
+    await expect(toast).not_to_have_class("toast show")
+    assert (await Device.get(id=kept)).alerts["video_appointment"] is False
     tab.allow("404")
     assert tab.problems == []
