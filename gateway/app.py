@@ -27,6 +27,7 @@ from gateway import (
     openapi,
     ops,
     portal,
+    portal_compose,
     portal_oidc,
     portal_signin,
     team_devices,
@@ -200,6 +201,7 @@ def create_app(
     app.add_routes(portal_signin.routes)
     app.add_routes(portal_oidc.routes)
     app.add_routes(portal.routes)
+    app.add_routes(portal_compose.routes)
     # The team's pages (sign-in, inbox, settings, records).
     for table in (
         team_signin.routes,

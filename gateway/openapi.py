@@ -329,6 +329,7 @@ SCHEMAS: dict[str, Schema] = {
             "enabled": BOOL,
             "disabled_reason": null(STR),
             "created_at": TIME,
+            "last_seen_at": TIME,
         }
     ),
     "ApiKey": obj(

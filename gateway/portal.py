@@ -27,12 +27,14 @@ from gateway.portal_session import (
     portal_principal,
     read_form,
     session_csrf_ok,
+    to_sign_in,
 )
 from gateway.templating import see_other
 from inbox import messaging, portal
 from inbox.accounts import Principal
 from inbox.errors import DomainError, Invalid, NotFound
 from inbox.ids import id_from_text
+from inbox.models import Participant
 from portal_links import new_token
 
 routes = web.RouteTableDef()
@@ -55,7 +57,7 @@ def _preview(message: dict[str, Any] | None) -> str:
 async def home(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     person = person_of(principal)
     try:
         page = await messaging.list_conversations(
@@ -113,6 +115,11 @@ async def _conversation_page(
         }
         for m in page["items"]
     ]
+    people = list(await Participant.filter(id__in=[p["id"] for p in detail["participants"]]))
+    blocked = await portal.blocked_reason(person, conversation_id, people)
+    banner = detail["banner"]
+    if banner is not None:  # emoji codes show as emoji, as in messages (R13); the text stays escaped
+        banner = banner | {"text": str(emoji.emojize(banner["text"], language="alias"))}
     if mark_read and before_id is None and items:
         seen = await portal.read_on_view(ctx, person, conversation_id, items[-1]["id"])
         await publish(request, seen.events)
@@ -124,7 +131,8 @@ async def _conversation_page(
         practice_name=await portal.practice_name(person),
         conversation_id=conversation_id,
         title=_names(detail["participants"], person.id),
-        banner=detail["banner"],
+        banner=banner,
+        blocked=blocked,
         messages=items,
         next_before=page["next_before"],
         is_latest=before_id is None,
@@ -148,7 +156,7 @@ def _not_found(request: web.Request, principal: Principal) -> web.Response:
 async def conversation(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     try:
         if conversation_id is None:
@@ -171,7 +179,7 @@ async def mark_read(request: web.Request) -> web.Response:
     """The conversation page's script, once the page is seen: read up to the newest message shown."""
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     form = await read_form(request)
     if not session_csrf_ok(principal, form.get("csrf", "")):
@@ -193,7 +201,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def reply(request: web.Request) -> web.Response:
     principal = await portal_principal(request)
     if principal is None:
-        return see_other("/portal/sign-in")
+        return to_sign_in(request)
     conversation_id = _conversation_id(request)
     if conversation_id is None:
         return _not_found(request, principal)

@@ -43,8 +43,10 @@ from gateway.portal_session import (
     portal_page,
     portal_principal,
     read_form,
+    remember_next,
     session_csrf_ok,
     start_session_for,
+    take_next,
 )
 from gateway.portal_signin import sign_in_page
 from gateway.templating import see_other
@@ -122,7 +124,9 @@ async def start(request: web.Request) -> web.Response:
             error="Too many sign-in attempts. Try again in a few minutes.",
             headers={"Retry-After": str(int(wait))},
         )
-    return await _begin(request, oidc_accounts.SIGNIN)
+    resp = await _begin(request, oidc_accounts.SIGNIN)
+    remember_next(request, resp, form.get("next"))  # back to the page they came for, as Instant Sign In does
+    return resp
 
 
 @routes.get("/portal/oidc/callback")
@@ -190,6 +194,7 @@ async def choose(request: web.Request) -> web.Response:
 
 async def _signed_in(request: web.Request, person: Participant, how: str) -> web.Response:
     resp = see_other("/portal")
+    resp.headers["Location"] = take_next(request, resp)
     await start_session_for(request, resp, person, request.app[CTX].session_ttl_s)
     del_cookie(request, resp, BROWSER_COOKIE, BROWSER_PATH)
     await audit_request(request, person, "auth.oidc_sign_in", "participant", person.id, {"match": how})

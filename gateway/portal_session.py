@@ -10,14 +10,16 @@ HttpOnly cookie (double submit), so another site cannot sign a browser in or ask
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from gateway.auth import PORTAL_COOKIE
-from gateway.cookies import read_cookie, set_cookie
+from gateway.cookies import del_cookie, read_cookie, set_cookie
 from gateway.keys import CONFIG, CTX, HUB
-from gateway.templating import render_page
+from gateway.templating import render_page, see_other
 from gateway.validation import raise_nul
 from inbox import accounts, links
 from inbox.accounts import Principal
@@ -25,6 +27,17 @@ from inbox.models import TEAM, Participant
 from portal_links import new_token
 
 FORM_COOKIE = "securemsg_form"
+# When this browser's portal session ends, and how it began ("link.<unix time>" or "session.<unix time>"):
+# not a secret and not a credential, only so that the sign-in page can say why someone is there ("Your link
+# has expired") after the session cookie itself is gone. It outlives the session by a month.
+ENDS_COOKIE = "securemsg_portal_ends"
+ENDS_KEEP_S = 30 * 86400
+# Where to go after Instant Sign In (the page someone was sent away from), between asking for the link and
+# pressing its button, in the same browser.
+NEXT_COOKIE = "securemsg_next"
+NEXT_KEEP_S = 3600
+# Only the portal's own pages: never another site, nor a path that could be read as one ("//host", "/\host").
+_SAFE_NEXT = re.compile(r"/portal(?:/c/[1-9][0-9]{0,18}|/new|/notifications)?")
 
 
 async def portal_principal(request: web.Request) -> Principal | None:
@@ -52,11 +65,12 @@ def person_of(principal: Principal) -> Participant:
 
 async def start_session(request: web.Request, resp: web.StreamResponse, resolved: links.Resolved) -> None:
     ttl_s = links.session_ttl_for(request.app[CTX], resolved.link)
-    await start_session_for(request, resp, resolved.participant, ttl_s)
+    how = "link" if resolved.link.purpose == links.NOTIFY else "session"
+    await start_session_for(request, resp, resolved.participant, ttl_s, how=how)
 
 
 async def start_session_for(
-    request: web.Request, resp: web.StreamResponse, person: Participant, ttl_s: int
+    request: web.Request, resp: web.StreamResponse, person: Participant, ttl_s: int, *, how: str = "session"
 ) -> None:
     """A portal session for `person` in this browser: from a link (above) or from "Sign in with Google"
     (gateway.portal_oidc), the same way."""
@@ -69,6 +83,48 @@ async def start_session_for(
     assert row.expires_at is not None
     max_age = max(1, int((row.expires_at - ctx.clock.now()).total_seconds()))
     set_cookie(request, resp, PORTAL_COOKIE, token, max_age)
+    set_cookie(request, resp, ENDS_COOKIE, f"{how}.{int(row.expires_at.timestamp())}", max_age + ENDS_KEEP_S)
+
+
+def end_session_cookies(request: web.Request, resp: web.StreamResponse) -> None:
+    """Signing out: the session cookie, and the note of when it would have ended (nothing expired)."""
+    del_cookie(request, resp, PORTAL_COOKIE)
+    del_cookie(request, resp, ENDS_COOKIE)
+
+
+def session_ended(request: web.Request) -> str:
+    """Whether this browser's portal session ran out by time (not signed out): "link" or "session", or ""."""
+    how, _, until = (read_cookie(request, ENDS_COOKIE) or "").partition(".")
+    if how not in ("link", "session") or not until.isdigit() or len(until) > 12:
+        return ""
+    return how if int(until) <= request.app[CTX].clock.now().timestamp() else ""
+
+
+def safe_next(path: str | None) -> str | None:
+    """`path` if it is one of the portal's own pages to return to after signing in, else None."""
+    return path if path and _SAFE_NEXT.fullmatch(path) else None
+
+
+def to_sign_in(request: web.Request) -> web.Response:
+    """No working session for a portal page: to the sign-in page, which says why (an expired link or
+    session) and comes back here after Instant Sign In."""
+    here = safe_next(request.path) if request.method == "GET" else None
+    query = "?" + urlencode({"next": here}) if here and here != "/portal" else ""
+    return see_other("/portal/sign-in" + query)
+
+
+def remember_next(request: web.Request, resp: web.StreamResponse, path: str | None) -> None:
+    target = safe_next(path)
+    if target:
+        set_cookie(request, resp, NEXT_COOKIE, target, NEXT_KEEP_S)
+
+
+def take_next(request: web.Request, resp: web.StreamResponse) -> str:
+    """Where Instant Sign In goes: the remembered page (once), else the conversations."""
+    target = safe_next(read_cookie(request, NEXT_COOKIE))
+    if read_cookie(request, NEXT_COOKIE) is not None:
+        del_cookie(request, resp, NEXT_COOKIE)
+    return target or "/portal"
 
 
 def session_csrf_ok(principal: Principal, sent: str) -> bool:

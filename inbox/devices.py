@@ -49,6 +49,7 @@ def device_json(device: Device) -> dict[str, Any]:
         "enabled": device.enabled,
         "disabled_reason": device.disabled_reason,
         "created_at": iso(device.created_at),
+        "last_seen_at": iso(device.last_seen_at or device.created_at),
     }
 
 
@@ -137,6 +138,7 @@ async def register_device(
                 enabled=True,
                 auth_token_id=auth_token_id,
                 created_at=ctx.clock.now(),
+                last_seen_at=ctx.clock.now(),
             )
             return device, True
         except IntegrityError:
@@ -151,9 +153,9 @@ async def register_device(
     existing.enabled = True
     existing.disabled_reason = None
     existing.auth_token_id = auth_token_id
-    await existing.save(
-        update_fields=["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts"]
-    )
+    existing.last_seen_at = ctx.clock.now()
+    cols = ["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts", "last_seen_at"]
+    await existing.save(update_fields=cols)
     return existing, moved
 
 

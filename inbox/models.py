@@ -277,6 +277,8 @@ class Device(Model):
     disabled_reason = fields.CharField(max_length=200, null=True)
     auth_token_id = fields.IntField(null=True)  # the session that registered it; signing out removes it
     created_at = fields.DatetimeField()
+    # The device's newest registration (apps register again on every start): "last seen" in the settings.
+    last_seen_at = fields.DatetimeField(null=True)
     # A push token is one per practice: a phone used with two practices has a device in each, and nobody
     # in one practice can take over (or learn of) a registration in another (inbox.devices).
     practice_id = fields.IntField(null=True)

@@ -19,7 +19,8 @@
 
   function signInAgain() {
     if (document.body.classList.contains("portal")) {
-      location.assign("/portal/sign-in");
+      // The server keeps `next` only when it is one of the portal's own pages, and says why (an expired link).
+      location.assign("/portal/sign-in?" + new URLSearchParams({ next: location.pathname }));
       return;
     }
     const next = location.pathname + location.search;
@@ -53,18 +54,28 @@
       const err = (data && data.error) || {};
       throw new ApiError(resp.status, err.code || "error", err.message || "Something went wrong; please try again.");
     }
+    if (method !== "GET") clearError();  // what the person did worked: an earlier failure no longer applies
     return data;
   }
 
   const toastEl = document.getElementById("toast");
   let toastTimer = 0;
+  // A note goes after 6 seconds; an error stays until the next change that succeeds (or 30 seconds), so that
+  // it is not missed, nor left saying something failed once it works.
   function toast(text, kind) {
     if (!toastEl) return;
     toastEl.textContent = text;
     toastEl.dataset.kind = kind || "info";
     toastEl.classList.add("show");
     clearTimeout(toastTimer);
-    toastTimer = setTimeout(function () { toastEl.classList.remove("show"); }, 6000);
+    toastTimer = setTimeout(function () { toastEl.classList.remove("show"); }, kind === "error" ? 30000 : 6000);
+  }
+  function clearError() {
+    if (toastEl && toastEl.dataset.kind === "error" && toastEl.classList.contains("show")) {
+      clearTimeout(toastTimer);
+      toastEl.classList.remove("show");
+      toastEl.dataset.kind = "info";
+    }
   }
   function showError(e) {
     toast(e && e.message ? e.message : "Something went wrong; please try again.", "error");

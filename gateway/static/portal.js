@@ -1,5 +1,6 @@
-// The portal works without this file; it adds comfort: local times, a character counter near the limit,
-// Enter to send (Shift+Enter for a new line), the newest message in view, no double submits, and live
+// The portal works without this file; it adds comfort: local times, a character counter near the limit
+// (and a notice when pasted text is cut there), Enter to send with a keyboard (Shift+Enter for a new line;
+// on a touch screen Enter is a new line), the newest message in view, no double submits, and live
 // pages: when the websocket says a message arrived or was removed, or a team member's away banner changed,
 // the part of the page that shows it (#live) is read again from the server and swapped in. The server
 // stays the one renderer of the portal; the reply box is never replaced, so nothing typed is lost.
@@ -19,21 +20,46 @@
   var box = document.getElementById("body");
   var form = document.getElementById("reply");
   var counter = document.querySelector("[data-counter-for='body']");
-  if (box && counter) {
+  var cutNote = document.getElementById("reply-cut");
+  // Characters as the server counts them (inbox.messaging.validate_body): after trimming, in code points.
+  // The textarea's own maxlength counts UTF-16 units (an emoji is two), so the script counts instead.
+  var MAX = box ? Number(box.getAttribute("maxlength")) || 5000 : 5000;
+  function chars(text) { return Array.from(text.trim()).length; }
+  function cutToLimit() {
+    var text = box.value;
+    if (chars(text) <= MAX) return false;
+    var lead = text.length - text.trimStart().length;
+    box.value = text.slice(0, lead) + Array.from(text.slice(lead)).slice(0, MAX).join("");
+    return true;
+  }
+  if (box) {
+    box.removeAttribute("maxlength");
     var update = function () {
-      var left = box.maxLength - box.value.length;
-      counter.textContent = left <= 500 ? left + " characters left" : "";
+      var left = MAX - chars(box.value);
+      if (counter) counter.textContent = left <= 500 ? left + " characters left" : "";
     };
-    box.addEventListener("input", update);
+    box.addEventListener("input", function () {
+      if (cutToLimit() && cutNote) {
+        cutNote.textContent = "Your text was cut to " + MAX.toLocaleString("en-US") +
+          " characters, the most one message can hold. Check the end before you send it.";
+        cutNote.hidden = false;
+      } else if (cutNote && !box.value.trim()) {
+        cutNote.hidden = true;
+      }
+      update();
+    });
     update();
   }
-  if (box && form) {
+  // On a touch screen (pointer: coarse) Enter makes a new line, as on a phone's keyboard, and the Send
+  // button sends; with a keyboard and mouse, Enter sends and Shift+Enter makes a new line.
+  var coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+  if (box && form && !coarse) {
     var hint = document.getElementById("reply-hint");
     if (hint) hint.hidden = false;
     box.addEventListener("keydown", function (ev) {
       if (ev.key !== "Enter" || ev.shiftKey || ev.altKey || ev.ctrlKey || ev.metaKey || ev.isComposing) return;
       ev.preventDefault();
-      if (box.value.trim()) form.requestSubmit();
+      if (box.value.trim() && !box.disabled) form.requestSubmit();
     });
   }
 
@@ -42,6 +68,14 @@
     if (messages.length) messages[messages.length - 1].scrollIntoView({ block: "nearest" });
   }
   if (!window.location.hash) newestInView();
+
+  // The server says whether this conversation can be written in now (messaging off for someone): the reply
+  // box follows it, also after a live refresh.
+  function followBlocked(shown) {
+    if (!form || !shown) return;
+    var blocked = shown.dataset.blocked === "1";
+    form.querySelectorAll("textarea, button").forEach(function (el) { el.disabled = blocked; });
+  }
 
   document.querySelectorAll("form").forEach(function (f) {
     f.addEventListener("submit", function () {
@@ -103,6 +137,8 @@
     var before = live.querySelectorAll(".thread .message").length;
     live.replaceChildren.apply(live, Array.from(fresh.childNodes));
     if (fresh.dataset.newest) live.dataset.newest = fresh.dataset.newest;
+    live.dataset.blocked = fresh.dataset.blocked || "0";
+    followBlocked(live);
     localTimes(live);
     var after = live.querySelectorAll(".thread .message").length;
     if (after > before) {

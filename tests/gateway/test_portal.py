@@ -170,9 +170,16 @@ async def test_r12_empty_reply_shows_the_error_and_keeps_the_page(client, api, c
 
 
 async def test_portal_pages_need_a_session(client):
-    for path in ("/portal", "/portal/c/1", "/portal/sign-out"):
+    """To the sign-in page, which comes back to a conversation, "New message" or Notifications afterwards."""
+    for path, back in (
+        ("/portal", ""),
+        ("/portal/c/1", "?next=%2Fportal%2Fc%2F1"),
+        ("/portal/new", "?next=%2Fportal%2Fnew"),
+        ("/portal/notifications", "?next=%2Fportal%2Fnotifications"),
+        ("/portal/sign-out", ""),
+    ):
         resp, _ = await page(client, path)
-        assert resp.status == 303 and resp.headers["Location"] == "/portal/sign-in"
+        assert resp.status == 303 and resp.headers["Location"] == "/portal/sign-in" + back
 
 
 async def test_portal_lists_the_persons_conversations_with_unread_counts(client, api, cast, smtp):
@@ -326,7 +333,7 @@ async def test_r4_turning_the_client_off_ends_links_and_sessions_at_once(client,
     status, _ = await api.patch(f"/clients/{cast.id('client')}", {"portal_access": False}, token=cast.api_key)
     assert status == 200
     resp, _ = await page(client, f"/portal/c/{conv['id']}")
-    assert resp.status == 303 and resp.headers["Location"] == "/portal/sign-in"
+    assert resp.status == 303 and resp.headers["Location"].startswith("/portal/sign-in")
     resp, _ = await page(client, link)
     assert resp.status == 404
     assert await LinkToken.filter(participant_id=cast.id("client"), revoked_at=None).count() == 0

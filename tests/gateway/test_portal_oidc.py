@@ -122,6 +122,36 @@ async def test_r18_sign_in_with_google_starts_a_portal_session_like_instant_sign
     assert (session.expires_at - session.created_at).total_seconds() == 12 * 3600
 
 
+async def test_sign_in_with_google_returns_to_the_conversation_the_client_came_for(
+    client, api, cast, smtp, fake_oidc
+):
+    conv = await message_client(api, cast)
+    fake_oidc.user = FakeUser("g-client-1", await email_of(cast.id("client")))
+    resp, _ = await page(client, f"/portal/c/{conv['id']}")
+    _, html = await page(client, resp.headers["Location"])
+    found = re.search(
+        r'action="/portal/oidc/start".*?name="csrf" value="([^"]+)".*?name="next" value="([^"]+)"', html, re.S
+    )
+    assert found and found.group(2) == f"/portal/c/{conv['id']}"
+    resp, html = await post_form(
+        client, "/portal/oidc/start", {"csrf": found.group(1), "next": found.group(2)}
+    )
+    resp, _ = await page(client, await at_provider(client, continue_url(resp, html)))
+    assert resp.status == 303 and resp.headers["Location"] == f"/portal/c/{conv['id']}"
+    # Someone else's site cannot choose where it goes: a path that is not the portal's is dropped.
+    await page(client, "/portal/sign-out")
+    _, html = await page(client, "/portal/sign-in")
+    csrf = re.search(
+        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
+    )
+    assert csrf
+    resp, html = await post_form(
+        client, "/portal/oidc/start", {"csrf": csrf.group(1), "next": "//evil.example/portal"}
+    )
+    resp, _ = await page(client, await at_provider(client, continue_url(resp, html)))
+    assert resp.status == 303 and resp.headers["Location"] == "/portal"
+
+
 async def test_r10_a_contact_signs_in_with_google_and_not_once_the_clients_messaging_is_off(
     client, api, cast, smtp, fake_oidc
 ):
