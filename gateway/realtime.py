@@ -337,78 +337,59 @@ class Hub:
                     await task
 
 
-class RedisHub(Hub):
-    """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
+class _RelayHub(Hub):
+    """What RedisHub and PgHub share: a request only queues its event (`publish`) and one task sends what
+    is queued in batches (`_send`); what comes back from the relay (`_received`) is delivered to this
+    process's sockets, or is an access notice (R27) from another process. When the relay does not take a
+    batch, its events go to this process's sockets only; a full queue drops an event with a log line and a
+    count (`dropped_publish`); clients catch up through the API as after a reconnect."""
 
-    def __init__(
-        self,
-        url: str,
-        check: CredentialCheck | None = None,
-        *,
-        timeout_s: float = 0.5,
-        queue_limit: int = PUBLISH_QUEUE_LIMIT,
-    ) -> None:
+    relay = "the relay"  # its name in log lines
+
+    def __init__(self, check: CredentialCheck | None, queue_limit: int) -> None:
         super().__init__(check)
-        import redis.asyncio as aioredis
-
-        self.timeout_s = timeout_s
-        # Commands (publish, ping) give up after timeout_s; the listener's blocking wait for the next
-        # event is not a command and is not cut short by it.
-        self._redis = aioredis.from_url(
-            url, health_check_interval=10, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
-        self._listener: asyncio.Task[None] | None = None
         self._outgoing: asyncio.Queue[str] = asyncio.Queue(queue_limit)
         self._publisher: asyncio.Task[None] | None = None
         self.dropped_publish = 0  # events dropped because the queue was full
-        self._warned_at = {"full": -WARN_EVERY_S, "failed": -WARN_EVERY_S}
+        self._warned_at: dict[str, float] = {}
         self._origin = os.urandom(8).hex()  # this process, so it skips its own access notices
-
-    async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen())
-        self._publisher = asyncio.create_task(self._publish_queued(), name="securemsg-redis-publisher")
 
     def _warn_now(self, what: str) -> bool:
         """At most one log line per WARN_EVERY_S for each kind of trouble (an outage is not a flood)."""
         now = time.monotonic()
-        if now - self._warned_at[what] < WARN_EVERY_S:
+        if now - self._warned_at.get(what, -WARN_EVERY_S) < WARN_EVERY_S:
             return False
         self._warned_at[what] = now
         return True
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    async for msg in pubsub.listen():
-                        if msg.get("type") != "message":
-                            continue
-                        data = json.loads(msg["data"])
-                        if "a" in data:  # an access notice (R27), not an event
-                            if data.get("o") != self._origin:
-                                self.recheck_local(data["a"])
-                            continue
-                        self.deliver_local(data["r"], data["p"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis down or restarting: try again shortly, keep the process
-                log.warning(
-                    "redis pub/sub listener lost its connection (%s); reconnecting", type(exc).__name__
-                )
-                await asyncio.sleep(0.5)
+    def _start_publisher(self, name: str) -> None:
+        self._publisher = asyncio.create_task(self._publish_queued(), name=name)
+
+    async def _send(self, messages: list[str]) -> None:
+        raise NotImplementedError
+
+    def _received(self, raw: str | bytes) -> None:
+        data = json.loads(raw)
+        if "a" in data:  # an access notice (R27), not an event
+            if data.get("o") != self._origin:
+                self.recheck_local(data["a"])
+            return
+        self.deliver_local(data["r"], data["p"])
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
-        """Queue the event for Redis and return at once (see the module docstring)."""
-        message = json.dumps({"r": list(recipients), "p": payload}, separators=(",", ":"))
+        """Queue the event for the relay and return at once (see the module docstring)."""
+        self._enqueue(json.dumps({"r": list(recipients), "p": payload}, separators=(",", ":")))
+
+    def _enqueue(self, message: str) -> None:
         try:
             self._outgoing.put_nowait(message)
         except asyncio.QueueFull:
             self.dropped_publish += 1
             if self._warn_now("full"):
                 log.warning(
-                    "realtime: the queue of events for Redis is full; event dropped (%d so far); clients "
+                    "realtime: the queue of events for %s is full; event dropped (%d so far); clients "
                     "catch up through the API",
+                    self.relay,
                     self.dropped_publish,
                 )
 
@@ -418,33 +399,98 @@ class RedisHub(Hub):
             while len(batch) < PUBLISH_BATCH and not self._outgoing.empty():
                 batch.append(self._outgoing.get_nowait())
             try:
-                async with asyncio.timeout(2 * self.timeout_s):
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(CHANNEL, message)
-                        await pipe.execute()
+                await self._send(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # The messages themselves are stored; live delivery is best effort. Deliver here at least.
                 if self._warn_now("failed"):
                     log.warning(
-                        "redis publish failed (%s); delivering to local sockets only", type(exc).__name__
+                        "realtime: publishing to %s failed (%s); delivering to local sockets only",
+                        self.relay,
+                        type(exc).__name__,
                     )
                 for message in batch:
                     data = json.loads(message)
                     self.deliver_local(data["r"], data["p"])
 
+    def _notice(self, ids: list[int]) -> str:
+        return json.dumps({"a": ids, "o": self._origin}, separators=(",", ":"))
+
+    async def _send_notice(self, notice: str) -> None:
+        try:
+            # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
+            await asyncio.wait_for(self._send([notice]), timeout=RECHECK_EVERY_S)
+        except Exception as exc:
+            # The other processes' periodic re-check still closes those sockets within RECHECK_EVERY_S.
+            log.warning(
+                "realtime: publishing an access change to %s failed (%s)", self.relay, type(exc).__name__
+            )
+
+    async def _stop(self, *tasks: asyncio.Task[None] | None) -> None:
+        for task in (*tasks, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await super().close()
+
+
+class RedisHub(_RelayHub):
+    """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
+
+    relay = "Redis"
+
+    def __init__(
+        self,
+        url: str,
+        check: CredentialCheck | None = None,
+        *,
+        timeout_s: float = 0.5,
+        queue_limit: int = PUBLISH_QUEUE_LIMIT,
+    ) -> None:
+        super().__init__(check, queue_limit)
+        import redis.asyncio as aioredis
+
+        self.timeout_s = timeout_s
+        # Commands (publish, ping) give up after timeout_s; the listener's blocking wait for the next
+        # event is not a command and is not cut short by it.
+        self._redis = aioredis.from_url(
+            url, health_check_interval=10, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(self._listen())
+        self._start_publisher("securemsg-redis-publisher")
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for msg in pubsub.listen():
+                        if msg.get("type") == "message":
+                            self._received(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down or restarting: try again shortly, keep the process
+                log.warning(
+                    "redis pub/sub listener lost its connection (%s); reconnecting", type(exc).__name__
+                )
+                await asyncio.sleep(0.5)
+
+    async def _send(self, messages: list[str]) -> None:
+        async with asyncio.timeout(2 * self.timeout_s):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(CHANNEL, message)
+                await pipe.execute()
+
     async def access_changed(self, participant_ids: Iterable[int]) -> None:
         ids = sorted(set(participant_ids))
         self.recheck_local(ids)
-        notice = json.dumps({"a": ids, "o": self._origin}, separators=(",", ":"))
-        try:
-            # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
-            await asyncio.wait_for(self._redis.publish(CHANNEL, notice), timeout=RECHECK_EVERY_S)
-        except Exception as exc:
-            # The other processes' periodic re-check still closes those sockets within RECHECK_EVERY_S.
-            log.warning("redis publish of an access change failed (%s)", type(exc).__name__)
+        await self._send_notice(self._notice(ids))
 
     async def ping(self) -> bool:
         try:
@@ -453,21 +499,18 @@ class RedisHub(Hub):
             return False
 
     async def close(self) -> None:
-        for task in (self._listener, self._publisher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await super().close()
+        await self._stop(self._listener)
         await self._redis.aclose()
 
 
-class PgHub(Hub):
+class PgHub(_RelayHub):
     """Fan-out between the processes of one machine through PostgreSQL LISTEN/NOTIFY, for `serve
     --processes N` without Redis. Like RedisHub: a request only queues its event; one task sends what is
     queued on a dedicated connection, which also LISTENs, so every process (this one too) delivers the
     events in the order they were sent. A lost connection is made again by itself; meanwhile events reach
     this process's sockets only, and the periodic re-check keeps R27."""
+
+    relay = "PostgreSQL"
 
     def __init__(
         self,
@@ -477,7 +520,7 @@ class PgHub(Hub):
         timeout_s: float = 10.0,
         queue_limit: int = PUBLISH_QUEUE_LIMIT,
     ) -> None:
-        super().__init__(check)
+        super().__init__(check, queue_limit)
         from tortoise.backends.base.config_generator import expand_db_url
 
         credentials = expand_db_url(url)["credentials"]
@@ -491,24 +534,12 @@ class PgHub(Hub):
         self._lost = asyncio.Event()
         self._sending = asyncio.Lock()
         self._keeper: asyncio.Task[None] | None = None
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue(queue_limit)
-        self._publisher: asyncio.Task[None] | None = None
-        self.dropped_publish = 0
         self.too_large = 0  # events too large for a notification: delivered in this process only
-        self._warned_at = {"full": -WARN_EVERY_S, "failed": -WARN_EVERY_S, "large": -WARN_EVERY_S}
-        self._origin = os.urandom(8).hex()
 
     async def start(self) -> None:
         await self._connect()  # the first time, a failure is the caller's: the server does not start
         self._keeper = asyncio.create_task(self._keep_connected(), name="securemsg-pg-listener")
-        self._publisher = asyncio.create_task(self._publish_queued(), name="securemsg-pg-publisher")
-
-    def _warn_now(self, what: str) -> bool:
-        now = time.monotonic()
-        if now - self._warned_at[what] < WARN_EVERY_S:
-            return False
-        self._warned_at[what] = now
-        return True
+        self._start_publisher("securemsg-pg-publisher")
 
     async def _connect(self) -> None:
         import asyncpg
@@ -532,16 +563,11 @@ class PgHub(Hub):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if self._warn_now("failed"):
+                    if self._warn_now("reconnect"):
                         log.warning("realtime: PostgreSQL LISTEN reconnect failed (%s)", type(exc).__name__)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        data = json.loads(payload)
-        if "a" in data:  # an access notice (R27)
-            if data.get("o") != self._origin:
-                self.recheck_local(data["a"])
-            return
-        self.deliver_local(data["r"], data["p"])
+        self._received(payload)
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         ids = list(recipients)
@@ -557,61 +583,25 @@ class PgHub(Hub):
                 )
             self.deliver_local(ids, payload)
             return
-        try:
-            self._outgoing.put_nowait(message)
-        except asyncio.QueueFull:
-            self.dropped_publish += 1
-            if self._warn_now("full"):
-                log.warning(
-                    "realtime: the queue of events for PostgreSQL is full; event dropped (%d so far); "
-                    "clients catch up through the API",
-                    self.dropped_publish,
-                )
+        self._enqueue(message)
 
-    async def _notify(self, messages: list[str]) -> None:
+    async def _send(self, messages: list[str]) -> None:
         conn = self._conn
         if conn is None:
             raise ConnectionError("no LISTEN connection")
         async with self._sending, asyncio.timeout(self.timeout_s):  # one statement at a time on a connection
             await conn.executemany("SELECT pg_notify($1, $2)", [(PG_CHANNEL, m) for m in messages])
 
-    async def _publish_queued(self) -> None:
-        while True:
-            batch = [await self._outgoing.get()]
-            while len(batch) < PUBLISH_BATCH and not self._outgoing.empty():
-                batch.append(self._outgoing.get_nowait())
-            try:
-                await self._notify(batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._warn_now("failed"):
-                    log.warning(
-                        "realtime: NOTIFY failed (%s); delivering to local sockets only", type(exc).__name__
-                    )
-                for message in batch:
-                    data = json.loads(message)
-                    self.deliver_local(data["r"], data["p"])
-
     async def access_changed(self, participant_ids: Iterable[int]) -> None:
         ids = sorted(set(participant_ids))
         self.recheck_local(ids)
-        notice = json.dumps({"a": ids, "o": self._origin}, separators=(",", ":"))
+        notice = self._notice(ids)
         if len(notice.encode()) > NOTIFY_LIMIT:
             return  # thousands of people at once: the others' periodic re-check closes their sockets
-        try:
-            # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
-            await asyncio.wait_for(self._notify([notice]), timeout=RECHECK_EVERY_S)
-        except Exception as exc:
-            log.warning("realtime: NOTIFY of an access change failed (%s)", type(exc).__name__)
+        await self._send_notice(notice)
 
     async def close(self) -> None:
-        for task in (self._keeper, self._publisher):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        await super().close()
+        await self._stop(self._keeper)
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._conn.close(), timeout=2.0)
