@@ -27,8 +27,15 @@ async def change_password(request: web.Request) -> web.Response:
     current = take(data, "current_password", str, required=True)
     new = take(data, "new_password", str, required=True)
     await enforce(request, "password_change", me.id)
-    ended = await passwords.change(request.app[CTX], me, current, new, keep_token_id=principal.token_id)
-    await audit_request(request, principal, "auth.password_change", "participant", me.id, {"ended": ended})
+
+    async def audited(ended: int) -> None:  # in the change's transaction (inbox.passwords)
+        await audit_request(
+            request, principal, "auth.password_change", "participant", me.id, {"ended": ended}
+        )
+
+    ended = await passwords.change(
+        request.app[CTX], me, current, new, keep_token_id=principal.token_id, then=audited
+    )
     await access_ended(request, me.id)
     return web.json_response({"ok": True, "ended_sessions": ended})
 

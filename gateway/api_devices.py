@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal
@@ -25,17 +26,21 @@ async def register_device(request: web.Request) -> web.Response:
     p = await require_participant(request)
     principal = await require_principal(request)
     data = await read_json(request, {"platform", "token", "app"})
-    device, _ = await devices.register_device(
-        request.app[CTX],
-        p,
-        principal.token_id,
-        platform=take(data, "platform", str, required=True),
-        token=take(data, "token", str, required=True),
-        app=take(data, "app", str, required=True),
-    )
-    await audit_request(
-        request, p, "device.register", "device", device.id, {"platform": device.platform, "app": device.app}
-    )
+    platform = take(data, "platform", str, required=True)
+    token = take(data, "token", str, required=True)
+    app = take(data, "app", str, required=True)
+    async with in_transaction():  # the registration and its audit row commit together, or neither does
+        device, _ = await devices.register_device(
+            request.app[CTX], p, principal.token_id, platform=platform, token=token, app=app
+        )
+        await audit_request(
+            request,
+            p,
+            "device.register",
+            "device",
+            device.id,
+            {"platform": device.platform, "app": device.app},
+        )
     # Always 201 as API.md says, also for a token registered again (apps do that on every start): it is the
     # same device, with the same id.
     return web.json_response(devices.device_json(device), status=201)

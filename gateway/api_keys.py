@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
@@ -29,8 +30,11 @@ async def create_key(request: web.Request) -> web.Response:
     data = await read_json(request, {"name", "scopes"})
     name = take(data, "name", str, required=True)
     scopes = take(data, "scopes", list, required=True, item=str, max_items=len(apikeys.SCOPES))
-    row, key = await apikeys.create(request.app[CTX], me.practice_id, name, scopes)
-    await audit_request(request, me, "api_key.create", "api_key", row.id, {"scopes": apikeys.scopes_of(row)})
+    async with in_transaction():  # the key and its audit row commit together, or neither does
+        row, key = await apikeys.create(request.app[CTX], me.practice_id, name, scopes)
+        await audit_request(
+            request, me, "api_key.create", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
+        )
     # The key is shown here, once: only its keyed hash is stored.
     return web.json_response({**apikeys.key_json(row), "key": key}, status=201)
 
@@ -45,6 +49,9 @@ async def list_keys(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/api-keys/{id}")
 async def revoke_key(request: web.Request) -> web.Response:
     me = await _owner(request)
-    row = await apikeys.revoke(request.app[CTX], me.practice_id, path_int(request, "id"))
-    await audit_request(request, me, "api_key.revoke", "api_key", row.id, {"scopes": apikeys.scopes_of(row)})
+    async with in_transaction():  # the revocation and its audit row commit together, or neither does
+        row = await apikeys.revoke(request.app[CTX], me.practice_id, path_int(request, "id"))
+        await audit_request(
+            request, me, "api_key.revoke", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
+        )
     return web.json_response(apikeys.key_json(row))

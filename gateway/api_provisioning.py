@@ -108,10 +108,11 @@ async def logout(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if principal.is_api_key:
         raise Forbidden("participant_required", "The practice API key cannot sign out.")
-    await accounts.revoke_token(request.app[CTX], principal)
+    async with in_transaction():  # the sign-out and its audit row commit together, or neither does
+        await accounts.revoke_token(request.app[CTX], principal)
+        await audit_request(request, principal, "auth.logout")
     if principal.participant is not None:  # R27: this token's open sockets close too
         await request.app[HUB].access_changed([principal.participant.id])
-    await audit_request(request, principal, "auth.logout")
     return web.json_response({"ok": True})
 
 
@@ -171,6 +172,21 @@ async def create_team_member(request: web.Request) -> web.Response:
     roles = take(data, "roles", list, required=True, item=str, max_items=6)
     can_export = bool(take(data, "can_export", bool))
     accounts.check_team_change(principal, None, roles, can_export)
+
+    async def audited(member: Participant) -> None:  # in the creation's transaction (inbox.passwords)
+        await audit_request(
+            request,
+            principal,
+            "team_member.create",
+            "participant",
+            member.id,
+            {
+                "roles": sorted(member.role_set),
+                "can_export": member.can_export,
+                "invited": member.password_hash is None,
+            },
+        )
+
     # Without a password (the normal way in), the new member gets an invitation email to choose one.
     member = await passwords.add_team_member(
         request.app[CTX],
@@ -181,18 +197,7 @@ async def create_team_member(request: web.Request) -> web.Response:
         password=take(data, "password", str, nullable=True),
         can_export=can_export,
         messaging_enabled=take(data, "messaging_enabled", bool) is not False,
-    )
-    await audit_request(
-        request,
-        principal,
-        "team_member.create",
-        "participant",
-        member.id,
-        {
-            "roles": sorted(member.role_set),
-            "can_export": member.can_export,
-            "invited": member.password_hash is None,
-        },
+        then=audited,
     )
     if member.password_hash is None:
         request.app[DISPATCHER].wake()
@@ -223,15 +228,18 @@ async def patch_team_member(request: web.Request) -> web.Response:
     active = changes.pop("active", None)
     if active is False:
         await _deactivate(request, principal, member)
-    await accounts.update_team_member(request.app[CTX], member, changes)
-    if changes:
-        await audit_request(
-            request, principal, "team_member.update", "participant", member.id, _changed(changes)
-        )
+    async with in_transaction():  # each change and its audit row commit together, or neither does
+        await accounts.update_team_member(request.app[CTX], member, changes)
+        if changes:
+            await audit_request(
+                request, principal, "team_member.update", "participant", member.id, _changed(changes)
+            )
     if changes.get("messaging_enabled") is False:  # R3, R27: their open sockets close
         await request.app[HUB].access_changed([member.id])
-    if active is True and await access.reactivate(principal, member):
-        await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
+    if active is True:
+        async with in_transaction():
+            if await access.reactivate(principal, member):
+                await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
     return web.json_response(team_member_json(member))
 
 
@@ -245,8 +253,11 @@ async def deactivate_team_member(request: web.Request) -> web.Response:
 
 
 async def _deactivate(request: web.Request, principal: accounts.Principal, member: Participant) -> None:
-    if await access.deactivate(request.app[CTX], principal, member):
-        await audit_request(request, principal, "team_member.deactivate", "participant", member.id)
+    async with in_transaction():  # the deactivation and its audit row commit together, or neither does
+        ended = await access.deactivate(request.app[CTX], principal, member)
+        if ended:
+            await audit_request(request, principal, "team_member.deactivate", "participant", member.id)
+    if ended:
         await access_ended(request, member.id)
 
 
@@ -266,8 +277,9 @@ async def enrol_totp(request: web.Request) -> web.Response:
     await enforce(request, "login", me.email)
     await accounts.reconfirm(request.app[CTX], me, password, otp)
     practice = await Practice.get(id=me.practice_id)
-    uri = await accounts.start_totp_enrolment(request.app[CTX], me, issuer=f"securemsg ({practice.name})")
-    await audit_request(request, me, "totp.enrol", "participant", me.id)
+    async with in_transaction():  # the new secret and its audit row commit together, or neither does
+        uri = await accounts.start_totp_enrolment(request.app[CTX], me, issuer=f"securemsg ({practice.name})")
+        await audit_request(request, me, "totp.enrol", "participant", me.id)
     return web.json_response({"provisioning_uri": uri})
 
 
@@ -298,23 +310,31 @@ async def create_client(request: web.Request) -> web.Response:
     )
     practice = await Practice.get(id=principal.practice_id)
     portal = take(data, "portal_access", bool)
-    client = await accounts.create_client(
-        request.app[CTX],
-        practice,
-        name=take(data, "name", str, required=True),
-        email=take(data, "email", str, required=True),
-        primary_clinician_id=take(data, "primary_clinician_id", int, nullable=True),
-        portal_access=True if portal is None else portal,
-        messaging_enabled=take(data, "messaging_enabled", bool),
-    )
-    await audit_request(
-        request,
-        principal,
-        "client.create",
-        "participant",
-        client.id,
-        {"primary_clinician_id": client.primary_clinician_id, "messaging_enabled": client.messaging_enabled},
-    )
+    name = take(data, "name", str, required=True)
+    email = take(data, "email", str, required=True)
+    primary = take(data, "primary_clinician_id", int, nullable=True)
+    messaging = take(data, "messaging_enabled", bool)
+    async with in_transaction():  # the client and its audit row commit together, or neither does
+        client = await accounts.create_client(
+            request.app[CTX],
+            practice,
+            name=name,
+            email=email,
+            primary_clinician_id=primary,
+            portal_access=True if portal is None else portal,
+            messaging_enabled=messaging,
+        )
+        await audit_request(
+            request,
+            principal,
+            "client.create",
+            "participant",
+            client.id,
+            {
+                "primary_clinician_id": client.primary_clinician_id,
+                "messaging_enabled": client.messaging_enabled,
+            },
+        )
     return web.json_response(client_json(client), status=201)
 
 
@@ -346,11 +366,12 @@ async def patch_client(request: web.Request) -> web.Response:
         data = await read_json(request, set(_CLIENT_PATCH))
         changes = present(data, _CLIENT_PATCH)
         client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
-    await accounts.update_client(request.app[CTX], client, changes)
+    async with in_transaction():  # the change and its audit row commit together, or neither does
+        await accounts.update_client(request.app[CTX], client, changes)
+        await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
         # R4, R10, R27: the sockets of the client and of its contacts close.
         await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
-    await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     return web.json_response(client_json(client))
 
 
@@ -396,15 +417,13 @@ async def add_contact(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     data = await read_json(request, {"name", "email"})
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
-    contact = await accounts.add_contact(
-        request.app[CTX],
-        client,
-        name=take(data, "name", str, required=True),
-        email=take(data, "email", str, required=True),
-    )
-    await audit_request(
-        request, principal, "contact.create", "participant", contact.id, {"client_id": client.id}
-    )
+    name = take(data, "name", str, required=True)
+    email = take(data, "email", str, required=True)
+    async with in_transaction():  # the contact and its audit row commit together, or neither does
+        contact = await accounts.add_contact(request.app[CTX], client, name=name, email=email)
+        await audit_request(
+            request, principal, "contact.create", "participant", contact.id, {"client_id": client.id}
+        )
     return web.json_response(contact_json(contact), status=201)
 
 
@@ -433,10 +452,11 @@ async def grant_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
-    created = await accounts.grant_access(request.app[CTX], client, member)
-    await audit_request(
-        request, principal, "access.grant", "participant", client.id, {"team_member_id": member.id}
-    )
+    async with in_transaction():  # the grant and its audit row commit together, or neither does
+        created = await accounts.grant_access(request.app[CTX], client, member)
+        await audit_request(
+            request, principal, "access.grant", "participant", client.id, {"team_member_id": member.id}
+        )
     return web.json_response(
         {"client_id": client.id, "team_member_id": member.id, "access": True}, status=201 if created else 200
     )
@@ -447,8 +467,9 @@ async def withdraw_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
-    await accounts.withdraw_access(client, member)
-    await audit_request(
-        request, principal, "access.withdraw", "participant", client.id, {"team_member_id": member.id}
-    )
+    async with in_transaction():  # the withdrawal and its audit row commit together, or neither does
+        await accounts.withdraw_access(client, member)
+        await audit_request(
+            request, principal, "access.withdraw", "participant", client.id, {"team_member_id": member.id}
+        )
     return web.json_response({"client_id": client.id, "team_member_id": member.id, "access": False})

@@ -64,14 +64,21 @@ async def change_password(request: web.Request) -> web.Response:
     if new != form_text(form, "confirm", 1000):
         return await _page(request, session, status=422, error="The two new passwords are not the same.")
     member = session.member
+
+    async def audited(ended: int) -> None:  # in the change's transaction (inbox.passwords)
+        await audit_request(
+            request, member, "auth.password_change", "participant", member.id, {"ended": ended}
+        )
+
     try:
         await enforce(request, "password_change", member.id)
-        ended = await passwords.change(
+        await passwords.change(
             request.app[CTX],
             member,
             form_text(form, "current", 1000),
             new,
             keep_token_id=session.principal.token_id,
+            then=audited,
         )
     except SlowDown as exc:
         resp = await _page(request, session, status=429, error="Too many tries. Please wait a few minutes.")
@@ -79,6 +86,5 @@ async def change_password(request: web.Request) -> web.Response:
         return resp
     except (Forbidden, Invalid) as exc:
         return await _page(request, session, status=exc.status, error=exc.message)
-    await audit_request(request, member, "auth.password_change", "participant", member.id, {"ended": ended})
     await access_ended(request, member.id)
     return redirect("/account?done=password")

@@ -120,12 +120,15 @@ async def set_password(request: web.Request) -> web.Response:
     new = form.get("password", "")[:1000]
     if new != form.get("confirm", "")[:1000]:
         return _form(request, found, status=422, error="The two passwords are not the same.")
+    action = "auth.invitation_accepted" if found.is_invitation else "auth.password_reset"
+
+    async def audited(_ended: int) -> None:  # in the reset's transaction (inbox.passwords)
+        await audit_request(request, found.member, action, "participant", found.member.id)
+
     try:
-        if not await passwords.set_with_link(ctx, found, new):
+        if not await passwords.set_with_link(ctx, found, new, then=audited):
             return _invalid(request)
     except Invalid as exc:
         return _form(request, found, status=422, error=exc.message)
-    action = "auth.invitation_accepted" if found.is_invitation else "auth.password_reset"
-    await audit_request(request, found.member, action, "participant", found.member.id)
     await access_ended(request, found.member.id)
     return redirect("/?notice=password_set")

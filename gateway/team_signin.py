@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import segno
 from aiohttp import web
 from markupsafe import Markup
+from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import SESSION_COOKIE
@@ -267,9 +268,10 @@ async def sign_out(request: web.Request) -> web.Response:
         form = await request.post()
         if not csrf_ok(session.csrf, form):
             return await _expired(request, session)
-        await accounts.revoke_token(request.app[CTX], session.principal)
+        async with in_transaction():  # the sign-out and its audit row commit together, or neither does
+            await accounts.revoke_token(request.app[CTX], session.principal)
+            await audit_request(request, session.principal, "auth.logout")
         await request.app[HUB].access_changed([session.member.id])  # R27: the inbox's live socket too
-        await audit_request(request, session.principal, "auth.logout")
     resp = redirect("/?notice=signed_out")
     del_cookie(request, resp, SESSION_COOKIE)
     return resp
@@ -350,6 +352,10 @@ async def two_step_confirm(request: web.Request) -> web.Response:
         resp = await _enrolment_page(request, session, enrolment, error=error, status=429)
         resp.headers["Retry-After"] = str(exc.retry_after)
         return resp
+
+    async def audited() -> None:  # in the enrolment's transaction (inbox.signin)
+        await audit_request(request, session.member, "totp.enrol", "participant", session.member.id)
+
     try:
         await signin.confirm_enrolment(
             ctx,
@@ -358,10 +364,10 @@ async def two_step_confirm(request: web.Request) -> web.Response:
             form_text(form, "code", 20),
             password=form_text(form, "password", 256),
             current_code=form_text(form, "current_code", 20) or None,
+            then=audited,
         )
     except Invalid as exc:
         return await _enrolment_page(request, session, enrolment, error=exc.message, status=422)
     except Forbidden as exc:
         return await _enrolment_page(request, session, enrolment, error=exc.message, status=403)
-    await audit_request(request, session.member, "totp.enrol", "participant", session.member.id)
     return redirect("/settings/two-step?done=1")

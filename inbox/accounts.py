@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -230,7 +230,10 @@ async def create_team_member(
     password: str | None = None,
     can_export: bool = False,
     messaging_enabled: bool = True,
+    then: Callable[[Participant], Awaitable[object]] | None = None,
 ) -> Participant:
+    """A team member (with `password`, hashed before the transaction). `then`: the caller's audit row,
+    in the creation's transaction (R24)."""
     role_str = _check_roles(roles)
     email = _check_email(email)
     if password is not None:
@@ -238,19 +241,23 @@ async def create_team_member(
     pw_hash = await hash_password(password) if password else None
     # Unique within the practice only: whether another practice has this address is not this one's
     # business, and refusing it would let anyone holding an API key probe for (or reserve) addresses.
-    if await Participant.filter(practice_id=practice_id, kind=TEAM, email=email).exists():
-        raise Conflict("email_taken", "A team member of this practice already has this email address.")
-    return await Participant.create(
-        practice_id=practice_id,
-        kind=TEAM,
-        name=_check_name(name, "name"),
-        email=email,
-        roles=role_str,
-        messaging_enabled=messaging_enabled,
-        can_export=can_export and bool({"practice_manager", "account_owner"} & set(roles)),
-        password_hash=pw_hash,
-        created_at=ctx.clock.now(),
-    )
+    async with in_transaction():
+        if await Participant.filter(practice_id=practice_id, kind=TEAM, email=email).exists():
+            raise Conflict("email_taken", "A team member of this practice already has this email address.")
+        member = await Participant.create(
+            practice_id=practice_id,
+            kind=TEAM,
+            name=_check_name(name, "name"),
+            email=email,
+            roles=role_str,
+            messaging_enabled=messaging_enabled,
+            can_export=can_export and bool({"practice_manager", "account_owner"} & set(roles)),
+            password_hash=pw_hash,
+            created_at=ctx.clock.now(),
+        )
+        if then is not None:
+            await then(member)
+    return member
 
 
 async def update_team_member(ctx: InboxContext, member: Participant, changes: dict[str, Any]) -> Participant:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
@@ -128,18 +129,20 @@ async def register_device(
     existing = await Device.filter(practice_id=practice_id, platform=platform, token=token).first()
     if existing is None:
         try:
-            device = await Device.create(
-                practice_id=practice_id,
-                participant_id=actor.id,
-                platform=platform,
-                token=token,
-                app=app,
-                alerts=default_alerts(),
-                enabled=True,
-                auth_token_id=auth_token_id,
-                created_at=ctx.clock.now(),
-                last_seen_at=ctx.clock.now(),
-            )
+            # A savepoint: inside the caller's transaction, a refused insert must not abort it (PostgreSQL).
+            async with in_transaction():
+                device = await Device.create(
+                    practice_id=practice_id,
+                    participant_id=actor.id,
+                    platform=platform,
+                    token=token,
+                    app=app,
+                    alerts=default_alerts(),
+                    enabled=True,
+                    auth_token_id=auth_token_id,
+                    created_at=ctx.clock.now(),
+                    last_seen_at=ctx.clock.now(),
+                )
             return device, True
         except IntegrityError:
             # The same token registered at the same moment from another request: one device.

@@ -12,6 +12,9 @@ member choose one.
   the older ones. Opening it (GET, `resolve`) changes nothing, so a mail scanner cannot burn it; only the
   form's POST uses it up (`set_with_link`), and that also ends every session, token and trusted device.
 
+Each change takes `then`: the caller's audit row (R24), written in the change's own transaction, after the
+slow password hashing and before the commit, so the change and its row commit together or neither does.
+
 Tokens are random and only their keyed hash is stored (`portal_links.hash_token`), as `LinkToken` rows with
 the purposes `reset` and `invite`; a deactivation revokes them with the person's other links.
 """
@@ -19,7 +22,7 @@ the purposes `reset` and `invite`; a deactivation revokes them with the person's
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -49,12 +52,21 @@ TEMPLATES = {RESET: "password_reset", INVITE: "invitation"}
 _TTL = {RESET: RESET_TTL_S, INVITE: INVITE_TTL_S}
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,200}$")
 
+# In the change's transaction, with how many sessions and tokens ended: where the caller writes its audit row.
+Ended = Callable[[int], Awaitable[object]]
+
 
 # --- changing one's own password ----------------------------------------------------------------------
 
 
 async def change(
-    ctx: InboxContext, member: Participant, current: str, new: str, *, keep_token_id: int | None
+    ctx: InboxContext,
+    member: Participant,
+    current: str,
+    new: str,
+    *,
+    keep_token_id: int | None,
+    then: Ended | None = None,
 ) -> int:
     """The member's own change: the current password first. How many other sessions and tokens ended."""
     if not await verify_password(member.password_hash, current):
@@ -63,7 +75,10 @@ async def change(
     member.password_hash = await hash_password(new)
     async with in_transaction():
         await member.save(update_fields=["password_hash"])
-        return await end_access(ctx, member, keep_token_id=keep_token_id)
+        ended = await end_access(ctx, member, keep_token_id=keep_token_id)
+        if then is not None:
+            await then(ended)
+    return ended
 
 
 # --- asking for a link --------------------------------------------------------------------------------
@@ -87,14 +102,23 @@ async def request_reset(ctx: InboxContext, email: str) -> None:
     await OutboxJob.bulk_create(rows)
 
 
-async def add_team_member(ctx: InboxContext, practice_id: int, **fields: Any) -> Participant:
+async def add_team_member(
+    ctx: InboxContext,
+    practice_id: int,
+    *,
+    then: Callable[[Participant], Awaitable[object]] | None = None,
+    **fields: Any,
+) -> Participant:
     """`accounts.create_team_member`; without a password, the new member is invited by email in the same
-    transaction (the normal way in: nobody but the member ever knows the password)."""
+    transaction (the normal way in: nobody but the member ever knows the password). `then`: the caller's
+    audit row, in that transaction too."""
     if fields.get("password") is not None:
-        return await create_team_member(ctx, practice_id, **fields)
+        return await create_team_member(ctx, practice_id, then=then, **fields)
     async with in_transaction():
         member = await create_team_member(ctx, practice_id, **fields)
         await invite(ctx, member)
+        if then is not None:
+            await then(member)
     return member
 
 
@@ -203,7 +227,9 @@ async def resolve(ctx: InboxContext, token: str) -> PasswordLink | None:
     return PasswordLink(link, member) if member is not None else None
 
 
-async def set_with_link(ctx: InboxContext, found: PasswordLink, new: str) -> bool:
+async def set_with_link(
+    ctx: InboxContext, found: PasswordLink, new: str, *, then: Ended | None = None
+) -> bool:
     """Use the link up and set the password, exactly once (of two concurrent posts, one wins). A reset
     proves the person holds the mailbox: it also clears a lockout. Every session, token, other link and
     trusted device of the person ends."""
@@ -221,5 +247,7 @@ async def set_with_link(ctx: InboxContext, found: PasswordLink, new: str) -> boo
         member.failed_logins = 0
         member.locked_until = None
         await member.save(update_fields=["password_hash", "failed_logins", "locked_until"])
-        await end_access(ctx, member)
+        ended = await end_access(ctx, member)
+        if then is not None:
+            await then(ended)
     return True

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pyotp
+from tortoise.transactions import in_transaction
 
 from inbox import accounts
 from inbox.context import InboxContext
@@ -176,10 +178,12 @@ async def confirm_enrolment(
     *,
     password: str,
     current_code: str | None,
+    then: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Turn TOTP on with the pending secret once a code from it verifies and the password (and, when
     replacing a factor, the current code) is right (R30); until then nothing changes. The new code is checked
-    first, so a typo there does not use up the current code."""
+    first, so a typo there does not use up the current code. `then`: the caller's audit row, written in the
+    transaction that turns the factor on (after the slow password check)."""
     code = code.replace(" ", "").strip()
     if not (code.isdigit() and len(code) == 6):
         raise Invalid("invalid_otp", "Enter the 6-digit code from your authenticator app.", field="code")
@@ -187,8 +191,11 @@ async def confirm_enrolment(
     if step is None:
         raise Invalid("invalid_otp", "That code is not right. Check the app and try again.", field="code")
     await accounts.reconfirm(ctx, member, password, current_code)
-    # The confirming code is used: it cannot also sign in.
-    await accounts.set_totp_secret(ctx, member, enrolment.secret, last_step=step)
+    async with in_transaction():
+        # The confirming code is used: it cannot also sign in.
+        await accounts.set_totp_secret(ctx, member, enrolment.secret, last_step=step)
+        if then is not None:
+            await then()
 
 
 def new_form_nonce() -> str:

@@ -218,3 +218,84 @@ async def test_r24_sign_ins_refused_by_the_rate_limit_are_audited(api, cast, clo
         (str(cast.id("clinician")), "anonymous", {"reason": "rate_limited"})
     ]
     assert len(await rows(api, cast, "auth.login_failed")) == limit
+
+
+# People and access: each change commits with its audit row, or not at all. A refused audit insert is a
+# database error of that request, not an unavailable database: 500, in API.md's error shape.
+
+
+async def refused(status, body):
+    assert (status, body["error"]["code"]) == (500, "internal_error"), body
+
+
+async def test_r24_a_deactivation_whose_audit_row_fails_is_undone(api, cast, db_url):
+    who = cast.id("clinician")
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.delete(f"/team-members/{who}", token=cast.api_key))
+    assert (await Participant.get(id=who)).active
+    status, me = await api.get("/me", token=cast.tok("clinician"))  # the token did not end either
+    assert status == 200 and me["participant"]["id"] == who
+    status, team = await api.get("/team-members", token=cast.api_key)
+    assert who in [m["id"] for m in team["items"]]
+    status, body = await api.delete(f"/team-members/{who}", token=cast.api_key)
+    assert status == 200 and body["active"] is False
+    assert (await api.get("/me", token=cast.tok("clinician")))[0] == 401
+    assert [r["target_id"] for r in await rows(api, cast, "team_member.deactivate")] == [str(who)]
+
+
+async def test_r24_a_client_update_whose_audit_row_fails_is_undone(api, cast, db_url):
+    who = cast.id("client")
+    change = {"name": "Someone Else", "messaging_enabled": False}
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.patch(f"/clients/{who}", change, token=cast.api_key))
+    status, body = await api.get(f"/clients/{who}", token=cast.api_key)
+    assert (body["name"], body["messaging_enabled"]) == ("Client Person", True)
+    assert (await api.get("/me", token=cast.tok("client")))[0] == 200  # "off" did not end their token
+    status, body = await api.patch(f"/clients/{who}", change, token=cast.api_key)
+    assert status == 200 and body["name"] == "Someone Else"
+    assert (await api.get("/me", token=cast.tok("client")))[0] == 401
+    (row,) = await rows(api, cast, "client.update")
+    assert row["target_id"] == str(who) and row["detail"]["changed"] == ["messaging_enabled", "name"]
+
+
+async def test_r24_an_api_key_whose_audit_row_fails_is_not_made(api, cast, db_url):
+    status, before = await api.get("/api-keys", token=cast.tok("owner"))
+    assert status == 200
+    new_key = {"name": "Billing system", "scopes": ["provisioning"]}
+    async with audit_inserts_fail(db_url):
+        status, body = await api.post("/api-keys", new_key, token=cast.tok("owner"))
+        await refused(status, body)
+        assert "key" not in body  # a key that was never stored is never shown
+    status, after = await api.get("/api-keys", token=cast.tok("owner"))
+    assert [k["id"] for k in after["items"]] == [k["id"] for k in before["items"]]
+    status, made = await api.post("/api-keys", new_key, token=cast.tok("owner"))
+    assert status == 201
+    assert (await api.get("/team-members", token=made["key"]))[0] == 200
+    assert [r["target_id"] for r in await rows(api, cast, "api_key.create")] == [str(made["id"])]
+
+
+async def test_r24_a_password_change_whose_audit_row_fails_is_undone(api, cast, db_url):
+    who = cast.id("clinician")
+    email = (await Participant.get(id=who)).email
+    status, other = await api.post("/auth/login", {"email": email, "password": PASSWORD})
+    assert status == 200
+    change = {"current_password": PASSWORD, "new_password": "a brand new passphrase"}
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.put("/me/password", change, token=cast.tok("clinician")))
+    assert (await api.get("/me", token=other["token"]))[0] == 200  # the other session did not end
+    status, _ = await api.post("/auth/login", {"email": email, "password": PASSWORD})
+    assert status == 200  # and the old password still works
+    status, body = await api.put("/me/password", change, token=cast.tok("clinician"))
+    assert status == 200 and body["ended_sessions"] == 2
+    assert (await api.get("/me", token=other["token"]))[0] == 401
+    (row,) = await rows(api, cast, "auth.password_change")
+    assert (row["target_id"], row["detail"]) == (str(who), {"ended": 2})
+
+
+async def test_r24_a_sign_out_whose_audit_row_fails_is_undone(api, cast, db_url):
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.post("/auth/logout", {}, token=cast.tok("clinician")))
+    assert (await api.get("/me", token=cast.tok("clinician")))[0] == 200
+    assert (await api.post("/auth/logout", {}, token=cast.tok("clinician")))[0] == 200
+    assert (await api.get("/me", token=cast.tok("clinician")))[0] == 401
+    assert [r["actor_id"] for r in await rows(api, cast, "auth.logout")] == [cast.id("clinician")]
