@@ -1,4 +1,4 @@
-"""Accounts (API.md §3): the signed-in person's own password, and asking for a reset link (R25)."""
+"""Accounts (docs/api.md §3): the signed-in person's own password, and asking for a reset link (R25)."""
 
 from __future__ import annotations
 

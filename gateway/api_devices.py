@@ -1,4 +1,4 @@
-"""Devices (API.md §3): register a phone for pushes, choose its four alert types, unregister it."""
+"""Devices (docs/api.md §3): register a phone for pushes, choose its four alert types, unregister it."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ async def register_device(request: web.Request) -> web.Response:
             device.id,
             {"platform": device.platform, "app": device.app},
         )
-    # Always 201 as API.md says, also for a token registered again (apps do that on every start): it is the
-    # same device, with the same id.
+    # Always 201 as docs/api.md says, also for a token registered again (apps do that on every start): it
+    # is the same device, with the same id.
     return web.json_response(devices.device_json(device), status=201)
 
 

@@ -1,4 +1,4 @@
-"""Appointment events from the practice's other systems (API.md §3, Integration): a typed push."""
+"""Appointment events from the practice's other systems (docs/api.md §3, Integration): a typed push."""
 
 from __future__ import annotations
 

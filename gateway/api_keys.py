@@ -1,4 +1,4 @@
-"""API keys for the practice's other systems (API.md §3, R29): the account owner creates, lists, revokes."""
+"""API keys for the practice's other systems (docs/api.md §3, R29): the owner creates, lists, revokes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Messaging (API.md §3): me, away, recipients, conversations, messages, read, remove."""
+"""Messaging (docs/api.md §3): me, away, recipients, conversations, messages, read, remove."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provisioning (API.md §3): practice settings, team members, clients, contacts, access grants, sign-in."""
+"""Provisioning (docs/api.md §3): practice settings, team members, clients, contacts, access, sign-in."""
 
 from __future__ import annotations
 

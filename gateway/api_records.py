@@ -1,4 +1,4 @@
-"""Records (API.md §3): transcripts (R21), chart notes (R22), exports (R23) and the audit log (R24)."""
+"""Records (docs/api.md §3): transcripts (R21), chart notes (R22), exports (R23) and the audit log (R24)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Outgoing webhooks (API.md §3, Integration): subscribe, list, stop, and see each delivery's outcome."""
+"""Outgoing webhooks (docs/api.md §3, Integration): subscribe, list, stop, and see each delivery's outcome."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command line (API.md §1): `securemsg serve | worker | migrate | create-practice | demo | ...`."""
+"""The command line (docs/api.md §1): `securemsg serve | worker | migrate | create-practice | demo | ...`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One typed configuration object, read once at start (API.md §2).
+"""One typed configuration object, read once at start (docs/api.md §2).
 
 Nothing here runs at import time: `load_config(environ)` is called by the command line, and tests build a
 `Config` directly. A bad value raises `ConfigError` with one sentence; the CLI prints it and exits 2.

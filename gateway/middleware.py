@@ -1,6 +1,7 @@
-"""The errors middleware (domain errors and HTTP errors into API.md's JSON shape; 503 only for an unavailable
-database, else 500), the observe middleware (a request id for the log lines, the request's count and
-latency for /metrics, and in JSON logs one access line) and the security headers on every answer."""
+"""The errors middleware (domain errors and HTTP errors into docs/api.md's JSON shape; 503 only for an
+unavailable database, else 500), the observe middleware (a request id for the log lines, the request's
+count and latency for /metrics, and in JSON logs one access line) and the security headers on every
+answer."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `push_part` is a cleanup context (app.PARTS). It builds the providers inside the running loop, says once at
 start which ones are off for lack of credentials, keeps them in app[SERVICES]["push"], registers the
 handlers and closes the providers on the way out. A provider's TLS trust follows the system store and
-SSL_CERT_FILE (API.md §5).
+SSL_CERT_FILE (docs/api.md §5).
 
 The handler sends each row's pushes (inbox.pushes decides which and what) and acts on what the providers
 answer: a dead token disables its device at once; a temporary failure (429, 5xx, no connection) retries the

@@ -1,4 +1,4 @@
-"""`GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the HTTP API (API.md §3) and the ops endpoints.
+"""`GET /api/v1/openapi.json`: the OpenAPI 3.1 description of the HTTP API (docs/api.md §3) and ops.
 
 Built as plain data from small helpers, once per process. The limits in it come from the modules that enforce
 them, so the description cannot drift from the checks. tests/gateway/test_openapi.py walks `app.router` and
@@ -1173,7 +1173,7 @@ def _paths() -> dict[str, dict[str, Any]]:
     p[f"{v1}/ws"] = {
         "get": op(
             "websocket",
-            "The websocket (API.md §4): one JSON event per frame.",
+            "The websocket (docs/api.md §4): one JSON event per frame.",
             tag="realtime",
             security=PERSON,
             ok={101: ("Switching protocols.", None)},

@@ -1,4 +1,4 @@
-"""The client portal's pages (API.md §6, R14, R15, R20): a client's or contact's conversations, one
+"""The client portal's pages (docs/api.md §6, R14, R15, R20): a client's or contact's conversations, one
 conversation with its reply box, server-rendered.
 
 Messages show as written (emoji rendered, R13), removed ones as "This message was removed" (R14); the away

@@ -1,4 +1,4 @@
-"""Realtime fan-out to websockets (API.md §4).
+"""Realtime fan-out to websockets (docs/api.md §4).
 
 Publishing never awaits a socket: each socket has a bounded queue drained by its own writer task, so one
 slow or dead socket cannot stall the request that published, or the other sockets. A socket whose queue
@@ -64,7 +64,7 @@ WARN_EVERY_S = 30.0
 RECHECK_EVERY_S = 1.0
 PG_CHANNEL = "securemsg_events"
 NOTIFY_LIMIT = 7999  # PostgreSQL's payload limit is 8000 bytes, the terminating zero included
-ACCESS_ENDED = 4401  # the close code when the access behind a socket has ended (API.md §4)
+ACCESS_ENDED = 4401  # the close code when the access behind a socket has ended (docs/api.md §4)
 
 # token ids → {token id: why its access ended} for those that no longer give access (`inbox.accounts`)
 CredentialCheck = Callable[[Collection[int]], Awaitable[dict[int, str]]]

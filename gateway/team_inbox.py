@@ -1,4 +1,4 @@
-"""The web inbox and the settings page for the team (API.md §6).
+"""The web inbox and the settings page for the team (docs/api.md §6).
 
 These views render the page shell and what is known at load time; the page's JavaScript
 (gateway/static/inbox.js, settings.js) then talks to the JSON API with the session cookie and the

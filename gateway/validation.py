@@ -1,4 +1,4 @@
-"""Reading request bodies and query strings into checked values, with API.md's 4xx errors."""
+"""Reading request bodies and query strings into checked values, with docs/api.md's 4xx errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The websocket (API.md §4): one JSON object per frame, only events of the caller's conversations."""
+"""The websocket (docs/api.md §4): one JSON object per frame, only events of the caller's conversations."""
 
 from __future__ import annotations
 

@@ -582,7 +582,7 @@ class _Flags:
     portal_access: bool
 
 
-# Why a socket's access ended: its close reason (API.md §4), which the pages turn into words.
+# Why a socket's access ended: its close reason (docs/api.md §4), which the pages turn into words.
 SIGNED_OUT = "signed_out"  # revoked (sign-out, password change, deactivation) or gone
 EXPIRED = "expired"
 MESSAGING_OFF = "messaging_off"  # R3, R4, R10
@@ -765,7 +765,7 @@ async def trusted_device_member(
 
 
 async def start_totp_enrolment(ctx: InboxContext, member: Participant, issuer: str) -> str:
-    """API.md: enrolling turns the second factor on at once; a new enrolment replaces the old secret. The
+    """docs/api.md: enrolling turns the second factor on at once; a new enrolment replaces the old secret. The
     caller has checked the password (and current code) first: `reconfirm`."""
     secret = pyotp.random_base32()
     await set_totp_secret(ctx, member, secret, last_step=None)

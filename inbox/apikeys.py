@@ -4,9 +4,9 @@ A key is an `AuthToken` of kind `api_key` with no participant: only a keyed hash
 the server secret, like bearer tokens), so the key itself is shown once, when it is made, and never again.
 
 Scopes:
-- `integration`: appointment events and webhooks (API.md §3, Integration);
-- `provisioning`: people, settings and access (API.md §3, Provisioning) — but never a password of an existing
-  account and never the account owner's role (inbox.accounts.check_team_change).
+- `integration`: appointment events and webhooks (docs/api.md §3, Integration);
+- `provisioning`: people, settings and access (docs/api.md §3, Provisioning) — but never a password of an
+  existing account and never the account owner's role (inbox.accounts.check_team_change).
 A call whose scope the key lacks is refused with 403 `key_scope`. Revoking sets `revoked_at`, which every
 token lookup checks, so the next request with that key is refused.
 """

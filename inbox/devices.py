@@ -37,7 +37,7 @@ FCM_TOKEN_LEN = (20, 512)
 
 
 def default_alerts() -> dict[str, bool]:
-    """A new device starts with all four alert types on (API.md §5)."""
+    """A new device starts with all four alert types on (docs/api.md §5)."""
     return {flag: True for flag in ALERT_FLAGS}
 
 

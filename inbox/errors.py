@@ -1,4 +1,4 @@
-"""Domain errors. The gateway's middleware turns each into API.md's JSON error shape."""
+"""Domain errors. The gateway's middleware turns each into docs/api.md's JSON error shape."""
 
 from __future__ import annotations
 

@@ -232,7 +232,7 @@ class LinkToken(Model):
 
 
 class OutboxJob(Model):
-    """Work that must survive a crash: emails, unread checks, pushes, webhooks, exports (DESIGN.md)."""
+    """Work that must survive a crash: emails, unread checks, pushes, webhooks, exports."""
 
     id = fields.BigIntField(primary_key=True)
     kind = fields.CharField(max_length=32)

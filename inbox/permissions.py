@@ -1,4 +1,4 @@
-"""Who may message whom (RULES.md R1–R10): pure functions over plain data.
+"""Who may message whom (docs/rules.md R1–R10): pure functions over plain data.
 
 `check_exchange` answers one question — may `actor` write in an exchange with exactly these participants —
 and every refusal names the rule that forbids it. The caller loads the facts (flags, roles, access grants,

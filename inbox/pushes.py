@@ -1,4 +1,4 @@
-"""What mobile pushes say and to whom (R19, API.md §5): the domain side of the dispatcher's push handlers.
+"""What mobile pushes say and to whom (R19, docs/api.md §5): the domain side of the push handlers.
 
 Three outbox kinds, one recipient per row:
 - `push` (written with every message by `outbox.enqueue_for_new_message`): a `new_message` alert to the

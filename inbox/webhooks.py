@@ -1,4 +1,4 @@
-"""Outgoing webhooks (API.md §3, Integration): the practice's other systems hear what happens here.
+"""Outgoing webhooks (docs/api.md §3, Integration): the practice's other systems hear what happens here.
 
 Events carry ids only, never text or names: `message.created`, `message.removed`, `conversation.read`.
 `enqueue_event` is called inside the transaction of the change itself, so a delivery exists exactly when

@@ -1,7 +1,7 @@
 """Mobile push: one provider per service (APNs, FCM), one interface, errors sorted at the edge.
 
 A leaf package: it never imports `inbox`, `gateway` or `mailer`. Callers put only ids and deep links in
-`PushMessage.data` and a generic line in `title`; providers serialise exactly that (API.md §5).
+`PushMessage.data` and a generic line in `title`; providers serialise exactly that (docs/api.md §5).
 """
 
 from __future__ import annotations

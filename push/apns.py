@@ -230,7 +230,7 @@ class _EndpointAPNs(APNs):
 
 
 def build_payload(msg: PushMessage) -> dict[str, Any]:
-    """The APNs JSON body (API.md §5): `aps`, then the caller's ids/link, then `type`."""
+    """The APNs JSON body (docs/api.md §5): `aps`, then the caller's ids/link, then `type`."""
     aps: dict[str, Any]
     if msg.push_type == "badge":
         # Silent badge update: an *alert*-type push whose aps holds only the badge, at priority 5.
@@ -261,7 +261,7 @@ class ApnsProvider:
     name = "apns"
 
     def __init__(self, settings: ApnsSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        asyncio.get_running_loop()  # fail loudly when built outside a loop (see STYLE.md, Traps)
+        asyncio.get_running_loop()  # fail loudly when built outside a running loop (at import time)
         self.settings = settings
         # Trust follows the system store and SSL_CERT_FILE unless a context is given (tests: a test CA);
         # either way the context is told to offer ALPN "h2".

@@ -1,6 +1,6 @@
 """The one interface every push provider implements, and the pieces both providers share.
 
-Privacy rule (API.md §5): a push carries no message text, no names, nothing that is health information.
+Privacy rule (docs/api.md §5): a push carries no message text, no names, nothing that is health information.
 Providers serialise exactly what they are given, so callers must only put ids and deep links in
 `PushMessage.data` (e.g. ``{"conversation_id": "12", "link": "securemsg://conversations/12"}``) and only a
 generic line in `title`.
@@ -21,7 +21,7 @@ ALERT_TYPES = ("appointment", "new_message", "appointment_request", "video_appoi
 # "badge" is the silent, badge-only update; every other type shows an alert.
 PUSH_TYPES = ("new_message", "appointment_alert", "appointment_request", "video_appointment", "badge")
 
-# The device alert flag (API.md §3, PATCH /devices) that lets each push type through; badge updates
+# The device alert flag (docs/api.md §3, PATCH /devices) that lets each push type through; badge updates
 # are not alerts and always go.
 ALERT_FLAG_FOR = {
     "new_message": "new_message",

@@ -51,7 +51,7 @@ class FcmSettings:
 
 
 def build_body(msg: PushMessage) -> dict[str, Any]:
-    """The FCM v1 request body (API.md §5): ids/link/type/badge under `data`, all values strings."""
+    """The FCM v1 request body (docs/api.md §5): ids/link/type/badge under `data`, all values strings."""
     data = {**msg.data, "type": msg.push_type}
     if msg.badge is not None:
         data["badge"] = str(msg.badge)
@@ -94,7 +94,7 @@ class FcmProvider:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        asyncio.get_running_loop()  # fail loudly when built outside a loop (see STYLE.md, Traps)
+        asyncio.get_running_loop()  # fail loudly when built outside a running loop (at import time)
         self.settings = settings
         try:
             credentials = service_account.Credentials.from_service_account_file(

@@ -26,7 +26,7 @@ from tests.fakes.certs import CertPaths
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.fixtures import APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC
 
-# Message text that must never leave the server in a notification (R19, API.md §5).
+# Message text that must never leave the server in a notification (R19, docs/api.md §5).
 CANARY = "CANARY-PHI-7f3a: panic attacks since the divorce"
 
 

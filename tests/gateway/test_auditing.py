@@ -221,7 +221,7 @@ async def test_r24_sign_ins_refused_by_the_rate_limit_are_audited(api, cast, clo
 
 
 # People and access: each change commits with its audit row, or not at all. A refused audit insert is a
-# database error of that request, not an unavailable database: 500, in API.md's error shape.
+# database error of that request, not an unavailable database: 500, in docs/api.md's error shape.
 
 
 async def refused(status, body):

@@ -1,4 +1,4 @@
-"""The fault-tolerance settings: the database timeout and the outbox claim lease (API.md §2 extension)."""
+"""The fault-tolerance settings: the database timeout and the outbox claim lease (docs/api.md §2 extension)."""
 
 from __future__ import annotations
 

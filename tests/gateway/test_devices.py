@@ -1,4 +1,4 @@
-"""POST/PATCH/DELETE /devices (API.md §3, R19): four alert flags, one device per token, clear 422s."""
+"""POST/PATCH/DELETE /devices (docs/api.md §3, R19): four alert flags, one device per token, clear 422s."""
 
 from __future__ import annotations
 

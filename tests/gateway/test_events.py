@@ -1,4 +1,4 @@
-"""POST /events (API.md §3 Integration, §5): appointment pushes of the event's type, to opted-in devices."""
+"""POST /events (docs/api.md §3 Integration, §5): appointment pushes of the event's type, to opted-in devices."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """JSON that parses but is still no input: a lone surrogate ("\\ud800") in any string, and nesting deep enough
 to exhaust the parser (`[` × 100,000). Both used to answer 500; on every JSON route of the API they are a
-422 in API.md's error shape, on SQLite and PostgreSQL, and nothing is stored."""
+422 in docs/api.md's error shape, on SQLite and PostgreSQL, and nothing is stored."""
 
 from __future__ import annotations
 

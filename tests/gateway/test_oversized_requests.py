@@ -1,4 +1,4 @@
-"""Oversized requests are refused early, with API.md's errors, and leave nothing behind.
+"""Oversized requests are refused early, with docs/api.md's errors, and leave nothing behind.
 
 - A JSON body over the limit (MAX_BODY_BYTES) is 413 `request_too_large` on every operation that takes one
   (the list comes from the OpenAPI description, so a new endpoint is covered when it is described); a

@@ -1,4 +1,4 @@
-"""Configuration → push providers (API.md §2, §5): off without credentials, a bad file stops the start,
+"""Configuration → push providers (docs/api.md §2, §5): off without credentials, a bad file stops the start,
 TLS trust for APNs follows SSL_CERT_FILE."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the push handler does with each answer (API.md §5, STYLE.md): dead tokens, 429, 5xx, permanent."""
+"""What the push handler does with each answer (docs/api.md §5): dead tokens, 429, 5xx, permanent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""New-message pushes end to end (R19, API.md §5): real APNs (HTTP/2 + TLS) and FCM fakes on loopback."""
+"""New-message pushes end to end (R19, docs/api.md §5): real APNs (HTTP/2 + TLS) and FCM fakes on loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhooks reach public addresses only (API.md §3 Integration): refused at creation for address literals
+"""Webhooks reach public addresses only (docs/api.md §3 Integration): refused at creation for address literals
 and `localhost`, and at delivery on the address actually connected to; SECUREMSG_WEBHOOK_ALLOW_PRIVATE=1
 lifts it. The delivery log never carries a socket error's text."""
 

@@ -1,4 +1,4 @@
-"""Outgoing webhooks (API.md §3 Integration): signed, ids only, retried with backoff, listed with outcomes.
+"""Outgoing webhooks (docs/api.md §3 Integration): signed, ids only, retried with backoff, listed with outcomes.
 
 The receiver is a real aiohttp server on loopback that checks signatures the way an integrator would,
 with nothing but the secret it was given and the standard library.

@@ -1,4 +1,4 @@
-"""The websocket (API.md §4): events reach the participants of a conversation, and only them."""
+"""The websocket (docs/api.md §4): events reach the participants of a conversation, and only them."""
 
 from __future__ import annotations
 

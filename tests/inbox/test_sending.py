@@ -1,6 +1,6 @@
 """The send path (inbox.sending) under concurrency: sends that share transactions (group commit) leave exactly
 what one send at a time would have left — messages, unread counts (R15), outbox rows (R16, R17, R19),
-webhook deliveries and realtime events — and a client_msg_id is stored once (API.md)."""
+webhook deliveries and realtime events — and a client_msg_id is stored once (docs/api.md)."""
 
 from __future__ import annotations
 
