@@ -237,6 +237,11 @@ def key_files(config: Config, environ: Mapping[str, str]) -> tuple[dict[str, byt
         lines = [f"{kid}:{base64.urlsafe_b64encode(key).decode()}" for kid, key in config.data_keys]
         files["data.key"] = ("\n".join(lines) + "\n").encode()
         sources["data.key"] = "environment"
+    if "SECUREMSG_AUDIT_KEY" in environ and config.audit_keys:
+        # The audit chain's key (R24): without it `audit verify` cannot vouch for the restored log.
+        lines = [f"{kid}:{base64.urlsafe_b64encode(key).decode()}" for kid, key in config.audit_keys]
+        files["audit.key"] = ("\n".join(lines) + "\n").encode()
+        sources["audit.key"] = "environment"
     return files, sources
 
 
