@@ -55,7 +55,8 @@ async def reads(browser, conv_id: int) -> bool:
     """Whether this browser's session still shows the conversation (else it is sent to sign in)."""
     resp = await browser.get(f"/portal/c/{conv_id}", allow_redirects=False)
     if resp.status == 303:
-        assert resp.headers["Location"] == "/portal/sign-in"
+        # To sign in, then back to this conversation.
+        assert resp.headers["Location"] == f"/portal/sign-in?next=%2Fportal%2Fc%2F{conv_id}"
         return False
     assert resp.status == 200
     assert CANARY in await resp.text()
