@@ -164,7 +164,7 @@ async def test_old_history_goes_in_batches_while_recent_and_pending_rows_message
     # Records are never pruned.
     assert await Message.all().count() == messages
     assert await AuditEvent.all().count() == audit_rows
-    assert all(r.ok for r in await audit.verify())
+    assert all(r.ok for r in await audit.verify(ctx))
 
     # A year on, with everything ended long ago: still not a message or an audit row less.
     clock.advance(365 * DAY)
