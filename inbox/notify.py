@@ -290,19 +290,27 @@ def _finished(row: OutboxJob) -> datetime:
 # --- Instant Sign In emails --------------------------------------------------------------------------
 
 
-async def plan_signin_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
-    """One email with a fresh sign-in link per person; of several requests waiting for one person only
-    the newest is sent (its link is the only one that would work anyway)."""
-    plan = Plan()
+def newest_per_recipient(plan: Plan, jobs: Sequence[OutboxJob], nobody: str) -> dict[int, OutboxJob]:
+    """Of several link requests waiting for one person, only the newest is sent (its link is the only one
+    that would work anyway): the older ones, and those for an address nobody has (`nobody`: why), are
+    skipped in `plan`. The newest request of each person, by person."""
     newest: dict[int, OutboxJob] = {}
     for job in sorted(jobs, key=lambda j: j.id):
         if job.recipient_id is None:
-            plan.decisions[job.id] = Skip("nobody who may use the portal has that address")
+            plan.decisions[job.id] = Skip(nobody)
             continue
         older = newest.get(job.recipient_id)
         if older is not None:
             plan.decisions[older.id] = Skip(f"superseded by the newer request in outbox row {job.id}")
         newest[job.recipient_id] = job
+    return newest
+
+
+async def plan_signin_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
+    """One email with a fresh sign-in link per person; of several requests waiting for one person only
+    the newest is sent (its link is the only one that would work anyway)."""
+    plan = Plan()
+    newest = newest_per_recipient(plan, jobs, "nobody who may use the portal has that address")
     if not newest:
         return plan
     people = {p.id: p for p in await Participant.filter(id__in=list(newest))}

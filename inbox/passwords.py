@@ -41,7 +41,7 @@ from inbox.accounts import (
 from inbox.context import InboxContext
 from inbox.errors import Forbidden
 from inbox.models import TEAM, LinkToken, OutboxJob, Participant, Practice
-from inbox.notify import Plan, PlannedEmail, Skip, duration_text
+from inbox.notify import Plan, PlannedEmail, Skip, duration_text, newest_per_recipient
 from portal_links import hash_token, link_for, new_token
 
 RESET = "reset"
@@ -157,15 +157,7 @@ async def plan_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
     """One email with a fresh link per person; of several requests waiting for one person only the newest
     is sent (its link is the only one that would work anyway)."""
     plan = Plan()
-    newest: dict[int, OutboxJob] = {}
-    for job in sorted(jobs, key=lambda j: j.id):
-        if job.recipient_id is None:
-            plan.decisions[job.id] = Skip("no active team member has that address")
-            continue
-        older = newest.get(job.recipient_id)
-        if older is not None:
-            plan.decisions[older.id] = Skip(f"superseded by the newer request in outbox row {job.id}")
-        newest[job.recipient_id] = job
+    newest = newest_per_recipient(plan, jobs, "no active team member has that address")
     if not newest:
         return plan
     people = {p.id: p for p in await Participant.filter(id__in=list(newest), kind=TEAM)}
