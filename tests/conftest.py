@@ -323,3 +323,48 @@ async def build_cast(
 @pytest.fixture
 async def cast(api: Api, config: Config, clock: FakeClock) -> AsyncIterator[Cast]:
     yield await build_cast(api, config, clock)
+
+
+# --- leaked SQLite connections ------------------------------------------------------------------------
+# aiosqlite runs each connection on a non-daemon thread that waits for work until the connection is closed.
+# A connection a test leaves open keeps that thread alive after its event loop has gone: the interpreter then
+# cannot exit when the run ends (CI saw pytest print its summary and hang until it was killed). Every test
+# must close what it opened; this fails the test that did not.
+
+
+def _sqlite_threads() -> set[Any]:
+    import threading
+
+    return {
+        t
+        for t in threading.enumerate()
+        if getattr(getattr(t, "_target", None), "__name__", "") == "_connection_worker_thread"
+        and t.is_alive()
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_sqlite_connection_left_open() -> Iterator[None]:
+    """Set up first, torn down last: after the test's event loop and every other fixture are gone."""
+    before = _sqlite_threads()
+    yield
+    left = _sqlite_threads() - before
+    for thread in left:
+        thread.join(timeout=2.0)
+    if any(t.is_alive() for t in left):
+        import gc
+
+        gc.collect()  # an unreachable connection is stopped by its __del__
+        for thread in left:
+            thread.join(timeout=2.0)
+    left = {t for t in left if t.is_alive()}
+    if left:
+        pytest.fail(f"{len(left)} SQLite connection(s) left open by this test", pytrace=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (tests/run.py), tests on the shared Redis server run one at a time on one worker:
+    Redis pub/sub channels are the same whatever database number a test picks."""
+    for item in items:
+        if item.get_closest_marker("redis") is not None:
+            item.add_marker(pytest.mark.xdist_group("shared-redis"))

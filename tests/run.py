@@ -20,7 +20,25 @@ class _Count:
             self.skipped.append(f"{report.nodeid}: {reason}")
 
 
+def _workers(argv: list[str]) -> list[str]:
+    """Spread the run over worker processes unless told otherwise (`-n 0`, or SECUREMSG_TEST_WORKERS=0).
+
+    Most tests wait on sockets, timers and subprocesses rather than the CPU, so even a two-core machine
+    gains from four workers. Tests on the shared Redis server stay together on one worker (their pub/sub
+    channel is the same for every database), see tests/conftest.py.
+    """
+    import os
+
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in argv) or "no:xdist" in argv:
+        return argv
+    n = os.environ.get("SECUREMSG_TEST_WORKERS", "4")
+    if n in ("", "0"):
+        return argv
+    return ["-n", n, "--dist", "loadgroup", *argv]
+
+
 def main(argv: list[str]) -> int:
+    argv = _workers(argv)
     count = _Count()
     code = int(pytest.main(argv, plugins=[count]))
     if count.skipped:
@@ -37,5 +55,26 @@ def main(argv: list[str]) -> int:
     return code
 
 
+def _exit(code: int) -> None:
+    """Exit even if a thread outlived the run: name it, then leave without waiting for it.
+
+    A non-daemon thread still alive here (a leaked SQLite connection's worker, say) would make the
+    interpreter wait forever after the summary; CI once sat there until its time ran out.
+    """
+    import os
+    import threading
+
+    stuck = [
+        t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if stuck:
+        print(f"\n{len(stuck)} thread(s) still running after the tests: {', '.join(t.name for t in stuck)}")
+        if code == 0:
+            code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    _exit(main(sys.argv[1:]))
