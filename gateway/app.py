@@ -10,22 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from gateway import (
-    api_accounts,
-    api_devices,
-    api_events,
-    api_keys,
-    api_links,
-    api_messaging,
-    api_provisioning,
-    api_records,
-    api_webhooks,
     devmail,
     notify_email,
     notify_push,
     notify_webhooks,
     oidc,
     openapi,
-    ops,
     portal,
     portal_compose,
     portal_oidc,
@@ -39,7 +29,6 @@ from gateway import (
     team_reset,
     team_signin,
     wellknown,
-    ws,
 )
 from gateway.auditing import audit_part
 from gateway.config import Config, audit_keys_of, data_key_loader
@@ -52,6 +41,7 @@ from gateway.logsafe import redact_aiohttp_logs
 from gateway.metrics import METRICS, Metrics, metrics_listener
 from gateway.middleware import errors, observe, security_headers
 from gateway.realtime import Hub, PgHub, RedisHub
+from gateway.routing import check_described
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
 from inbox import accounts, db
@@ -183,21 +173,8 @@ def create_app(
         app.cleanup_ctx.append(part)
     app.cleanup_ctx.append(_dispatcher)
     app.on_shutdown.append(_close_sockets)
-    for table in (
-        ops.routes,
-        api_provisioning.routes,
-        api_accounts.routes,
-        api_messaging.routes,
-        api_records.routes,
-        ws.routes,
-        api_devices.routes,
-        api_events.routes,
-        api_webhooks.routes,
-        api_keys.routes,
-        openapi.routes,
-    ):
+    for table in openapi.API_TABLES:  # every API route, each with its OpenAPI operation (gateway/routing.py)
         app.add_routes(table)
-    app.add_routes(api_links.routes)
     app.add_routes(portal_signin.routes)
     app.add_routes(portal_oidc.routes)
     app.add_routes(portal.routes)
@@ -218,4 +195,5 @@ def create_app(
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)
+    check_described(app, openapi.legacy_routes())
     return app

@@ -16,6 +16,16 @@ _NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "
 
 
 async def read_json(request: web.Request, allowed: set[str] | None = None) -> dict[str, Any]:
+    data = parse_json(await read_raw(request))
+    if allowed is not None:
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise Invalid("unknown_field", f"Unknown field: {unknown[0]}.", field=unknown[0])
+    return data
+
+
+async def read_raw(request: web.Request) -> bytes:
+    """The request body's bytes, at most MAX_BODY_BYTES of them (else 413)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise TooLarge("request_too_large", f"A request body holds at most {MAX_BODY_BYTES // 1024} KiB.")
     # `read(n)` answers with what has arrived so far (up to n bytes), not with n bytes: a body that comes
@@ -27,7 +37,11 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
         size += len(part)
         if size > MAX_BODY_BYTES:
             raise TooLarge("request_too_large", f"A request body holds at most {MAX_BODY_BYTES // 1024} KiB.")
-    raw = b"".join(parts)
+    return b"".join(parts)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """A JSON object (an empty body reads as `{}`) whose every string is text: else 422."""
     if not raw.strip():
         data: Any = {}
     else:
@@ -41,11 +55,7 @@ async def read_json(request: web.Request, allowed: set[str] | None = None) -> di
         raise Invalid("invalid_json", "The request body must be a JSON object.")
     for key, value in data.items():
         # A key with a lone surrogate is named in the error with it escaped, so the answer can be encoded.
-        _check_text(key.encode("utf-8", "backslashreplace").decode(), key, value)
-    if allowed is not None:
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise Invalid("unknown_field", f"Unknown field: {unknown[0]}.", field=unknown[0])
+        check_text(key.encode("utf-8", "backslashreplace").decode(), key, value)
     return data
 
 
@@ -58,7 +68,7 @@ def _too_deep() -> Invalid:
     return Invalid("invalid_json", f"The request body nests deeper than {MAX_DEPTH} levels.")
 
 
-def _check_text(field: str, *values: Any) -> None:
+def check_text(field: str, *values: Any) -> None:
     """Every string in the values (and every key of their objects), without recursion: no NUL (PostgreSQL
     cannot store it) and no lone surrogate. JSON may spell one ("\\ud800"), but it is no character: it
     cannot be encoded as UTF-8, so the database, a template or the answer would fail on it later."""

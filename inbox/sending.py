@@ -57,6 +57,7 @@ from inbox.permissions import PracticeFlags
 from inbox.rawsql import Stmt, marks
 
 EVENT = "message.created"
+MAX_CLIENT_MSG_ID = 100  # characters of a client_msg_id (the column's width)
 
 
 _MEMBER_COLUMNS = (
@@ -478,9 +479,11 @@ async def send_message(
     if loaded is None:
         raise NotFound("conversation")
     text = validate_body(body)
-    if client_msg_id is not None and not 1 <= len(client_msg_id) <= 100:
+    if client_msg_id is not None and not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID:
         raise Invalid(
-            "invalid_client_msg_id", "client_msg_id must be 1 to 100 characters.", field="client_msg_id"
+            "invalid_client_msg_id",
+            f"client_msg_id must be 1 to {MAX_CLIENT_MSG_ID} characters.",
+            field="client_msg_id",
         )
     people = loaded.people
     if loaded.earlier is not None:

@@ -28,6 +28,7 @@ from tests.fakes.fixtures import (  # noqa: F401
     smtp,
     tls_certs,
 )
+from tests.openapi_check import check_answer
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -175,7 +176,9 @@ def config(db_url: str, tmp_path: Path) -> Config:
 
 
 class Api:
-    """A thin JSON client over aiohttp's test client: `await api.post(path, body, token=...)`."""
+    """A thin JSON client over aiohttp's test client: `await api.post(path, body, token=...)`. Every answer
+    of the API is checked against the served OpenAPI document (tests/openapi_check.py): an undocumented
+    status or a body that does not match fails the test."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -193,6 +196,9 @@ class Api:
             data = await resp.json(content_type=None)
         except ValueError:
             data = await resp.text()
+        wrong = check_answer(method, resp.url.path, resp.status, resp.content_type, data)
+        if wrong is not None:
+            pytest.fail(wrong, pytrace=False)
         return resp.status, data
 
     async def get(self, path: str, token: str | None = None, **kw: Any) -> tuple[int, Any]:

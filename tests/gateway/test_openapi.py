@@ -65,9 +65,12 @@ def test_every_operation_documents_its_errors() -> None:
             for status, resp in responses.items():
                 if status.startswith("4"):
                     assert resp == {"$ref": f"#/components/responses/E{status}"}, label
-    error = doc["components"]["schemas"]["Error"]
+    schemas = doc["components"]["schemas"]
+    error = schemas["Error"]
     assert error["required"] == ["error"]
-    assert error["properties"]["error"]["required"] == ["code", "message"]
+    detail = error["properties"]["error"]
+    detail = schemas[detail["$ref"].rpartition("/")[2]] if "$ref" in detail else detail
+    assert detail["required"] == ["code", "message"]
 
 
 def test_every_path_parameter_is_declared() -> None:
