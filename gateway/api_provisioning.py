@@ -12,44 +12,21 @@ from gateway.auth import require_participant, require_principal, require_provisi
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.revocation import access_ended
-from gateway.validation import path_int, present, read_json, take
+from gateway.routing import MANAGER, NONE, PERSON, TEAM_OR_KEY, operation, path_id, query
+from gateway.shapes import people as shapes
+from gateway.shapes.common import Ok
+from gateway.typed import answer, read_body
+from gateway.validation import path_int
 from inbox import access, accounts, apikeys, audit, messaging, passwords, permissions, visibility
-from inbox.accounts import Principal
+from inbox.accounts import LOCKOUT_AFTER, Principal
 from inbox.errors import Forbidden, SlowDown, Unauthenticated
 from inbox.models import CLIENT, TEAM, ClientAccess, Participant, Practice
 
 routes = web.RouteTableDef()
 
-
-def team_member_json(p: Participant) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "email": p.email,
-        "kind": p.kind,
-        "roles": sorted(p.role_set),
-        "messaging_enabled": p.messaging_enabled,
-        "can_export": p.can_export,
-        "totp_enabled": p.totp_enabled,
-        "away": p.away_enabled,
-        "active": p.active,
-    }
-
-
-def client_json(p: Participant) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "email": p.email,
-        "kind": p.kind,
-        "primary_clinician_id": p.primary_clinician_id,
-        "portal_access": p.portal_access,
-        "messaging_enabled": p.messaging_enabled,
-    }
-
-
-def contact_json(p: Participant) -> dict[str, Any]:
-    return {"id": p.id, "name": p.name, "email": p.email, "kind": p.kind, "client_id": p.client_id}
+MEMBER = [path_id(what="team member")]
+CLIENT_ID = [path_id(what="client")]
+ACCESS = [path_id(what="client"), path_id("member_id", "team member")]
 
 
 def _changed(changes: dict[str, Any]) -> dict[str, Any]:
@@ -66,14 +43,28 @@ def _changed(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.post("/api/v1/auth/login")
+@operation(
+    "login",
+    "Team sign-in: password, then the TOTP code when enrolled.",
+    tag="auth",
+    security=NONE,
+    body=shapes.LoginBody,
+    ok={200: ("Signed in.", shapes.SignedIn)},
+    errors=[401, 409, 429],
+    description="401 `invalid_credentials`, `otp_required` or `invalid_otp`. A wrong password, an "
+    "unknown address, a deactivated account (R26) and an account locked for 15 minutes after "
+    f"{LOCKOUT_AFTER} failures all answer the same `invalid_credentials`. The answer's "
+    "`device_token` marks this device as trusted: sent back with later sign-ins of the same "
+    "account, they are throttled on their own and neither meet nor count towards the account's "
+    "lockout (docs/security.md). An address may have an account at several practices: when the "
+    "password opens more than one, 409 `practice_required` lists them (`practices: [{id, name}]`) "
+    "and the sign-in is sent again with `practice_id`.",
+)
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    data = await read_json(request, {"email", "password", "otp", "device_token", "practice_id"})
-    email = take(data, "email", str, required=True)
-    password = take(data, "password", str, required=True)
-    otp = take(data, "otp", str, nullable=True)
-    device = take(data, "device_token", str, nullable=True)
-    practice_id = take(data, "practice_id", int, nullable=True)
+    body = await read_body(request, shapes.LoginBody)
+    email, password, otp = body.email, body.password, body.otp
+    device, practice_id = body.device_token, body.practice_id
     # A device that signed in to this account before is trusted: throttled on its own, never locked out
     # by someone else's failures (see accounts.authenticate).
     trusted = await accounts.trusted_device_member(ctx, email, device, practice_id)
@@ -94,7 +85,7 @@ async def login(request: web.Request) -> web.Response:
         raise
     token, _ = await accounts.issue_token(ctx, member, "app")
     await audit.record_sign_in(ctx, email, member, None, client_ip(request))
-    return web.json_response(
+    return answer(
         {
             "token": token,
             "participant": messaging.me_json(member),
@@ -104,6 +95,14 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/auth/logout")
+@operation(
+    "logout",
+    "Sign out: the token stops working and the devices it registered stop getting pushes.",
+    tag="auth",
+    security=PERSON,
+    ok={200: ("Signed out.", Ok)},
+    errors=[403],
+)
 async def logout(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if principal.is_api_key:
@@ -113,46 +112,70 @@ async def logout(request: web.Request) -> web.Response:
         await audit_request(request, principal, "auth.logout")
     if principal.participant is not None:  # R27: this token's open sockets close too
         await request.app[HUB].access_changed([principal.participant.id])
-    return web.json_response({"ok": True})
+    return answer(Ok.model_construct(ok=True))
 
 
 # --- practice settings -------------------------------------------------------------------------------
 
 
-_SETTINGS = {
-    "client_messaging_enabled": (bool, False),
-    "team_messaging_enabled": (bool, False),
-    "auto_enable_new_clients": (bool, False),
-    "unread_email_delay_s": (int, False),
-    "name": (str, False),
-    "allow_unencrypted_exports": (bool, False),
-}
-
-
 @routes.get("/api/v1/practice/settings")
+@operation(
+    "get_settings",
+    "The practice's messaging settings.",
+    tag="provisioning",
+    security=MANAGER,
+    ok={200: ("Settings.", shapes.Settings)},
+    errors=[403],
+)
 async def get_settings(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     practice = await Practice.get(id=principal.practice_id)
-    return web.json_response(accounts.settings_json(practice, request.app[CTX]))
+    return answer(accounts.settings_json(practice, request.app[CTX]))
 
 
 @routes.patch("/api/v1/practice/settings")
+@operation(
+    "patch_settings",
+    "Change the practice's messaging settings (R1, R2, R17).",
+    tag="provisioning",
+    security=MANAGER,
+    body=shapes.SettingsBody,
+    ok={200: ("Settings.", shapes.Settings)},
+    errors=[403, 409],
+    description="409 `team_messaging_off` (R1) when client messaging is turned on while the "
+    "team's is off. `allow_unencrypted_exports` (R23, default false) lets exports be asked for "
+    "without a password.",
+)
 async def patch_settings(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(request, set(_SETTINGS))
-    changes = present(data, _SETTINGS)
+    changes = (await read_body(request, shapes.SettingsBody)).model_dump(exclude_unset=True)
     practice = await Practice.get(id=principal.practice_id)
     ctx = request.app[CTX]
     async with in_transaction():  # the change and its audit row commit together, or neither does
         await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
         await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
-    return web.json_response(accounts.settings_json(practice, ctx))
+    return answer(accounts.settings_json(practice, ctx))
 
 
 # --- team members ------------------------------------------------------------------------------------
 
 
 @routes.get("/api/v1/team-members")
+@operation(
+    "list_team",
+    "The practice's active team members.",
+    tag="provisioning",
+    security=TEAM_OR_KEY,
+    params=[
+        query(
+            "include_inactive",
+            {"type": "string", "enum": ["0", "1", "true"]},
+            "`1`: deactivated members too (R26).",
+        )
+    ],
+    ok={200: ("Team members.", shapes.TeamMembers)},
+    errors=[403],
+)
 async def list_team(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if principal.participant is not None and principal.participant.kind != TEAM:
@@ -162,15 +185,30 @@ async def list_team(request: web.Request) -> web.Response:
     if request.query.get("include_inactive") not in ("1", "true"):
         query = query.filter(active=True)  # R26: deactivated members leave the lists
     members = await query.order_by("name")
-    return web.json_response({"items": [team_member_json(m) for m in members]})
+    return answer(shapes.TeamMembers.model_construct(items=[shapes.TeamMember.of(m) for m in members]))
 
 
 @routes.post("/api/v1/team-members")
+@operation(
+    "create_team_member",
+    "Add a team member.",
+    tag="provisioning",
+    security=MANAGER,
+    body=shapes.NewTeamMember,
+    ok={201: ("Created.", shapes.TeamMember)},
+    errors=[403, 409],
+    description="409 `email_taken` when a team member of this practice has the address (another "
+    "practice's members are not looked at). Without `password`, the new member gets an "
+    "invitation email with a link to choose one (valid 7 days). "
+    "`can_export` holds only for an owner or practice manager. "
+    "Only the account owner makes an account owner (403 `owner_only` for a manager or any API key, "
+    "R29); only the owner or an API key sets `can_export` (403 `owner_only` for a manager).",
+)
 async def create_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(request, {"name", "email", "roles", "password", "can_export", "messaging_enabled"})
-    roles = take(data, "roles", list, required=True, item=str, max_items=6)
-    can_export = bool(take(data, "can_export", bool))
+    body = await read_body(request, shapes.NewTeamMember)
+    roles = body.roles
+    can_export = bool(body.can_export)
     accounts.check_team_change(principal, None, roles, can_export)
 
     async def audited(member: Participant) -> None:  # in the creation's transaction (inbox.passwords)
@@ -191,38 +229,39 @@ async def create_team_member(request: web.Request) -> web.Response:
     member = await passwords.add_team_member(
         request.app[CTX],
         principal.practice_id,
-        name=take(data, "name", str, required=True),
-        email=take(data, "email", str, required=True),
+        name=body.name,
+        email=body.email,
         roles=roles,
-        password=take(data, "password", str, nullable=True),
+        password=body.password,
         can_export=can_export,
-        messaging_enabled=take(data, "messaging_enabled", bool) is not False,
+        messaging_enabled=body.messaging_enabled is not False,
         then=audited,
     )
     if member.password_hash is None:
         request.app[DISPATCHER].wake()
-    return web.json_response(team_member_json(member), status=201)
-
-
-_MEMBER_PATCH = {
-    "messaging_enabled": (bool, False),
-    "roles": (list, False),
-    "can_export": (bool, False),
-    "name": (str, False),
-    "active": (bool, False),
-}
+    return answer(shapes.TeamMember.of(member), status=201)
 
 
 @routes.patch("/api/v1/team-members/{id}")
+@operation(
+    "patch_team_member",
+    "Change a team member (R3: messaging_enabled).",
+    tag="provisioning",
+    security=MANAGER,
+    params=MEMBER,
+    body=shapes.TeamMemberChange,
+    ok={200: ("Changed.", shapes.TeamMember)},
+    errors=[403, 404, 409],
+    description="Only the account owner changes an account owner or makes one: 403 `owner_only` "
+    "for a practice manager or an API key (R29). Only the owner or an API key sets `can_export` "
+    "(R23): 403 `owner_only` for a practice manager. `password` is always "
+    "refused: 403 `password_is_personal` (R25). `active: true` reactivates a deactivated member, "
+    "`active: false` deactivates like DELETE (R26).",
+)
 async def patch_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(request, {*_MEMBER_PATCH, "password"})
-    if "password" in data:
-        # R25: refused whatever else the body holds, before anything changes.
-        raise accounts.password_is_personal()
-    changes = present(data, _MEMBER_PATCH)
-    if "roles" in changes:
-        take(data, "roles", list, item=str, max_items=6)
+    # R25: a password is refused whatever else the body holds, before anything changes (the model does).
+    changes = (await read_body(request, shapes.TeamMemberChange)).model_dump(exclude_unset=True)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     accounts.check_team_change(principal, member, changes.get("roles"), "can_export" in changes)
     active = changes.pop("active", None)
@@ -240,16 +279,29 @@ async def patch_team_member(request: web.Request) -> web.Response:
         async with in_transaction():
             if await access.reactivate(principal, member):
                 await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
-    return web.json_response(team_member_json(member))
+    return answer(shapes.TeamMember.of(member))
 
 
 @routes.delete("/api/v1/team-members/{id}")
+@operation(
+    "deactivate_team_member",
+    "Deactivate a team member who leaves (R26).",
+    tag="provisioning",
+    security=MANAGER,
+    params=MEMBER,
+    ok={200: ("Deactivated (again: nothing changes).", shapes.TeamMember)},
+    errors=[403, 404, 409],
+    description="Sign-in is then refused like a wrong password; every session, token, link, "
+    "trusted device and push device of the member ends; what they wrote stays in transcripts "
+    "and exports. 409 `last_account_owner`; a practice manager deactivating an account owner: "
+    "403 `owner_only`.",
+)
 async def deactivate_team_member(request: web.Request) -> web.Response:
     """R26: deactivation, not deletion: what the member wrote stays in transcripts and exports."""
     principal = await require_provisioner(request)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     await _deactivate(request, principal, member)
-    return web.json_response(team_member_json(member))
+    return answer(shapes.TeamMember.of(member))
 
 
 async def _deactivate(request: web.Request, principal: accounts.Principal, member: Participant) -> None:
@@ -262,6 +314,20 @@ async def _deactivate(request: web.Request, principal: accounts.Principal, membe
 
 
 @routes.post("/api/v1/team-members/{id}/totp")
+@operation(
+    "enrol_totp",
+    "Enrol or replace a TOTP second factor (the member's own token, with the password).",
+    tag="provisioning",
+    security=PERSON,
+    params=MEMBER,
+    body=shapes.TotpBody,
+    ok={200: ("The otpauth:// URI to show as a QR code.", shapes.ProvisioningUri)},
+    errors=[403, 404, 429],
+    description="R30: the password is asked again (403 `invalid_password`), and when a factor is "
+    "already on, the code it shows now (403 `otp_required` / `invalid_otp`; a code works once). "
+    "Failures count towards the sign-in lockout (403 `account_locked`). Turns the new factor on at "
+    "once, replacing the old one.",
+)
 async def enrol_totp(request: web.Request) -> web.Response:
     me = await require_participant(request)
     member_id = path_int(request, "id")
@@ -269,9 +335,8 @@ async def enrol_totp(request: web.Request) -> web.Response:
         # Only the person themselves may set up their second factor.
         await accounts.get_participant(me.practice_id, member_id, kind=TEAM)
         raise Forbidden("own_account_only", "Only team members themselves can set up their second factor.")
-    data = await read_json(request, {"password", "otp"})
-    password = take(data, "password", str, required=True)
-    otp = take(data, "otp", str, nullable=True)
+    body = await read_body(request, shapes.TotpBody)
+    password, otp = body.password, body.otp
     # R30: the token alone does not set up or replace the second factor; the password (and the current
     # code) are checked as at sign-in, under the same limits.
     await enforce(request, "login", me.email)
@@ -280,7 +345,7 @@ async def enrol_totp(request: web.Request) -> web.Response:
     async with in_transaction():  # the new secret and its audit row commit together, or neither does
         uri = await accounts.start_totp_enrolment(request.app[CTX], me, issuer=f"securemsg ({practice.name})")
         await audit_request(request, me, "totp.enrol", "participant", me.id)
-    return web.json_response({"provisioning_uri": uri})
+    return answer(shapes.ProvisioningUri.model_construct(provisioning_uri=uri))
 
 
 # --- clients, contacts, access -----------------------------------------------------------------------
@@ -296,24 +361,39 @@ async def _client_reader(request: web.Request) -> Principal:
 
 
 @routes.get("/api/v1/clients")
+@operation(
+    "list_clients",
+    "The clients this caller may message or read (R28).",
+    tag="provisioning",
+    security=TEAM_OR_KEY,
+    ok={200: ("Clients.", shapes.Clients)},
+    errors=[403],
+    description="Billers, schedulers, practice managers, account owners and API keys: every client. "
+    "Clinicians and supervisors: the clients they are primary clinician of or were granted access "
+    "to (R5, R7, R21). Clients and contacts: 403 `team_only`.",
+)
 async def list_clients(request: web.Request) -> web.Response:
     principal = await _client_reader(request)
     clients = await visibility.visible_clients(principal)  # R28: only the clients this caller may see
-    return web.json_response({"items": [client_json(c) for c in clients]})
+    return answer(shapes.Clients.model_construct(items=[shapes.Client.of(c) for c in clients]))
 
 
 @routes.post("/api/v1/clients")
+@operation(
+    "create_client",
+    "Add a client; messaging starts as the practice's auto_enable_new_clients says (R2).",
+    tag="provisioning",
+    security=MANAGER,
+    body=shapes.NewClient,
+    ok={201: ("Created.", shapes.Client)},
+    errors=[403],
+)
 async def create_client(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(
-        request, {"name", "email", "primary_clinician_id", "portal_access", "messaging_enabled"}
-    )
+    body = await read_body(request, shapes.NewClient)
     practice = await Practice.get(id=principal.practice_id)
-    portal = take(data, "portal_access", bool)
-    name = take(data, "name", str, required=True)
-    email = take(data, "email", str, required=True)
-    primary = take(data, "primary_clinician_id", int, nullable=True)
-    messaging = take(data, "messaging_enabled", bool)
+    portal, name, email = body.portal_access, body.name, body.email
+    primary, messaging = body.primary_clinician_id, body.messaging_enabled
     async with in_transaction():  # the client and its audit row commit together, or neither does
         client = await accounts.create_client(
             request.app[CTX],
@@ -335,36 +415,49 @@ async def create_client(request: web.Request) -> web.Response:
                 "messaging_enabled": client.messaging_enabled,
             },
         )
-    return web.json_response(client_json(client), status=201)
-
-
-_CLIENT_PATCH = {
-    "messaging_enabled": (bool, False),
-    "primary_clinician_id": (int, True),
-    "portal_access": (bool, False),
-    "name": (str, False),
-    "email": (str, False),
-}
+    return answer(shapes.Client.of(client), status=201)
 
 
 @routes.get("/api/v1/clients/{id}")
+@operation(
+    "get_client",
+    "One client, when the caller may see it (R28): else 404, as for another practice's.",
+    tag="provisioning",
+    security=TEAM_OR_KEY,
+    params=CLIENT_ID,
+    ok={200: ("The client.", shapes.Client)},
+    errors=[403, 404],
+)
 async def get_client(request: web.Request) -> web.Response:
     principal = await _client_reader(request)
     client = await visibility.visible_client(principal, path_int(request, "id"))
-    return web.json_response(client_json(client))
+    return answer(shapes.Client.of(client))
 
 
 @routes.patch("/api/v1/clients/{id}")
+@operation(
+    "patch_client",
+    "Change a client; turning messaging or portal access off ends its links and sessions (R4).",
+    tag="provisioning",
+    security=TEAM_OR_KEY,
+    params=CLIENT_ID,
+    body=shapes.ClientChange,
+    ok={200: ("Changed.", shapes.Client)},
+    errors=[403, 404],
+    description="Owners, practice managers and the API key change any field. A clinician or "
+    "supervisor may send only `{messaging_enabled: true}`, for a client they have access to "
+    "(R5), with an audit row: anything else is 403 `managers_only`; a client they may not see "
+    "is 404 (R28); a clinician who also holds a role that sees every client but has no access "
+    "is 403 `clinician_without_client_access`.",
+)
 async def patch_client(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if _may_only_enable(principal):
-        data = await read_json(request, set(_CLIENT_PATCH))
-        changes = present(data, _CLIENT_PATCH)
+        changes = (await read_body(request, shapes.ClientChange)).model_dump(exclude_unset=True)
         client = await _clinician_enables(principal, path_int(request, "id"), changes)
     else:
         accounts.require_manager(principal)
-        data = await read_json(request, set(_CLIENT_PATCH))
-        changes = present(data, _CLIENT_PATCH)
+        changes = (await read_body(request, shapes.ClientChange)).model_dump(exclude_unset=True)
         client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     async with in_transaction():  # the change and its audit row commit together, or neither does
         await accounts.update_client(request.app[CTX], client, changes)
@@ -372,7 +465,7 @@ async def patch_client(request: web.Request) -> web.Response:
     if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
         # R4, R10, R27: the sockets of the client and of its contacts close.
         await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
-    return web.json_response(client_json(client))
+    return answer(shapes.Client.of(client))
 
 
 def _may_only_enable(principal: Principal) -> bool:
@@ -413,41 +506,77 @@ async def _clinician_enables(principal: Principal, client_id: int, changes: dict
 
 
 @routes.post("/api/v1/clients/{id}/contacts")
+@operation(
+    "add_contact",
+    "Add a contact (a guardian, say) who takes part in the client's conversations (R10).",
+    tag="provisioning",
+    security=MANAGER,
+    params=CLIENT_ID,
+    body=shapes.NewContact,
+    ok={201: ("Created.", shapes.Contact)},
+    errors=[403, 404],
+)
 async def add_contact(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    data = await read_json(request, {"name", "email"})
+    body = await read_body(request, shapes.NewContact)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
-    name = take(data, "name", str, required=True)
-    email = take(data, "email", str, required=True)
+    name, email = body.name, body.email
     async with in_transaction():  # the contact and its audit row commit together, or neither does
         contact = await accounts.add_contact(request.app[CTX], client, name=name, email=email)
         await audit_request(
             request, principal, "contact.create", "participant", contact.id, {"client_id": client.id}
         )
-    return web.json_response(contact_json(contact), status=201)
+    return answer(shapes.Contact.of(contact), status=201)
 
 
 @routes.get("/api/v1/clients/{id}/contacts")
+@operation(
+    "list_contacts",
+    "The client's contacts, when the caller may see the client (R28): else 404.",
+    tag="provisioning",
+    security=TEAM_OR_KEY,
+    params=CLIENT_ID,
+    ok={200: ("Contacts.", shapes.Contacts)},
+    errors=[403, 404],
+)
 async def list_contacts(request: web.Request) -> web.Response:
     principal = await _client_reader(request)
     client = await visibility.visible_client(principal, path_int(request, "id"))
     contacts = await Participant.filter(client_id=client.id, kind="contact").order_by("id")
-    return web.json_response({"items": [contact_json(c) for c in contacts]})
+    return answer(shapes.Contacts.model_construct(items=[shapes.Contact.of(c) for c in contacts]))
 
 
 @routes.get("/api/v1/clients/{id}/access")
+@operation(
+    "list_access",
+    "Who has access to the client's profile: the primary clinician and the grants (R5, R21).",
+    tag="provisioning",
+    security=MANAGER,
+    params=CLIENT_ID,
+    ok={200: ("Access.", shapes.AccessList)},
+    errors=[403, 404],
+)
 async def list_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
-    return web.json_response(
-        {
-            "primary_clinician_id": client.primary_clinician_id,
-            "team_member_ids": await accounts.access_list(client),
-        }
+    return answer(
+        shapes.AccessList.model_construct(
+            primary_clinician_id=client.primary_clinician_id,
+            team_member_ids=await accounts.access_list(client),
+        )
     )
 
 
 @routes.put("/api/v1/clients/{id}/access/{member_id}")
+@operation(
+    "grant_access",
+    "Grant a team member access to the client's profile (R5, R7, R21).",
+    tag="provisioning",
+    security=MANAGER,
+    params=ACCESS,
+    ok={200: ("Already granted.", shapes.Access), 201: ("Granted.", shapes.Access)},
+    errors=[403, 404],
+)
 async def grant_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
@@ -457,12 +586,22 @@ async def grant_access(request: web.Request) -> web.Response:
         await audit_request(
             request, principal, "access.grant", "participant", client.id, {"team_member_id": member.id}
         )
-    return web.json_response(
-        {"client_id": client.id, "team_member_id": member.id, "access": True}, status=201 if created else 200
+    return answer(
+        shapes.Access.model_construct(client_id=client.id, team_member_id=member.id, access=True),
+        status=201 if created else 200,
     )
 
 
 @routes.delete("/api/v1/clients/{id}/access/{member_id}")
+@operation(
+    "withdraw_access",
+    "Withdraw a team member's access to the client's profile.",
+    tag="provisioning",
+    security=MANAGER,
+    params=ACCESS,
+    ok={200: ("Withdrawn.", shapes.Access)},
+    errors=[403, 404],
+)
 async def withdraw_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
@@ -472,4 +611,4 @@ async def withdraw_access(request: web.Request) -> web.Response:
         await audit_request(
             request, principal, "access.withdraw", "participant", client.id, {"team_member_id": member.id}
         )
-    return web.json_response({"client_id": client.id, "team_member_id": member.id, "access": False})
+    return answer(shapes.Access.model_construct(client_id=client.id, team_member_id=member.id, access=False))

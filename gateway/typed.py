@@ -92,7 +92,7 @@ async def read_body(request: web.Request, model: type[B]) -> B:
     if raw.strip():
         try:
             body = model.model_validate_json(raw)
-        except ValidationError:
+        except (ValidationError, DomainError):  # a model's own refusal comes again, in its turn, below
             pass
         else:
             for name, value in body:

@@ -104,6 +104,10 @@ async def new_api_key(ctx: InboxContext, practice_id: int) -> str:
     return api_key
 
 
+# R17: a practice chooses how long a message may stay unread before the email: 10 to 20 minutes.
+MIN_UNREAD_DELAY_S, MAX_UNREAD_DELAY_S = 600, 1200
+
+
 def settings_json(practice: Practice, ctx: InboxContext) -> dict[str, Any]:
     return {
         "name": practice.name,
@@ -130,11 +134,12 @@ async def update_settings(
         client_on = False  # R1: client messaging cannot stay on while the team's is off.
     if "unread_email_delay_s" in changes:
         delay = changes["unread_email_delay_s"]
-        lo = 1 if testing else 600
-        if not lo <= delay <= 1200:
+        lo = 1 if testing else MIN_UNREAD_DELAY_S
+        if not lo <= delay <= MAX_UNREAD_DELAY_S:
             raise Invalid(
                 "invalid_unread_email_delay",
-                "unread_email_delay_s must be between 600 and 1200 seconds.",
+                f"unread_email_delay_s must be between {MIN_UNREAD_DELAY_S} and {MAX_UNREAD_DELAY_S} "
+                "seconds.",
                 field="unread_email_delay_s",
             )
         practice.unread_email_delay_s = delay
@@ -192,9 +197,14 @@ def password_is_personal() -> Forbidden:
     )
 
 
+MIN_PASSWORD, MAX_PASSWORD = 10, 256  # characters
+
+
 def check_new_password(value: str, field: str = "password") -> None:
-    if not 10 <= len(value) <= 256:
-        raise Invalid("weak_password", "A password must be 10 to 256 characters.", field=field)
+    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
+        raise Invalid(
+            "weak_password", f"A password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field=field
+        )
 
 
 def _check_roles(roles: list[str]) -> str:
