@@ -8,27 +8,48 @@ from tortoise.transactions import in_transaction
 from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal
 from gateway.keys import CTX
-from gateway.validation import path_int, read_json, take
+from gateway.routing import PERSON, operation, path_id
+from gateway.shapes import devices as shapes
+from gateway.shapes.common import Ok
+from gateway.typed import answer, read_body
+from gateway.validation import path_int
 from inbox import devices, pushes
 from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
+DEVICE = [path_id(what="device")]
+
 
 @routes.get("/api/v1/devices")
+@operation(
+    "list_devices",
+    "The caller's devices.",
+    tag="devices",
+    security=PERSON,
+    ok={200: ("Devices.", shapes.Devices)},
+    errors=[403],
+)
 async def list_devices(request: web.Request) -> web.Response:
     p = await require_participant(request)
-    return web.json_response({"items": [devices.device_json(d) for d in await devices.list_devices(p)]})
+    return answer({"items": [devices.device_json(d) for d in await devices.list_devices(p)]})
 
 
 @routes.post("/api/v1/devices")
+@operation(
+    "register_device",
+    "Register a phone for pushes (R19); the same token again is the same device.",
+    tag="devices",
+    security=PERSON,
+    body=shapes.NewDevice,
+    ok={201: ("Registered.", shapes.Device)},
+    errors=[403],
+)
 async def register_device(request: web.Request) -> web.Response:
     p = await require_participant(request)
     principal = await require_principal(request)
-    data = await read_json(request, {"platform", "token", "app"})
-    platform = take(data, "platform", str, required=True)
-    token = take(data, "token", str, required=True)
-    app = take(data, "app", str, required=True)
+    body = await read_body(request, shapes.NewDevice)
+    platform, token, app = body.platform, body.token, body.app
     async with in_transaction():  # the registration and its audit row commit together, or neither does
         device, _ = await devices.register_device(
             request.app[CTX], p, principal.token_id, platform=platform, token=token, app=app
@@ -43,23 +64,41 @@ async def register_device(request: web.Request) -> web.Response:
         )
     # Always 201 as docs/api.md says, also for a token registered again (apps do that on every start): it
     # is the same device, with the same id.
-    return web.json_response(devices.device_json(device), status=201)
+    return answer(devices.device_json(device), status=201)
 
 
 @routes.patch("/api/v1/devices/{id}")
+@operation(
+    "update_device",
+    "Turn the device's four alert types on or off.",
+    tag="devices",
+    security=PERSON,
+    params=DEVICE,
+    body=shapes.AlertsChange,
+    ok={200: ("The device.", shapes.Device)},
+    errors=[403, 404],
+)
 async def update_device(request: web.Request) -> web.Response:
     p = await require_participant(request)
-    data = await read_json(request, {"alerts"})
-    alerts = take(data, "alerts", dict, required=True)
+    alerts = (await read_body(request, shapes.AlertsChange)).alerts
     device = await devices.update_alerts(p, path_int(request, "id"), alerts)
-    return web.json_response(devices.device_json(device))
+    return answer(devices.device_json(device))
 
 
 @routes.delete("/api/v1/devices/{id}")
+@operation(
+    "remove_device",
+    "Unregister a device.",
+    tag="devices",
+    security=PERSON,
+    params=DEVICE,
+    ok={200: ("Removed.", Ok)},
+    errors=[403, 404],
+)
 async def remove_device(request: web.Request) -> web.Response:
     p = await require_participant(request)
     await devices.remove_device(p, path_int(request, "id"))
-    return web.json_response({"ok": True})
+    return answer(Ok.model_construct(ok=True))
 
 
 async def badge_to_other_devices(request: web.Request, reader: Participant) -> None:

@@ -13,7 +13,9 @@ from aiohttp import web
 from gateway.auditing import audit_request
 from gateway.keys import CTX
 from gateway.limits import enforce
-from gateway.validation import read_json, take
+from gateway.routing import NONE, operation
+from gateway.shapes import accounts as shapes
+from gateway.typed import answer, read_body
 from inbox import links, messaging
 from inbox.errors import Unauthenticated
 
@@ -21,17 +23,30 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/api/v1/auth/magic")
+@operation(
+    "exchange_magic_link",
+    "Exchange a link token from an email for a bearer token (the client app).",
+    description=(
+        "A notification link (/portal/m/{token}) is not used up: it works on any number of devices "
+        "until it expires or is revoked, and each token ends when the link does. An Instant Sign In "
+        "link (/portal/s/{token}) is used up and gives a full session."
+    ),
+    tag="auth",
+    security=NONE,
+    body=shapes.MagicBody,
+    ok={200: ("A session.", shapes.LinkSession)},
+    errors=[401, 429],
+)
 async def exchange_magic_link(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     await enforce(request, "magic")
-    data = await read_json(request, {"token"})
-    token = take(data, "token", str, required=True)
+    token = (await read_body(request, shapes.MagicBody)).token
     resolved = await links.resolve(ctx, token)
     if resolved is None or not await links.use(ctx, resolved.link):
         raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
     bearer, _ = await links.open_session(ctx, resolved, "app")
     await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
-    return web.json_response(
+    return answer(
         {
             "token": bearer,
             "participant": messaging.me_json(resolved.participant),
