@@ -8,7 +8,10 @@ from tortoise.transactions import in_transaction
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX
-from gateway.validation import path_int, read_json, take
+from gateway.routing import OWNER, operation, path_id
+from gateway.shapes import integration as shapes
+from gateway.typed import answer, read_body
+from gateway.validation import path_int
 from inbox import apikeys
 from inbox.errors import Forbidden
 from inbox.models import TEAM, Participant
@@ -25,28 +28,59 @@ async def _owner(request: web.Request) -> Participant:
 
 
 @routes.post("/api/v1/api-keys")
+@operation(
+    "create_api_key",
+    "Make a key with scopes `integration` (events, webhooks) and/or `provisioning` (people, "
+    "settings, access).",
+    tag="auth",
+    security=OWNER,
+    body=shapes.NewApiKey,
+    ok={201: ("Created; the key is shown only here.", shapes.NewKey)},
+    errors=[403],
+    description="The account owner only: 403 `owner_only` / `participant_required`. 422 "
+    "`invalid_scopes`, `invalid_name`, `too_many_api_keys`. A key never sets a password of an "
+    "existing account nor holds, gives or changes the account owner's role (R29).",
+)
 async def create_key(request: web.Request) -> web.Response:
     me = await _owner(request)
-    data = await read_json(request, {"name", "scopes"})
-    name = take(data, "name", str, required=True)
-    scopes = take(data, "scopes", list, required=True, item=str, max_items=len(apikeys.SCOPES))
+    body = await read_body(request, shapes.NewApiKey)
+    name, scopes = body.name, body.scopes
     async with in_transaction():  # the key and its audit row commit together, or neither does
         row, key = await apikeys.create(request.app[CTX], me.practice_id, name, scopes)
         await audit_request(
             request, me, "api_key.create", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
         )
     # The key is shown here, once: only its keyed hash is stored.
-    return web.json_response({**apikeys.key_json(row), "key": key}, status=201)
+    return answer({**apikeys.key_json(row), "key": key}, status=201)
 
 
 @routes.get("/api/v1/api-keys")
+@operation(
+    "list_api_keys",
+    "The practice's API keys, revoked ones too; never the keys themselves.",
+    tag="auth",
+    security=OWNER,
+    ok={200: ("Keys.", shapes.ApiKeys)},
+    errors=[403],
+    description="The account owner only (not a manager, not a key): else 403 `owner_only` / "
+    "`participant_required`.",
+)
 async def list_keys(request: web.Request) -> web.Response:
     me = await _owner(request)
     rows = await apikeys.list_keys(me.practice_id)
-    return web.json_response({"items": [apikeys.key_json(r) for r in rows]})
+    return answer({"items": [apikeys.key_json(r) for r in rows]})
 
 
 @routes.delete("/api/v1/api-keys/{id}")
+@operation(
+    "revoke_api_key",
+    "Revoke a key: its next call is refused (401). Revoking again changes nothing.",
+    tag="auth",
+    security=OWNER,
+    params=[path_id(what="API key")],
+    ok={200: ("Revoked.", shapes.ApiKey)},
+    errors=[403, 404],
+)
 async def revoke_key(request: web.Request) -> web.Response:
     me = await _owner(request)
     async with in_transaction():  # the revocation and its audit row commit together, or neither does
@@ -54,4 +88,4 @@ async def revoke_key(request: web.Request) -> web.Response:
         await audit_request(
             request, me, "api_key.revoke", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
         )
-    return web.json_response(apikeys.key_json(row))
+    return answer(apikeys.key_json(row))

@@ -195,5 +195,5 @@ def create_app(
     app.router.add_static("/static/", STATIC_DIR)
     if dev_mail:
         app.add_routes(devmail.routes)
-    check_described(app, openapi.legacy_routes())
+    check_described(app)
     return app

@@ -12,17 +12,6 @@ from inbox.ids import MAX_BIG_ID, id_from_text
 
 MAX_BODY_BYTES = 256 * 1024
 
-_NAMES = {str: "a string", bool: "true or false", int: "a whole number", list: "a list", dict: "an object"}
-
-
-async def read_json(request: web.Request, allowed: set[str] | None = None) -> dict[str, Any]:
-    data = parse_json(await read_raw(request))
-    if allowed is not None:
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise Invalid("unknown_field", f"Unknown field: {unknown[0]}.", field=unknown[0])
-    return data
-
 
 async def read_raw(request: web.Request) -> bytes:
     """The request body's bytes, at most MAX_BODY_BYTES of them (else 413)."""
@@ -104,54 +93,6 @@ def _encodable(text: str) -> bool:
 def raise_nul(field: str) -> None:
     """PostgreSQL cannot store U+0000 in text, and no person types it: refused wherever text comes in."""
     raise Invalid("invalid_character", f"{field} must not contain the NUL character (U+0000).", field=field)
-
-
-def _type_ok(value: Any, kind: type) -> bool:
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def take(
-    data: dict[str, Any],
-    name: str,
-    kind: type,
-    *,
-    required: bool = False,
-    nullable: bool = False,
-    item: type | None = None,
-    max_items: int = 500,
-) -> Any:
-    if name not in data:
-        if required:
-            raise Invalid("missing_field", f"{name} is required.", field=name)
-        return None
-    value = data[name]
-    if value is None:
-        if nullable:
-            return None
-        raise Invalid("invalid_field", f"{name} must be {_NAMES.get(kind, kind.__name__)}.", field=name)
-    if not _type_ok(value, kind):
-        raise Invalid("invalid_field", f"{name} must be {_NAMES.get(kind, kind.__name__)}.", field=name)
-    if kind is list:
-        if len(value) > max_items:
-            raise TooLarge("too_many_items", f"{name} holds at most {max_items} items.", field=name)
-        if item is not None and not all(_type_ok(v, item) for v in value):
-            raise Invalid(
-                "invalid_field", f"{name} must be a list of {_NAMES.get(item, item.__name__)}s.", field=name
-            )
-    if kind is int and not -(2**62) < value < 2**62:
-        raise Invalid("invalid_field", f"{name} is out of range.", field=name)
-    return value
-
-
-def present(data: dict[str, Any], spec: dict[str, tuple[type, bool]]) -> dict[str, Any]:
-    """The fields of `spec` (name -> (type, nullable)) that the body holds, checked."""
-    return {
-        name: take(data, name, kind, nullable=nullable)
-        for name, (kind, nullable) in spec.items()
-        if name in data
-    }
 
 
 def path_int(request: web.Request, name: str, *, big: bool = False) -> int:

@@ -9,6 +9,7 @@ from aiohttp import WSMsgType, web
 
 from gateway.auth import bearer_token, participant_from, require_principal
 from gateway.keys import CONFIG, HUB
+from gateway.routing import PERSON, operation
 from inbox import messaging
 from inbox.errors import Forbidden
 
@@ -16,6 +17,14 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/ws")
+@operation(
+    "websocket",
+    "The websocket (docs/api.md §4): one JSON event per frame.",
+    tag="realtime",
+    security=PERSON,
+    ok={101: ("Switching protocols.", None)},
+    errors=[400, 403],
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     if bearer_token(request) is None and not _same_origin(request):
         # A cookie-authenticated socket opened by another site's page would read this person's events.
