@@ -40,6 +40,7 @@ from gateway import (
     ws,
 )
 from gateway.routing import NONE, Operation, Schema, operation, operation_of
+from gateway.shapes.common import Named
 from gateway.typed import Answer, absent, limit
 from gateway.validation import MAX_BODY_BYTES
 
@@ -67,18 +68,13 @@ class _Generator(GenerateJsonSchema):
 # --- errors and security ----------------------------------------------------------------------------------
 
 
-class _Named(Answer):
-    id: int
-    name: str
-
-
 class ErrorDetail(Answer):
     code: Annotated[str, limit(pattern="^[a-z][a-z0-9_]*$")]
     message: str
     rule: Annotated[str, limit(pattern="^R[0-9]+$")] = absent()
     field: str = absent()
     message_id: int = absent()
-    practices: list[_Named] = absent()  # 409 practice_required: the practices one address and password open
+    practices: list[Named] = absent()  # 409 practice_required: the practices one address and password open
 
 
 class Error(Answer):
@@ -202,6 +198,11 @@ class _Components:
             [(m, "validation") for m in self.answers], ref_template=REF, schema_generator=_Generator
         )
         self.schemas.update(defs.get("$defs", {}))
+        # Two models of one name would be written under their module paths, and the operations' refs
+        # (by class name) would point nowhere: each answer model's name is unique.
+        clashes = sorted(name for name in self.schemas if "__" in name)
+        if clashes:
+            raise RuntimeError(f"answer models share a name: {', '.join(clashes)}")
         return dict(sorted(self.schemas.items()))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from gateway.shapes.common import Named
 from gateway.shapes.messaging import Participant
 from gateway.typed import Answer, Body, Id, ItemBigId, Time, absent, items, limit, one_of
 from inbox.exports import EXPIRED, SCOPES
@@ -23,11 +24,6 @@ class NewExport(Body):
 
 
 # --- answers ----------------------------------------------------------------------------------------------
-
-
-class Client(Answer):
-    id: int
-    name: str
 
 
 class TranscriptConversation(Answer):
@@ -52,7 +48,7 @@ class TranscriptItem(Answer):
 
 
 class Transcript(Answer):
-    client: Client
+    client: Named
     participants: list[int]
     conversations: list[TranscriptConversation]
     items: list[TranscriptItem]
