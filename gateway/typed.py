@@ -42,7 +42,8 @@ class Answer(BaseModel):
 
 
 def absent() -> Any:
-    """An answer's field that may be left out (never null): `rule: str = absent()`."""
+    """A field that may be left out but is never null: `rule: str = absent()`. In a body, leaving it out
+    reads as None (and `model_dump(exclude_unset=True)` has only what was sent); a null is 422."""
     return Field(default=None)
 
 
