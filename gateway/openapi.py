@@ -3,6 +3,7 @@ from the route table: each handler's `@operation` (gateway/routing.py) and the p
 (gateway/typed.py). Nothing here describes a route by hand.
 
 Conventions (also in `info.description`):
+- Every operation documents 500 (a fault of ours; the schemathesis run still fails on any) and 503.
 - Every authenticated operation can answer 401; every operation that reads a JSON body can answer 413
   (`request_too_large`, `too_many_items`); every operation can answer 422 (a query string holding U+0000,
   if nothing else) and 503 while storage is down.
@@ -93,6 +94,8 @@ _ERRORS: dict[int, str] = {
     413: "Too large: the body is over the limit, or a list holds too many items.",
     422: "Invalid input; `error.field` names the field.",
     429: "Too many requests; wait as long as `Retry-After` says.",
+    500: "A fault of ours, never the input's: `internal_error`. Nothing is half done: a change and its "
+    "audit row (R24) commit together or not at all.",
     503: "Storage is briefly unavailable; try again after `Retry-After`.",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "description": "Seconds."}}
@@ -207,7 +210,7 @@ class _Components:
 
 
 def _operation(op: Operation, parts: _Components) -> dict[str, Any]:
-    statuses = set(op.errors) | {422, 503}  # 422: also any query string holding U+0000
+    statuses = set(op.errors) | {422, 500, 503}  # 422: also any query string holding U+0000
     if op.security:
         statuses.add(401)
     if op.body is not None:
