@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
+import argon2
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -36,10 +37,19 @@ from inbox.models import (
 )
 from portal_links import hash_token, new_token
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2id with RFC 9106's low-memory profile (64 MiB, 3 passes)
 # A real hash to verify against when the address is unknown, so a wrong address costs as long as a wrong
 # password and sign-in timing does not reveal which addresses exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def use_password_parameters(parameters: argon2.Parameters) -> None:
+    """Hash new passwords with other argon2 parameters (the test suite uses argon2's CHEAPEST profile: each
+    default hash costs tens of milliseconds of CPU and 64 MiB, and the suite hashes thousands). Stored hashes
+    carry their own parameters, so verifying an existing one is unaffected."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher.from_parameters(parameters)
+    _DUMMY_HASH = _hasher.hash("not a real password")
 
 API_KEY_PREFIX = apikeys.API_KEY_PREFIX
 LOCKOUT_AFTER = 10
