@@ -95,11 +95,11 @@ def _meaning_cell(name: str) -> str:
     low, high = bounds(name)
     strict = production_ge(name)
     if strict is not None:
-        text += f" ({number(strict)}–{number(high)}; from {number(low)} with `SECUREMSG_TESTING=1`)"
+        text += f"; allowed {number(strict)}–{number(high)}, from {number(low)} with `SECUREMSG_TESTING=1`"
     elif low is not None or high is not None:
-        text += f" ({number(low)}–{number(high)})"
+        text += f"; allowed {number(low)}–{number(high)}"
     if is_secret(name):
-        text += "; a secret: `securemsg config` shows `****`"
+        text += "; a secret: `securemsg config` masks it"
     return text
 
 
