@@ -110,24 +110,22 @@ def load(
     except ValidationError as exc:
         raise ConfigError(one_line(exc, raw)) from None
     var = config.var_dir
+    key_files = {
+        "secret_key": (var / "secret.key", lambda: v.read_secret_key(var)),
+        "data_keys": (var / "data.key", lambda: v.read_data_keys(var / "data.key")),
+        "audit_keys": (var / "audit.key", lambda: read_audit_keys(var)),
+    }
     keys: dict[str, Any] = {}
-    for name, path in (("secret_key", var / "secret.key"), ("data_keys", var / "data.key")):
+    for name, (path, read) in key_files.items():
         if name in raw:
             continue
         if not make_keys and not path.exists():
             origins[name] = f"made into {path} on first start"
             continue
-        keys[name] = v.read_secret_key(var) if name == "secret_key" else v.read_data_keys(path)
+        keys[name] = read()
         origins[name] = f"key file {path}"
     if "data_keys" in keys:
-        keys["data_key_file"] = var / "data.key"
-    if "audit_keys" not in raw:
-        path = var / "audit.key"
-        if make_keys or path.exists():
-            keys["audit_keys"] = read_audit_keys(var)
-            origins["audit_keys"] = f"key file {path}"
-        else:
-            origins["audit_keys"] = f"made into {path} on first start"
+        keys["data_key_file"] = var / "data.key"  # a running server re-reads it after rotation
     return Loaded(config.with_overrides(**keys), origins)
 
 
