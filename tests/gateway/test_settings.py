@@ -3,7 +3,10 @@ made from them, and a bad value stops every command with one line and exit statu
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,6 +175,44 @@ async def test_a_bad_env_file_stops_the_start_with_one_line(
         )
         assert code == 2 and err.count("\n") == 1, err
         assert err.startswith("securemsg: " + line.format(path=env_file)), err
+
+
+async def run_bare(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """`python -m gateway ARGS` with only these SECUREMSG_* variables (cli_helper always sets a secret key)."""
+    full = {k: val for k, val in os.environ.items() if not k.startswith("SECUREMSG_")} | env
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args, cwd=ROOT, env=full, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_backup_and_restore_take_keys_and_passphrase_from_the_env_file(tmp_path: Path) -> None:
+    """Keys set in the env file are kept by the backup as keys set in the environment are: the var
+    directory has no file of them, so a backup that looked at the environment alone would lose them."""
+    secret = "env-file-secret-0123456789abcdef"
+    data_line, _ = key_line("k1", 5)
+    env_file = tmp_path / "securemsg.env"
+    env_file.write_text(
+        f"SECUREMSG_SECRET_KEY={secret}\nSECUREMSG_DATA_KEY={data_line}\n"
+        "SECUREMSG_BACKUP_PASSPHRASE='a long backup passphrase'\n"
+    )
+    env = {"SECUREMSG_ENV_FILE": str(env_file), "SECUREMSG_VAR_DIR": str(tmp_path / "one")}
+    assert (await run_bare(env, "migrate"))[0] == 0
+    assert not (tmp_path / "one" / "secret.key").exists()
+    code, out, err = await run_bare(env, "backup", str(tmp_path / "b.backup"))
+    assert code == 0, err
+    assert "audit.key, data.key, secret.key" in out
+
+    two = tmp_path / "two"
+    code, _, err = await run_bare(
+        env | {"SECUREMSG_VAR_DIR": str(two)}, "restore", str(tmp_path / "b.backup")
+    )
+    assert code == 0, err
+    assert (two / "secret.key").read_text().strip() == secret
+    assert (two / "data.key").read_text().strip() == data_line
 
 
 def test_the_docs_table_is_made_from_the_declarations() -> None:
