@@ -126,6 +126,7 @@ _SETTINGS = {
     "unread_email_delay_s": (int, False),
     "name": (str, False),
     "allow_unencrypted_exports": (bool, False),
+    "time_zone": (str, False),
 }
 
 

@@ -215,6 +215,8 @@ SCHEMAS: dict[str, Schema] = {
             "auto_enable_new_clients": BOOL,
             "unread_email_delay_s": INT,
             "allow_unencrypted_exports": BOOL,
+            "time_zone": STR,
+            "time_zone_chosen": BOOL,
         }
     ),
     "TeamMember": obj(
@@ -649,6 +651,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "unread_email_delay_s": {"type": "integer", "minimum": 600, "maximum": 1200},
             "name": NAME,
             "allow_unencrypted_exports": BOOL,
+            "time_zone": {"type": "string", "minLength": 1, "maxLength": 64},
         }
     )
     p[f"{v1}/practice/settings"] = {
@@ -667,10 +670,11 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=MANAGER,
             request=settings_body,
             ok={200: ("Settings.", ref("Settings"))},
-            errors=[403, 409],
+            errors=[400, 403, 409],
             description="409 `team_messaging_off` (R1) when client messaging is turned on while the "
             "team's is off. `allow_unencrypted_exports` (R23, default false) lets exports be asked for "
-            "without a password.",
+            "without a password. `time_zone` is an IANA zone name (`America/New_York`); another is 400 "
+            "`invalid_field`.",
         ),
     }
     roles = arr(enum(*ROLES), minItems=1, maxItems=len(ROLES))
