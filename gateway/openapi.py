@@ -184,7 +184,12 @@ SCHEMAS: dict[str, Schema] = {
             "client_messaging_off": null(
                 obj({"client_id": INT, "name": STR, "can_enable": BOOL}, ["client_id", "name", "can_enable"])
             ),
+            # For a team member: why nobody can write here now, and who can change it; else null.
+            "blocked": null(ref("Blocked")),
         }
+    ),
+    "Blocked": obj(
+        {"code": STR, "rule": STR, "text": STR, "participant_id": null(INT)},
     ),
     "OpenedConversation": obj(
         {
@@ -250,7 +255,10 @@ SCHEMAS: dict[str, Schema] = {
         {
             "client": obj({"id": INT, "name": STR}),
             "participants": arr(INT),
-            "conversations": arr(obj({"id": INT, "participants": arr(ref("Participant"))})),
+            # The practice's time zone: a page shows the times in it, and says so.
+            "time_zone": STR,
+            # `heading`: the participants' names (client, contacts, team): what messages are grouped under.
+            "conversations": arr(obj({"id": INT, "participants": arr(ref("Participant")), "heading": STR})),
             "items": arr(
                 obj(
                     {
@@ -923,7 +931,12 @@ def _paths() -> dict[str, dict[str, Any]]:
                 ),
                 limit(20, 100),
             ],
-            ok={200: ("Recipients.", items(ref("Recipient")))},
+            ok={
+                200: (
+                    "Recipients, and for a team member `notices`: who cannot be messaged now and why.",
+                    obj({"items": arr(ref("Recipient")), "notices": arr(ref("Blocked"))}),
+                )
+            },
             errors=[403, 422],
         )
     }
