@@ -68,7 +68,7 @@
     li.append(group);
     const remove = el("button", "button subtle small", "Remove this phone");
     remove.type = "button";
-    remove.setAttribute("aria-label", "Remove " + name);
+    remove.setAttribute("aria-label", "Remove this phone (" + name + ")");  // the visible words first (WCAG 2.5.3)
     remove.addEventListener("click", function () { confirmRemove(li, d, remove); });
     li.append(remove);
     return li;
