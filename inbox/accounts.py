@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from inbox import apikeys, rawsql, sealed
+from inbox import apikeys, rawsql, sealed, timezones
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
@@ -122,12 +122,15 @@ def settings_json(practice: Practice, ctx: InboxContext) -> dict[str, Any]:
         "auto_enable_new_clients": practice.auto_enable_new_clients,
         "unread_email_delay_s": practice.unread_email_delay_s or ctx.default_unread_delay_s,
         "allow_unencrypted_exports": practice.allow_unencrypted_exports,
+        "time_zone": timezones.zone_name(practice.time_zone),
+        "time_zone_chosen": practice.time_zone is not None,
     }
 
 
 async def update_settings(
     ctx: InboxContext, practice: Practice, changes: dict[str, Any], *, testing: bool = False
 ) -> Practice:
+    zone = timezones.check_time_zone(changes["time_zone"]) if "time_zone" in changes else None
     team_on = changes.get("team_messaging_enabled", practice.team_messaging_enabled)
     client_on = changes.get("client_messaging_enabled", practice.client_messaging_enabled)
     if client_on and not team_on and changes.get("client_messaging_enabled"):
@@ -156,6 +159,8 @@ async def update_settings(
         practice.auto_enable_new_clients = changes["auto_enable_new_clients"]
     if "allow_unencrypted_exports" in changes:  # R23: exports without a password, off by default
         practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
+    if zone is not None:
+        practice.time_zone = zone
     await practice.save()
     return practice
 
