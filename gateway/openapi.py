@@ -198,6 +198,10 @@ SCHEMAS: dict[str, Schema] = {
             "client_id": null(INT),
             "banner": ref("Banner"),
             "created_at": TIME,
+            # As in Conversation: the client whose own messaging is off (R4), and whether they may turn it on.
+            "client_messaging_off": null(
+                obj({"client_id": INT, "name": STR, "can_enable": BOOL}, ["client_id", "name", "can_enable"])
+            ),
             "message": ref("Message"),
         },
         ["id", "participants", "client_id", "banner", "created_at"],

@@ -117,9 +117,19 @@ async def _pg_shape(url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     try:
         tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
         done = await conn.fetch("SELECT app || '.' || name FROM tortoise_migrations ORDER BY 1")
+        # What a test may add beside rows: functions and triggers (tests/gateway/test_auditing.py breaks
+        # the audit table with one), sequences, views.
+        extra = await conn.fetch(
+            "SELECT 'f ' || p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public'"
+            " UNION ALL SELECT 't ' || tgname FROM pg_trigger WHERE NOT tgisinternal"
+            " UNION ALL SELECT 'c ' || c.relkind::text || c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('S', 'v', 'm')"
+            " ORDER BY 1"
+        )
     finally:
         await conn.close()
-    return tuple(r[0] for r in tables), tuple(r[0] for r in done)
+    return tuple(r[0] for r in tables), tuple(r[0] for r in done) + tuple(r[0] for r in extra)
 
 
 async def _pg_recycle(base: str, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
