@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from inbox.clock import Clock, SystemClock
 from inbox.crypto import DataKeyring
-from inbox.groupcommit import GroupCommit
 from inbox.sealer import Sealer
+from inbox.store.groupcommit import GroupCommit
 
 
 @dataclass

@@ -40,8 +40,8 @@ from tortoise.transactions import in_transaction
 from inbox import outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from inbox.exchange import iso
 from inbox.ids import is_id
-from inbox.messaging import ids_of, iso
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -55,6 +55,8 @@ from inbox.models import (
     Practice,
 )
 from inbox.records import body_context, message_line, stamp
+from inbox.store import exports as exports_store
+from inbox.store.orm import ids_of
 
 EXPORT = "export"  # the outbox kind
 EXPIRED = "expired"  # an export whose file was deleted after its retention
@@ -441,6 +443,11 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
 
 
 # --- the background job's storage side ---------------------------------------------------------------
+
+
+async def export_of_job(export_id: int) -> Export | None:
+    """The export an outbox job names (the worker's: `gateway.exporter`), or None if it is gone."""
+    return await exports_store.get_export(export_id)
 
 
 async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:

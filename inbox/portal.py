@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from inbox import messaging
 from inbox.context import InboxContext
-from inbox.messaging import Outcome, ids_of, load_facts
+from inbox.messaging import Outcome, load_facts
 from inbox.models import TEAM, ConversationMember, Participant, Practice
 from inbox.permissions import check_exchange, participation_refusal
+from inbox.store.orm import ids_of
 
 
 async def practice_name(person: Participant) -> str:
