@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # inbox.groupcommit.MAX_BATCH is 64
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # inbox.store.groupcommit.MAX_BATCH is 64
 # Any other method a client makes up is counted as OTHER: a label's values must not be the caller's to pick.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "(unmatched)"  # a path no route matches (aiohttp's own 404 or 405)
