@@ -12,7 +12,7 @@ from gateway.revocation import access_ended
 from gateway.validation import read_json, take
 from inbox import passwords
 from inbox.errors import Forbidden
-from inbox.models import TEAM
+from inbox.kinds import TEAM
 
 routes = web.RouteTableDef()
 

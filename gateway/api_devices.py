@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant, require_principal
 from gateway.keys import CTX
 from gateway.validation import path_int, read_json, take
-from inbox import devices, pushes
-from inbox.models import Participant
+from inbox import db, devices, pushes
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -29,7 +32,7 @@ async def register_device(request: web.Request) -> web.Response:
     platform = take(data, "platform", str, required=True)
     token = take(data, "token", str, required=True)
     app = take(data, "app", str, required=True)
-    async with in_transaction():  # the registration and its audit row commit together, or neither does
+    async with db.transaction():  # the registration and its audit row commit together, or neither does
         device, _ = await devices.register_device(
             request.app[CTX], p, principal.token_id, platform=platform, token=token, app=app
         )

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX
 from gateway.validation import path_int, read_json, take
-from inbox import apikeys
+from inbox import apikeys, db
 from inbox.errors import Forbidden
-from inbox.models import TEAM, Participant
+from inbox.kinds import TEAM
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -30,7 +34,7 @@ async def create_key(request: web.Request) -> web.Response:
     data = await read_json(request, {"name", "scopes"})
     name = take(data, "name", str, required=True)
     scopes = take(data, "scopes", list, required=True, item=str, max_items=len(apikeys.SCOPES))
-    async with in_transaction():  # the key and its audit row commit together, or neither does
+    async with db.transaction():  # the key and its audit row commit together, or neither does
         row, key = await apikeys.create(request.app[CTX], me.practice_id, name, scopes)
         await audit_request(
             request, me, "api_key.create", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
@@ -49,7 +53,7 @@ async def list_keys(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/api-keys/{id}")
 async def revoke_key(request: web.Request) -> web.Response:
     me = await _owner(request)
-    async with in_transaction():  # the revocation and its audit row commit together, or neither does
+    async with db.transaction():  # the revocation and its audit row commit together, or neither does
         row = await apikeys.revoke(request.app[CTX], me.practice_id, path_int(request, "id"))
         await audit_request(
             request, me, "api_key.revoke", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}

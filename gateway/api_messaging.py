@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway import api_devices
 from gateway.auditing import audit_access, audit_request
@@ -13,7 +12,7 @@ from gateway.auth import bearer_token, has_principal, participant_from, require_
 from gateway.keys import CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, query_int, read_json, take
-from inbox import blocked, messaging, sending
+from inbox import blocked, db, messaging, sending
 from inbox.errors import DomainError
 from inbox.messaging import Event
 
@@ -155,7 +154,7 @@ async def mark_read(request: web.Request) -> web.Response:
 async def remove_message(request: web.Request) -> web.Response:
     p = await require_participant(request)
     ctx = request.app[CTX]
-    async with in_transaction():  # the removal and its audit row commit together, or neither does
+    async with db.transaction():  # the removal and its audit row commit together, or neither does
         msg, outcome = await messaging.remove_message(ctx, p, path_int(request, "id", big=True))
         if outcome.events:  # removed now, not a repeat of an earlier removal
             await audit_request(

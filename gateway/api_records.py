@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX, DISPATCHER
 from gateway.limits import enforce
 from gateway.validation import path_int, query_int, read_json, take
-from inbox import audit, audit_view, exports, records
+from inbox import audit, audit_view, db, exports, records
 from inbox.errors import Forbidden
-from inbox.models import Participant
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -50,7 +53,7 @@ async def create_chart_note(request: web.Request) -> web.Response:
     client_id = path_int(request, "id")
     data = await read_json(request, {"message_ids"})
     ids = take(data, "message_ids", list, required=True, item=int, max_items=records.MAX_NOTE_MESSAGES)
-    async with in_transaction():  # the note and its audit row commit together, or neither does
+    async with db.transaction():  # the note and its audit row commit together, or neither does
         note = await records.create_chart_note(request.app[CTX], me, client_id, ids)
         await audit_request(
             request,
@@ -88,7 +91,7 @@ async def request_export(request: web.Request) -> web.Response:
     require_password = take(data, "require_password", bool)
     if exports.may_export(me):
         await enforce(request, "export", me.id)
-    async with in_transaction():  # the export and its audit row commit together, or neither does
+    async with db.transaction():  # the export and its audit row commit together, or neither does
         export = await exports.request_export(
             request.app[CTX], me, scope, clinician_id, True if require_password is None else require_password
         )

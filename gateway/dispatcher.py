@@ -27,11 +27,14 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from inbox import outbox, retention
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from inbox.retention import Policy as RetentionPolicy
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class JobOutcome:
         return cls("released", why)
 
 
-Handler = Callable[[Sequence[OutboxJob]], Awaitable[dict[int, JobOutcome]]]
+Handler = Callable[[Sequence["OutboxJob"]], Awaitable[dict[int, JobOutcome]]]
 
 
 class Dispatcher:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,9 +29,11 @@ from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
 from gateway.metrics import METRICS, Metrics
 from inbox import installation, notify, outbox, passwords
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
 from mailer.render import TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 
 def smtp_settings(config: Config) -> SmtpSettings:

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -28,8 +29,10 @@ from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
 from gateway.metrics import METRICS, Metrics
 from inbox import devices, outbox, pushes
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from push import ApnsSettings, FcmSettings, PushProvider, build_providers
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from gateway.validation import MAX_BODY_BYTES
 from inbox import apikeys, devices, exports, messaging, records, webhooks
 from inbox.accounts import LOCKOUT_AFTER
 from inbox.ids import MAX_BIG_ID, MAX_ID
-from inbox.models import ROLES
+from inbox.kinds import ROLES
 from inbox.pushes import APPOINTMENT_TYPES
 
 routes = web.RouteTableDef()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from tortoise import Tortoise
 
 from gateway.keys import HUB
 from gateway.realtime import RedisHub
+from inbox import db
 
 routes = web.RouteTableDef()
 
@@ -19,12 +17,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def database_ready() -> bool:
-    try:
-        conn = Tortoise.get_connection("default")
-        await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=2)
-        return True
-    except Exception:
-        return False
+    return await db.ready(timeout_s=2)
 
 
 @routes.get("/readyz")

@@ -51,6 +51,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from inbox import db
+
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 256
@@ -534,14 +536,7 @@ class PgHub(_RelayHub):
         queue_limit: int = PUBLISH_QUEUE_LIMIT,
     ) -> None:
         super().__init__(check, queue_limit)
-        from tortoise.backends.base.config_generator import expand_db_url
-
-        credentials = expand_db_url(url)["credentials"]
-        self._connect_args = {
-            key: credentials[key]
-            for key in ("host", "port", "user", "password", "database", "ssl")
-            if credentials.get(key) is not None
-        }
+        self._connect_args = db.connect_args(url)
         self.timeout_s = timeout_s
         self._conn: Any = None  # asyncpg.Connection while connected
         self._lost = asyncio.Event()

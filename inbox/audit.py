@@ -42,19 +42,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from inbox import rawsql
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Invalid
 from inbox.ids import id_from_text
-from inbox.messaging import ids_of
 from inbox.models import TEAM, AuditEvent, Participant
+from inbox.store import sql as rawsql
+from inbox.store.audit import SendRow
+from inbox.store.orm import ids_of
 
 log = logging.getLogger(__name__)
 
@@ -156,22 +157,6 @@ def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 def row_mac(key: bytes, row: Row) -> str:
     return _hmac(key, canonical(mac_fields(row)))
-
-
-class SendRow(NamedTuple):
-    """A send's audit row as plain values, in the send path's column order (`inbox.sending`): building a
-    model instance would cost the hot path more than the insert."""
-
-    practice_id: int
-    at: datetime
-    actor_id: int
-    actor_kind: str
-    action: str
-    target_type: str
-    detail: dict[str, Any]
-    ip: str | None
-    mac: str
-    key_id: str
 
 
 def send_row(

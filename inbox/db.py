@@ -1,7 +1,14 @@
-"""Database set-up: the Tortoise configuration, migrations, and start/stop of the connection pool."""
+"""Database set-up: the Tortoise configuration, migrations, start/stop of the connection pool, and the
+unit of work (`transaction`).
+
+The one `inbox` module outside `inbox.store` that imports Tortoise: the gateway starts, stops and migrates
+the database and says which domain calls commit together through here, never through Tortoise itself
+(docs/architecture.md; tests/test_layers.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -12,11 +19,14 @@ from typing import Any
 
 import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.context import set_global_context
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as _migrate
+from tortoise.transactions import in_transaction
 
-from inbox import rawsql
+from inbox.store import _compat, sql
 
 MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
@@ -189,15 +199,56 @@ async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
     keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     # The global fallback lets aiohttp's request tasks, which do not inherit the start-up task's context,
-    # see the connections opened here.
-    await Tortoise.init(
-        config=tortoise_config(database_url, timeout_s=timeout_s), _enable_global_fallback=True
-    )
+    # see the connections opened here (`set_global_context` is the public way to what
+    # `Tortoise.init(_enable_global_fallback=True)` does; closing the connections clears it again).
+    try:  # connected already (a second app in one process, as tests make): close those, never leak them
+        Tortoise.get_connection("default")
+    except Exception:  # noqa: S110 - not connected: the usual start
+        pass
+    else:
+        await disconnect()
+    set_global_context(await Tortoise.init(config=tortoise_config(database_url, timeout_s=timeout_s)))
 
 
 async def disconnect() -> None:
-    rawsql.close_readers()
+    sql.close_readers()
     await Tortoise.close_connections()
+
+
+def transaction() -> contextlib.AbstractAsyncContextManager[BaseDBAsyncClient]:
+    """`async with db.transaction():` the domain calls inside commit together, or none of them does (a
+    change and its audit row, for instance). Inside another transaction, it joins that one."""
+    return in_transaction()
+
+
+async def ready(timeout_s: float) -> bool:
+    """Whether the database answers a query within `timeout_s` (readiness: `/readyz`)."""
+    try:
+        conn = Tortoise.get_connection("default")
+        await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=timeout_s)
+        return True
+    except Exception:
+        return False
+
+
+def pool_use() -> tuple[int, int, int] | None:
+    """(in use, idle, max) of the default connection: asyncpg's pool, or SQLite's one connection (in use
+    while its lock is held); None when there is none (the metrics' gauges)."""
+    try:
+        conn = Tortoise.get_connection("default")
+    except Exception:
+        return None
+    return _compat.pool_use(conn)
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """asyncpg.connect's arguments for a PostgreSQL URL (a connection of its own: LISTEN/NOTIFY)."""
+    credentials = expand_db_url(url)["credentials"]
+    return {
+        key: credentials[key]
+        for key in ("host", "port", "user", "password", "database", "ssl")
+        if credentials.get(key) is not None
+    }
 
 
 def dialect() -> str:

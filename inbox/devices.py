@@ -19,9 +19,10 @@ from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
+from inbox.exchange import iso
 from inbox.ids import MAX_ID
-from inbox.messaging import ids_of, iso
 from inbox.models import AuthToken, Device, Participant
+from inbox.store.orm import ids_of
 from push.base import ALERT_TYPES
 
 PLATFORMS = ("apns", "fcm")

@@ -41,8 +41,8 @@ from tortoise.transactions import in_transaction
 from inbox import outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from inbox.exchange import iso
 from inbox.ids import is_id
-from inbox.messaging import ids_of, iso
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -56,6 +56,8 @@ from inbox.models import (
     Practice,
 )
 from inbox.records import body_context, message_line
+from inbox.store import exports as exports_store
+from inbox.store.orm import ids_of
 from inbox.timezones import stamp, zone, zone_name
 
 EXPORT = "export"  # the outbox kind
@@ -452,6 +454,11 @@ async def _readme(
 
 
 # --- the background job's storage side ---------------------------------------------------------------
+
+
+async def export_of_job(export_id: int) -> Export | None:
+    """The export an outbox job names (the worker's: `gateway.exporter`), or None if it is gone."""
+    return await exports_store.get_export(export_id)
 
 
 async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:

@@ -23,8 +23,8 @@ from tortoise.expressions import Q
 from inbox import timezones
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.exchange import iso, participant_json
 from inbox.ids import id_from_text, is_id
-from inbox.messaging import ids_of, iso, participant_json
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -38,6 +38,7 @@ from inbox.models import (
     Practice,
 )
 from inbox.permissions import Refusal
+from inbox.store.orm import ids_of
 
 MAX_FILTER_IDS = 50
 MAX_NOTE_MESSAGES = 200
