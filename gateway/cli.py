@@ -21,6 +21,7 @@ from gateway.config import Config, ConfigError, load_config
 
 # inbox.purge.FLOOR_YEARS (not imported here: the command line starts without the ORM).
 RECORDS_FLOOR_YEARS = 7
+AUDIT_PURGED = "audit.purged"  # inbox.audit.PURGED
 
 log = logging.getLogger("securemsg")
 
@@ -301,6 +302,11 @@ async def _audit_verify(config: Config, practice_id: int | None) -> int:
     for r in reports:
         if r.ok:
             print(f"practice {r.practice_id}: {r.rows} rows verified, head {r.head}")
+            if r.purged_through:
+                print(
+                    f"practice {r.practice_id}: rows up to seq {r.purged_through} were purged by an operator "
+                    f"(purged through seq {r.purged_through}; its {AUDIT_PURGED} row says so)"
+                )
             if r.unkeyed:
                 print(
                     f"practice {r.practice_id}: every row is from before the keyed audit log; its next row "

@@ -211,6 +211,7 @@ async def test_purge_audit_leaves_an_anchor_that_lets_the_chain_start_later_and_
     assert anchor.detail["before"] == OLD
     code, out, err = await run_cli(db_url, var, "audit", "verify", "--practice", str(practice_id))
     assert code == 0 and "audit log intact" in out, (out, err)
+    assert f"purged through seq {old_rows}" in out
     (report,) = await audit.verify(ctx, practice_id)
     assert report.ok and report.purged_through == old_rows
 
