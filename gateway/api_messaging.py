@@ -13,7 +13,7 @@ from gateway.auth import bearer_token, has_principal, participant_from, require_
 from gateway.keys import CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.validation import path_int, query_int, read_json, take
-from inbox import messaging, sending
+from inbox import blocked, messaging, sending
 from inbox.errors import DomainError
 from inbox.messaging import Event
 
@@ -58,7 +58,7 @@ async def recipients(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=20, lo=1, hi=100) or 20
     include_disabled = request.query.get("include_disabled", "") in ("1", "true")
     items = await messaging.recipients(p, q, limit, include_disabled=include_disabled)
-    return web.json_response({"items": items})
+    return web.json_response({"items": items, "notices": await blocked.picker_notices(p, q)})
 
 
 @routes.get("/api/v1/conversations")
@@ -90,7 +90,10 @@ async def open_conversation(request: web.Request) -> web.Response:
 @routes.get("/api/v1/conversations/{id}")
 async def get_conversation(request: web.Request) -> web.Response:
     p = await require_participant(request)
-    return web.json_response(await messaging.conversation_detail(p, path_int(request, "id")))
+    detail = await messaging.conversation_detail(p, path_int(request, "id"))
+    # Why the team member cannot write here now, with who can change it (said before anyone types).
+    detail["blocked"] = await blocked.team_notice(p, detail["id"], detail["client_messaging_off"])
+    return web.json_response(detail)
 
 
 @routes.get("/api/v1/conversations/{id}/messages")

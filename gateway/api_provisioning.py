@@ -13,7 +13,7 @@ from gateway.keys import CONFIG, CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.revocation import access_ended
 from gateway.validation import path_int, present, read_json, take
-from inbox import access, accounts, apikeys, audit, messaging, passwords, permissions, visibility
+from inbox import access, accounts, apikeys, audit, blocked, messaging, passwords, permissions, visibility
 from inbox.accounts import Principal
 from inbox.errors import Forbidden, SlowDown, Unauthenticated
 from inbox.models import CLIENT, TEAM, ClientAccess, Participant, Practice
@@ -126,6 +126,7 @@ _SETTINGS = {
     "unread_email_delay_s": (int, False),
     "name": (str, False),
     "allow_unencrypted_exports": (bool, False),
+    "time_zone": (str, False),
 }
 
 
@@ -143,10 +144,20 @@ async def patch_settings(request: web.Request) -> web.Response:
     changes = present(data, _SETTINGS)
     practice = await Practice.get(id=principal.practice_id)
     ctx = request.app[CTX]
+    was = (practice.team_messaging_enabled, practice.client_messaging_enabled)
     async with in_transaction():  # the change and its audit row commit together, or neither does
         await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
         await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
+    if was != (practice.team_messaging_enabled, practice.client_messaging_enabled):
+        await messaging_changed(request, await blocked.practice_people(practice.id))
     return web.json_response(accounts.settings_json(practice, ctx))
+
+
+async def messaging_changed(request: web.Request, recipients: list[int]) -> None:
+    """Who may write where has changed: open threads and pickers read their conversation again, so a
+    blocked state shows (or goes) while the page is open (docs/api.md §4)."""
+    if recipients:
+        await request.app[HUB].publish(recipients, {"type": "messaging.changed"})
 
 
 # --- team members ------------------------------------------------------------------------------------
@@ -240,6 +251,8 @@ async def patch_team_member(request: web.Request) -> web.Response:
         async with in_transaction():
             if await access.reactivate(principal, member):
                 await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
+    if "messaging_enabled" in changes or active is not None:
+        await messaging_changed(request, await blocked.people_sharing_conversations(member.id))
     return web.json_response(team_member_json(member))
 
 
@@ -249,6 +262,7 @@ async def deactivate_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     await _deactivate(request, principal, member)
+    await messaging_changed(request, await blocked.people_sharing_conversations(member.id))
     return web.json_response(team_member_json(member))
 
 
@@ -372,6 +386,8 @@ async def patch_client(request: web.Request) -> web.Response:
     if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
         # R4, R10, R27: the sockets of the client and of its contacts close.
         await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
+    if "messaging_enabled" in changes or "portal_access" in changes:
+        await messaging_changed(request, await blocked.people_in_client_conversations(client.id))
     return web.json_response(client_json(client))
 
 

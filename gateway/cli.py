@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from aiohttp import web
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, settings_environment
 
 # inbox.purge.FLOOR_YEARS (not imported here: the command line starts without the ORM).
 RECORDS_FLOOR_YEARS = 7
@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         purge.add_argument(
             "--batch-size", type=_batch, default=500, help="rows per transaction (1-10000, default 500)"
         )
+    shown = sub.add_parser(
+        "config", help="print every setting's effective value and where it came from, secrets masked"
+    )
+    shown.add_argument(
+        "--table", action="store_true", help="print the table of every setting (docs/api.md §2) instead"
+    )
     return parser
 
 
@@ -152,12 +158,30 @@ def _batch(text: str) -> int:
     return value
 
 
+def _config(args: argparse.Namespace) -> int:
+    """Reads like `serve` (a bad value fails the same way) but makes no key file: one not made yet says so."""
+    from gateway import config, config_show
+
+    if args.table:
+        print(config_show.markdown_table(), end="")
+        return 0
+    try:
+        loaded = config.load(make_keys=False)
+    except ConfigError as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    env_file = os.environ.get(config.ENV_FILE, "").strip() or None
+    print("\n".join(config_show.effective_lines(loaded, env_file)))
+    return 0
+
+
 def _backup(config: Config, args: argparse.Namespace) -> int:
     from gateway import backup
 
     try:
-        passphrase = backup.read_passphrase(args.passphrase_file, os.environ, confirm=True)
-        manifest = backup.make_backup(config, Path(args.path), passphrase, os.environ)
+        environ = settings_environment()  # the env file's keys and passphrase count as set
+        passphrase = backup.read_passphrase(args.passphrase_file, environ, confirm=True)
+        manifest = backup.make_backup(config, Path(args.path), passphrase, environ)
     except backup.BackupError as exc:
         print(f"securemsg: {exc}", file=sys.stderr)
         return 2
@@ -175,7 +199,7 @@ def _restore(args: argparse.Namespace) -> int:
     from gateway import backup
 
     try:
-        for line in backup.restore(Path(args.path), args.passphrase_file, os.environ):
+        for line in backup.restore(Path(args.path), args.passphrase_file, settings_environment()):
             print(line)
     except (backup.BackupError, ConfigError) as exc:
         print(f"securemsg: {exc}", file=sys.stderr)
@@ -384,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "restore":
         return _restore(args)
+    if args.command == "config":
+        return _config(args)
     try:
         config = load_config()
     except ConfigError as exc:
@@ -426,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             check_dev_mail_host(args.host)  # the demo serves with --dev-mail
 
-            if not os.environ.get("SECUREMSG_PUBLIC_URL"):
+            if not settings_environment().get("SECUREMSG_PUBLIC_URL"):
                 # The links in the demo's emails must point at the port it really serves on.
                 host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
                 config = config.with_overrides(public_url=f"http://{host}:{args.port}")

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
 from gateway.metrics import METRICS, Metrics
@@ -34,18 +34,7 @@ from mailer.render import TEMPLATES_DIR
 
 
 def smtp_settings(config: Config) -> SmtpSettings:
-    try:
-        return SmtpSettings(
-            host=config.smtp_host,
-            port=config.smtp_port,
-            username=config.smtp_username,
-            password=config.smtp_password,
-            starttls=config.smtp_starttls,
-            use_tls=config.smtp_use_tls,
-            from_addr=config.smtp_from,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"SECUREMSG_SMTP_* settings: {exc}") from None
+    return config.smtp()  # a bad combination stops the start with one line (ConfigError)
 
 
 class EmailNotifier:

@@ -184,7 +184,12 @@ SCHEMAS: dict[str, Schema] = {
             "client_messaging_off": null(
                 obj({"client_id": INT, "name": STR, "can_enable": BOOL}, ["client_id", "name", "can_enable"])
             ),
+            # For a team member: why nobody can write here now, and who can change it; else null.
+            "blocked": null(ref("Blocked")),
         }
+    ),
+    "Blocked": obj(
+        {"code": STR, "rule": STR, "text": STR, "participant_id": null(INT)},
     ),
     "OpenedConversation": obj(
         {
@@ -215,6 +220,8 @@ SCHEMAS: dict[str, Schema] = {
             "auto_enable_new_clients": BOOL,
             "unread_email_delay_s": INT,
             "allow_unencrypted_exports": BOOL,
+            "time_zone": STR,
+            "time_zone_chosen": BOOL,
         }
     ),
     "TeamMember": obj(
@@ -248,7 +255,10 @@ SCHEMAS: dict[str, Schema] = {
         {
             "client": obj({"id": INT, "name": STR}),
             "participants": arr(INT),
-            "conversations": arr(obj({"id": INT, "participants": arr(ref("Participant"))})),
+            # The practice's time zone: a page shows the times in it, and says so.
+            "time_zone": STR,
+            # `heading`: the participants' names (client, contacts, team): what messages are grouped under.
+            "conversations": arr(obj({"id": INT, "participants": arr(ref("Participant")), "heading": STR})),
             "items": arr(
                 obj(
                     {
@@ -649,6 +659,7 @@ def _paths() -> dict[str, dict[str, Any]]:
             "unread_email_delay_s": {"type": "integer", "minimum": 600, "maximum": 1200},
             "name": NAME,
             "allow_unencrypted_exports": BOOL,
+            "time_zone": {"type": "string", "minLength": 1, "maxLength": 64},
         }
     )
     p[f"{v1}/practice/settings"] = {
@@ -667,10 +678,11 @@ def _paths() -> dict[str, dict[str, Any]]:
             security=MANAGER,
             request=settings_body,
             ok={200: ("Settings.", ref("Settings"))},
-            errors=[403, 409],
+            errors=[400, 403, 409],
             description="409 `team_messaging_off` (R1) when client messaging is turned on while the "
             "team's is off. `allow_unencrypted_exports` (R23, default false) lets exports be asked for "
-            "without a password.",
+            "without a password. `time_zone` is an IANA zone name (`America/New_York`); another is 400 "
+            "`invalid_field`.",
         ),
     }
     roles = arr(enum(*ROLES), minItems=1, maxItems=len(ROLES))
@@ -919,7 +931,12 @@ def _paths() -> dict[str, dict[str, Any]]:
                 ),
                 limit(20, 100),
             ],
-            ok={200: ("Recipients.", items(ref("Recipient")))},
+            ok={
+                200: (
+                    "Recipients, and for a team member `notices`: who cannot be messaged now and why.",
+                    obj({"items": arr(ref("Recipient")), "notices": arr(ref("Blocked"))}),
+                )
+            },
             errors=[403, 422],
         )
     }

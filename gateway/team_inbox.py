@@ -11,7 +11,7 @@ from aiohttp import web
 
 from gateway.keys import CTX
 from gateway.team_web import chrome, render, team_session, to_sign_in
-from inbox import accounts, messaging
+from inbox import accounts, messaging, timezones
 from inbox.models import CLIENT, TEAM, Participant, Practice
 
 routes = web.RouteTableDef()
@@ -69,6 +69,7 @@ async def settings_page(request: web.Request) -> web.Response:
         clients=clients,
         clinician_names=names,
         role_names=ROLE_NAMES,
+        time_zones=timezones.known_zones(),
     )
 
 

@@ -108,4 +108,6 @@ async def chrome(request: web.Request, session: TeamSession) -> dict[str, Any]:
         "is_owner": session.is_owner,
         "unread_total": await messaging.unread_total(member.id),
         "away": messaging.away_json(member),
+        # The practice has no time zone yet: an owner's or manager's browser sends its own (live.js).
+        "set_time_zone": session.is_manager and practice.time_zone is None,
     }

@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Protocol
 
+import argon2
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from inbox import apikeys, rawsql, sealed
+from inbox import apikeys, rawsql, sealed, timezones
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
@@ -36,10 +37,20 @@ from inbox.models import (
 )
 from portal_links import hash_token, new_token
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2id with RFC 9106's low-memory profile (64 MiB, 3 passes)
 # A real hash to verify against when the address is unknown, so a wrong address costs as long as a wrong
 # password and sign-in timing does not reveal which addresses exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def use_password_parameters(parameters: argon2.Parameters) -> None:
+    """Hash new passwords with other argon2 parameters (the test suite uses argon2's CHEAPEST profile: each
+    default hash costs tens of milliseconds of CPU and 64 MiB, and the suite hashes thousands). Stored hashes
+    carry their own parameters, so verifying an existing one is unaffected."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher.from_parameters(parameters)
+    _DUMMY_HASH = _hasher.hash("not a real password")
+
 
 API_KEY_PREFIX = apikeys.API_KEY_PREFIX
 LOCKOUT_AFTER = 10
@@ -112,12 +123,15 @@ def settings_json(practice: Practice, ctx: InboxContext) -> dict[str, Any]:
         "auto_enable_new_clients": practice.auto_enable_new_clients,
         "unread_email_delay_s": practice.unread_email_delay_s or ctx.default_unread_delay_s,
         "allow_unencrypted_exports": practice.allow_unencrypted_exports,
+        "time_zone": timezones.zone_name(practice.time_zone),
+        "time_zone_chosen": practice.time_zone is not None,
     }
 
 
 async def update_settings(
     ctx: InboxContext, practice: Practice, changes: dict[str, Any], *, testing: bool = False
 ) -> Practice:
+    zone = timezones.check_time_zone(changes["time_zone"]) if "time_zone" in changes else None
     team_on = changes.get("team_messaging_enabled", practice.team_messaging_enabled)
     client_on = changes.get("client_messaging_enabled", practice.client_messaging_enabled)
     if client_on and not team_on and changes.get("client_messaging_enabled"):
@@ -146,6 +160,8 @@ async def update_settings(
         practice.auto_enable_new_clients = changes["auto_enable_new_clients"]
     if "allow_unencrypted_exports" in changes:  # R23: exports without a password, off by default
         practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
+    if zone is not None:
+        practice.time_zone = zone
     await practice.save()
     return practice
 

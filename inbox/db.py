@@ -111,6 +111,12 @@ def unavailable(exc: BaseException) -> bool:
         # by a connection that went away under a statement (a fast restart).
         if _lost_connection(err):
             return True
+        # 55000 "database ... is not currently accepting connections": an operator turned the database's
+        # connections off, or it is being dropped or restored. (Other 55000s are faults of a statement.)
+        if isinstance(
+            err, asyncpg.exceptions.ObjectNotInPrerequisiteStateError
+        ) and "accepting connections" in str(err):
+            return True
         # Tortoise raises OperationalError(driver_error), sometimes without `from`. (Not __context__: an
         # error raised while handling a lost connection is an error of its own.)
         todo += [err.__cause__, *(a for a in err.args if isinstance(a, BaseException))]

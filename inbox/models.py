@@ -23,6 +23,9 @@ class Practice(Model):
     created_at = fields.DatetimeField()
     # Exports without a password (R23) only when the practice chose to allow them.
     allow_unencrypted_exports = fields.BooleanField(default=False, db_default=False)
+    # The IANA zone chart notes, transcripts and exports write times in (inbox.timezones); null: not chosen
+    # yet, UTC applies.
+    time_zone = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "practice"

@@ -58,13 +58,17 @@
       });
       const track = el("span", "switch-track");
       track.setAttribute("aria-hidden", "true");
-      label.append(input, track, el("span", "", pair[1]));
+      // "On"/"Off" beside the switch, shown from the box's own state by app.css (never out of step with it).
+      const state = el("span", "switch-state");
+      state.setAttribute("aria-hidden", "true");
+      state.append(el("span", "when-on", "On"), el("span", "when-off", "Off"));
+      label.append(input, track, el("span", "", pair[1]), state);
       group.append(label);
     });
     li.append(group);
     const remove = el("button", "button subtle small", "Remove this phone");
     remove.type = "button";
-    remove.setAttribute("aria-label", "Remove " + name);
+    remove.setAttribute("aria-label", "Remove this phone (" + name + ")");  // the visible words first (WCAG 2.5.3)
     remove.addEventListener("click", function () { confirmRemove(li, d, remove); });
     li.append(remove);
     return li;
