@@ -176,6 +176,7 @@ def create_app(
     if config.testing and shared_events:
         app.on_response_prepare.append(_answered_by)
     app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
+    app[DISPATCHER].on_pruned = app[METRICS].pruned
     # First: an address that cannot be listened on stops the start before anything else was opened.
     app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.cleanup_ctx.append(_database)

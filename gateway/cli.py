@@ -8,14 +8,20 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
 from aiohttp import web
 
 from gateway.config import Config, ConfigError, load_config, settings_environment
+
+# inbox.purge.FLOOR_YEARS (not imported here: the command line starts without the ORM).
+RECORDS_FLOOR_YEARS = 7
+AUDIT_PURGED = "audit.purged"  # inbox.audit.PURGED
 
 log = logging.getLogger("securemsg")
 
@@ -106,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("path", help="the backup file")
     restore.add_argument("--passphrase-file", help="read the passphrase from this file's first line")
+    for name, what in (
+        ("purge-messages", "delete messages older than a date, with what hangs on them (audited)"),
+        ("purge-audit", "delete the audit log's oldest rows, before a date, leaving a keyed anchor"),
+    ):
+        purge = sub.add_parser(name, help=what)
+        purge.add_argument(
+            "--before", type=_day, required=True, metavar="YYYY-MM-DD",
+            help="purge what is older than this day (midnight UTC at its start)",
+        )  # fmt: skip
+        purge.add_argument("--practice", type=int, default=None, help="only this practice (default: all)")
+        purge.add_argument("--dry-run", action="store_true", help="print what would go; change nothing")
+        purge.add_argument(
+            "--yes", action="store_true", help="do not ask to type the practice name to confirm"
+        )
+        purge.add_argument(
+            f"--force-younger-than-{RECORDS_FLOOR_YEARS}-years", dest="force_younger", action="store_true",
+            help=f"allow a cutoff less than {RECORDS_FLOOR_YEARS} years ago (records law may forbid it)",
+        )  # fmt: skip
+        purge.add_argument(
+            "--batch-size", type=_batch, default=500, help="rows per transaction (1-10000, default 500)"
+        )
     shown = sub.add_parser(
         "config", help="print every setting's effective value and where it came from, secrets masked"
     )
@@ -113,6 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--table", action="store_true", help="print the table of every setting (docs/api.md §2) instead"
     )
     return parser
+
+
+def _day(text: str) -> date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, not {text!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day of the calendar") from None
+
+
+def _batch(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 10000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 10000, not {text!r}")
+    return value
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -283,6 +326,11 @@ async def _audit_verify(config: Config, practice_id: int | None) -> int:
     for r in reports:
         if r.ok:
             print(f"practice {r.practice_id}: {r.rows} rows verified, head {r.head}")
+            if r.purged_through:
+                print(
+                    f"practice {r.practice_id}: rows up to seq {r.purged_through} were purged by an operator "
+                    f"(purged through seq {r.purged_through}; its {AUDIT_PURGED} row says so)"
+                )
             if r.unkeyed:
                 print(
                     f"practice {r.practice_id}: every row is from before the keyed audit log; its next row "
@@ -375,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rotate_data_key(config, args)
         if args.command == "backup":
             return _backup(config, args)
+        if args.command in ("purge-messages", "purge-audit"):
+            from gateway.purging import run_purge
+
+            return asyncio.run(run_purge(config, args))
         if args.command == "migrate":
             asyncio.run(_migrate(config))
             print("schema is up to date")

@@ -38,7 +38,7 @@ from prometheus_client.utils import floatToGoString
 from gateway.config import ConfigError
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.realtime import PgHub, RedisHub
-from inbox import db, outbox
+from inbox import db, outbox, retention
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ class Metrics:
         self.tokens_disabled = dict.fromkeys(PLATFORMS, 0)
         self.webhooks_sent = 0
         self.webhooks_failed = dict.fromkeys(WEBHOOK_FAILURES, 0)
+        self.pruned_rows = dict.fromkeys(retention.KINDS, 0)
         self.snapshot = Snapshot()
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -156,6 +157,12 @@ class Metrics:
             self.webhooks_sent += 1
         elif reason in self.webhooks_failed:
             self.webhooks_failed[reason] += 1
+
+    def pruned(self, removed: dict[str, int]) -> None:
+        """Rows the dispatcher's retention pruning removed, by kind (inbox.retention.KINDS)."""
+        for kind, n in removed.items():
+            if kind in self.pruned_rows:
+                self.pruned_rows[kind] += n
 
     # --- scraping --------------------------------------------------------------------------------------
 
@@ -251,6 +258,14 @@ class Metrics:
         for reason, n in self.webhooks_failed.items():
             hooks.add_metric([reason], n)
         yield hooks
+        pruned = CounterMetricFamily(
+            "securemsg_retention_pruned_rows",
+            "Rows the retention pruning removed, by kind (never a message or an audit row).",
+            labels=["kind"],
+        )
+        for kind, n in self.pruned_rows.items():
+            pruned.add_metric([kind], n)
+        yield pruned
 
     def _scraped(self, snap: Snapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily(

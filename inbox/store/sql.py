@@ -81,8 +81,15 @@ def drive_sync(unit: Unit[T], db: sqlite3.Connection) -> T:
         stmt = next(gen)
         while True:
             try:
-                cursor = db.execute(stmt.sql, stmt.params)
-                answer: Any = [dict(r) for r in cursor.fetchall()] if stmt.rows else cursor.rowcount
+                # Plain tuples, whatever the connection's row factory: a dict from the column names and a
+                # tuple costs a fifth of `dict(sqlite3.Row)` (docs/benchmarks.md, the send path's profile).
+                cursor = db.cursor()
+                cursor.row_factory = None
+                cursor.execute(stmt.sql, stmt.params)
+                answer: Any = cursor.rowcount
+                if stmt.rows:
+                    names = [d[0] for d in cursor.description or ()]
+                    answer = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(exc) from exc
             except sqlite3.OperationalError as exc:
