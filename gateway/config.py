@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from push.webpush import check_subject, load_vapid_key, pem_from_raw, read_or_create_vapid_key
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -61,6 +63,15 @@ class Config:
     apns_endpoint: str = "https://api.push.apple.com"
     fcm_credentials_file: str | None = None
     fcm_endpoint: str = "https://fcm.googleapis.com"
+    # Web Push (push.webpush): the VAPID private key as PEM (SECUREMSG_VAPID_PRIVATE_KEY, else var/vapid.key,
+    # made on first start); None: read or make the file in var_dir (`vapid_pem_of`).
+    vapid_private_pem: str | None = None
+    # The contact push services see in the VAPID JWT (`sub`); None: the public URL when it is https, else
+    # mailto: the From address (`webpush_subject_of`).
+    webpush_subject: str | None = None
+    # Browser push endpoints may be loopback or private addresses only when this is set (tests, a push
+    # service on the deployment's own network); otherwise they are refused like webhooks' (inbox.webhooks).
+    webpush_allow_private: bool = False
     app_link_scheme: str = "securemsg"
     # Sends per person per minute before 429 (per client IP: five times this); a flood guard (R12).
     send_rate_per_min: int = 60
@@ -261,6 +272,40 @@ def audit_keys_of(config: Config) -> tuple[tuple[str, bytes], ...]:
     return config.audit_keys or read_audit_keys(config.var_dir)
 
 
+def vapid_pem_of(config: Config) -> str:
+    """The VAPID private key (PEM): SECUREMSG_VAPID_PRIVATE_KEY's, else var/vapid.key (made 0600 at first)."""
+    return config.vapid_private_pem or read_or_create_vapid_key(config.var_dir / "vapid.key")
+
+
+def webpush_subject_of(config: Config) -> str:
+    if config.webpush_subject:
+        return config.webpush_subject
+    if config.public_url.startswith("https://"):
+        return config.public_url
+    return f"mailto:{config.smtp_from}"
+
+
+def _vapid_from_env(env: Mapping[str, str], var: Path) -> str:
+    raw = env.get("SECUREMSG_VAPID_PRIVATE_KEY", "").strip()
+    try:
+        pem = pem_from_raw(raw) if raw else read_or_create_vapid_key(var / "vapid.key")
+        load_vapid_key(pem)
+    except ValueError as exc:
+        where = "SECUREMSG_VAPID_PRIVATE_KEY" if raw else str(var / "vapid.key")
+        raise ConfigError(f"{where}: {exc}") from None
+    return pem
+
+
+def _webpush_subject(env: Mapping[str, str]) -> str | None:
+    raw = env.get("SECUREMSG_WEBPUSH_SUBJECT", "").strip()
+    if not raw:
+        return None
+    try:
+        return check_subject(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SECUREMSG_WEBPUSH_SUBJECT: {exc}") from None
+
+
 def database_url(env: Mapping[str, str], var: Path) -> str:
     """SECUREMSG_DATABASE_URL checked (default: SQLite in the var directory). `restore` reads it without the
     rest of the configuration, which would make new keys in the var directory it must find empty."""
@@ -382,6 +427,11 @@ def load_config(environ: Mapping[str, str] | None = None, *, var_dir: Path | Non
         apns_endpoint=apns_endpoint,
         fcm_credentials_file=fcm_file,
         fcm_endpoint=fcm_endpoint,
+        vapid_private_pem=_vapid_from_env(env, var),
+        webpush_subject=_webpush_subject(env),
+        webpush_allow_private=_bool(
+            "SECUREMSG_WEBPUSH_ALLOW_PRIVATE", env.get("SECUREMSG_WEBPUSH_ALLOW_PRIVATE", "false")
+        ),
         app_link_scheme=scheme,
         send_rate_per_min=_int(
             "SECUREMSG_SEND_RATE_PER_MIN", env.get("SECUREMSG_SEND_RATE_PER_MIN", "60"), 1, 10_000_000
