@@ -73,6 +73,12 @@ def new_vapid_pem() -> bytes:
     )
 
 
+def new_vapid_raw() -> str:
+    """A new VAPID private key as SECUREMSG_VAPID_PRIVATE_KEY takes it: base64url of the 32-byte value."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return b64url(key.private_numbers().private_value.to_bytes(32, "big"))
+
+
 def pem_from_raw(raw: str) -> str:
     """A key given as the base64url of its 32-byte private value (what Web Push tools print) as PEM."""
     try:

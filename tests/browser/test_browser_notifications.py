@@ -74,7 +74,9 @@ async def open_notifications(browser, base: str, seeded, clock):
     return tab
 
 
-async def test_headless_chromium_refuses_a_real_subscription_and_the_page_says_so(browser, client, config, clock):
+async def test_headless_chromium_refuses_a_real_subscription_and_the_page_says_so(
+    browser, client, config, clock
+):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     tab = await open_notifications(browser, base, seeded, clock)
@@ -208,7 +210,10 @@ async def test_a_clinician_with_the_inbox_closed_gets_a_notification_that_opens_
             "title": "New secure message",
             "body": "Open your secure inbox to read it.",
             "tag": f"conversation-{conversation.id}",
-            "data": {"url": f"{base}/inbox?conversation={conversation.id}", "conversation_id": str(conversation.id)},
+            "data": {
+                "url": f"{base}/inbox?conversation={conversation.id}",
+                "conversation_id": str(conversation.id),
+            },
         }
     ]
 
