@@ -114,6 +114,7 @@ def load(
         "secret_key": (var / "secret.key", lambda: v.read_secret_key(var)),
         "data_keys": (var / "data.key", lambda: v.read_data_keys(var / "data.key")),
         "audit_keys": (var / "audit.key", lambda: read_audit_keys(var)),
+        "vapid_private_pem": (var / "vapid.key", lambda: _vapid_file(var / "vapid.key")),
     }
     keys: dict[str, Any] = {}
     for name, (path, read) in key_files.items():
@@ -178,3 +179,31 @@ def database_url(env: Mapping[str, str], var: Path) -> str:
 
 def audit_keys_of(config: Config) -> Keys:
     return config.audit_keys or read_audit_keys(config.var_dir)
+
+
+def _vapid_file(path: Path) -> str:
+    from push.webpush import load_vapid_key, read_or_create_vapid_key
+
+    try:
+        pem = read_or_create_vapid_key(path)
+        load_vapid_key(pem)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return pem
+
+
+def vapid_pem_of(config: Config) -> str:
+    """The VAPID private key (PEM): SECUREMSG_VAPID_PRIVATE_KEY's, else var/vapid.key (made 0600 at first)."""
+    if config.vapid_private_pem:
+        return config.vapid_private_pem
+    from push.webpush import read_or_create_vapid_key
+
+    return read_or_create_vapid_key(config.var_dir / "vapid.key")
+
+
+def webpush_subject_of(config: Config) -> str:
+    if config.webpush_subject:
+        return config.webpush_subject
+    if config.public_url.startswith("https://"):
+        return config.public_url
+    return f"mailto:{config.smtp_from}"

@@ -48,7 +48,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # inbox.store.groupcommit.MAX_BATCH is
 # Any other method a client makes up is counted as OTHER: a label's values must not be the caller's to pick.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "(unmatched)"  # a path no route matches (aiohttp's own 404 or 405)
-PLATFORMS = ("apns", "fcm")
+PLATFORMS = ("apns", "fcm", "webpush")
 EMAIL_FAILURES = ("temporary", "permanent")
 PUSH_FAILURES = ("dead_token", "temporary", "permanent")
 WEBHOOK_FAILURES = (

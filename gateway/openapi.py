@@ -39,6 +39,7 @@ Schema = dict[str, Any]
 STR: Schema = {"type": "string"}
 INT: Schema = {"type": "integer"}
 BOOL: Schema = {"type": "boolean"}
+NUM: Schema = {"type": "number"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 BIG_ID: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_BIG_ID}  # messages, webhook deliveries
@@ -344,6 +345,7 @@ SCHEMAS: dict[str, Schema] = {
             "disabled_reason": null(STR),
             "created_at": TIME,
             "last_seen_at": TIME,
+            "subscription_id": null(STR),
         }
     ),
     "ApiKey": obj(
@@ -1214,18 +1216,40 @@ def _paths() -> dict[str, dict[str, Any]]:
         ),
         "post": op(
             "register_device",
-            "Register a phone for pushes (R19); the same token again is the same device.",
+            "Register a phone or a browser for pushes (R19): a phone with its `token`, a browser (platform "
+            "`webpush`) with its Push API `subscription` (`PushSubscription.toJSON()`: an https endpoint, "
+            "keys.p256dh of 65 bytes and keys.auth of 16, base64url). The same token or endpoint again is "
+            "the same device.",
             tag="devices",
             security=PERSON,
             request=body(
                 {
                     "platform": enum(*devices.PLATFORMS),
                     "token": {"type": "string", "minLength": 20, "maxLength": 512},
+                    "subscription": obj(
+                        {
+                            "endpoint": {"type": "string", "maxLength": devices.MAX_ENDPOINT},
+                            "expirationTime": null(NUM),
+                            "keys": obj({"p256dh": STR, "auth": STR}),
+                        },
+                        ["endpoint", "keys"],
+                    ),
                     "app": enum(*devices.APPS),
                 },
-                ["platform", "token", "app"],
+                ["platform", "app"],
             ),
             ok={201: ("Registered.", ref("Device"))},
+            errors=[403],
+        ),
+    }
+    p[f"{v1}/webpush/vapid-public-key"] = {
+        "get": op(
+            "get_vapid_public_key",
+            "The server's VAPID public key (RFC 8292), for the browser's pushManager.subscribe "
+            "`applicationServerKey`: the uncompressed P-256 point, base64url.",
+            tag="devices",
+            security=PERSON,
+            ok={200: ("The key.", obj({"public_key": STR}))},
             errors=[403],
         ),
     }

@@ -196,6 +196,24 @@ class Config(BaseSettings):
     fcm_endpoint: str = setting(
         "https://fcm.googleapis.com", "FCM: where pushes go; may point anywhere (a test server)"
     )
+    vapid_private_pem: str | None = setting(
+        None,
+        "Web Push: the VAPID private key, as the base64url of its 32-byte value or as PEM; every process and "
+        "host of one deployment needs the same one",
+        env="SECUREMSG_VAPID_PRIVATE_KEY",
+        secret=True,
+        shown="generated once into `var/vapid.key`",
+    )
+    webpush_subject: str | None = setting(
+        None,
+        "Web Push: the operator's contact push services see in the VAPID JWT (a mailto: or https: URI)",
+        shown="the public URL when it is https, else mailto: the From address",
+    )
+    webpush_allow_private: bool = setting(
+        False,
+        "Web Push: allow browser push endpoints at loopback or private addresses (tests, a push service on "
+        "the deployment's own network); otherwise refused like webhooks'",
+    )
     app_link_scheme: str = setting("securemsg", "deep links in pushes: `securemsg://conversations/{id}`")
     send_rate_per_min: int = setting(
         60,
@@ -416,6 +434,37 @@ class Config(BaseSettings):
     @classmethod
     def _android_certs(cls, raw: Any, info: ValidationInfo) -> Any:
         return v.parse_cert_fingerprints(env_name(info.field_name), raw) if isinstance(raw, str) else raw
+
+    @field_validator("vapid_private_pem", mode="before")
+    @classmethod
+    def _vapid(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        from push.webpush import load_vapid_key, pem_from_raw
+
+        raw = raw.strip()
+        if not raw:
+            return None
+        try:
+            pem = raw if raw.startswith("-----BEGIN") else pem_from_raw(raw)
+            load_vapid_key(pem)
+        except ValueError as exc:
+            raise ValueError(f"SECUREMSG_VAPID_PRIVATE_KEY: {exc}") from None
+        return pem
+
+    @field_validator("webpush_subject", mode="before")
+    @classmethod
+    def _webpush_subject(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        from push.webpush import check_subject
+
+        if not raw.strip():
+            return None
+        try:
+            return check_subject(raw)
+        except ValueError as exc:
+            raise ValueError(f"SECUREMSG_WEBPUSH_SUBJECT: {exc}") from None
 
     @field_validator("app_link_scheme", mode="before")
     @classmethod

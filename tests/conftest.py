@@ -24,6 +24,7 @@ from tests.fakes.fixtures import (  # noqa: F401
     apns_key,
     fake_apns,
     fake_fcm,
+    fake_webpush,
     fcm_credentials_file,
     smtp,
     tls_certs,
