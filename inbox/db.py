@@ -195,22 +195,35 @@ async def migrate(database_url: str) -> None:
         await Tortoise.close_connections()
 
 
+_users = 0  # apps (or commands) using the connections; tests run two apps in one process
+_connected_to: str | None = None
+
+
 async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
+    """Open the process's connections, or share them when they are open to this database already (a second
+    app in one process, as tests make); `disconnect` closes them when the last user is done."""
+    global _users, _connected_to
+    if _users and _connected_to == database_url:
+        _users += 1
+        return
+    if _users:  # open to another database: that user's connections go
+        _users = 1
+        await disconnect()
     keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     # The global fallback lets aiohttp's request tasks, which do not inherit the start-up task's context,
     # see the connections opened here (`set_global_context` is the public way to what
     # `Tortoise.init(_enable_global_fallback=True)` does; closing the connections clears it again).
-    try:  # connected already (a second app in one process, as tests make): close those, never leak them
-        Tortoise.get_connection("default")
-    except Exception:  # noqa: S110 - not connected: the usual start
-        pass
-    else:
-        await disconnect()
     set_global_context(await Tortoise.init(config=tortoise_config(database_url, timeout_s=timeout_s)))
+    _users, _connected_to = 1, database_url
 
 
 async def disconnect() -> None:
+    global _users, _connected_to
+    if _users > 1:
+        _users -= 1
+        return
+    _users, _connected_to = 0, None
     sql.close_readers()
     await Tortoise.close_connections()
 
