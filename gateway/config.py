@@ -206,4 +206,12 @@ def webpush_subject_of(config: Config) -> str:
         return config.webpush_subject
     if config.public_url.startswith("https://"):
         return config.public_url
-    return f"mailto:{config.smtp_from}"
+    from push.webpush import check_subject
+
+    try:
+        return check_subject(f"mailto:{config.smtp_from}")
+    except ValueError:
+        raise ConfigError(
+            f"SECUREMSG_SMTP_FROM must be an email address, not {config.smtp_from!r} (Web Push's VAPID "
+            "subject is made from it while SECUREMSG_WEBPUSH_SUBJECT is unset)"
+        ) from None
