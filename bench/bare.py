@@ -1,4 +1,4 @@
-"""The ceilings for bench/send.py and bench/fanout.py: a bare aiohttp server of the same shape (parse a JSON
+"""`python -m bench.bare PORT [uvloop]`: the ceilings for bench/send.py, bench/fanout.py and bench/variants.py: a bare aiohttp server of the same shape (parse a JSON
 body, check a bearer header, answer JSON with 201), with no storage, no auth lookup and no realtime; and a bare
 fan-out (`/ws` sockets, `POST /broadcast` writes one frame to every one of them in turn)."""
 
@@ -63,6 +63,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def main() -> None:
+    if sys.argv[2:] == ["uvloop"]:  # the ceiling with uvloop's event loop (bench/variants.py)
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = web.Application()
     app[SOCKETS] = set()
     app.router.add_post("/api/v1/conversations/{id}/messages", send)

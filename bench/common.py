@@ -116,19 +116,23 @@ async def start_process(
     return Server(proc, url)
 
 
-async def start_securemsg(env: dict[str, str], *extra: str) -> Server:
-    """One process unless `extra` asks for more (`--processes N`): the figures are per process."""
+async def start_securemsg(env: dict[str, str], *extra: str, variant: Sequence[str] = ()) -> Server:
+    """One process unless `extra` asks for more (`--processes N`): the figures are per process. `variant`:
+    flags of bench/variant_server.py (`--uvloop`, `--orjson`) to start it with."""
     port = free_port()
     count = [] if "--processes" in extra else ["--processes", "1"]
+    launcher = ["bench.variant_server", *variant, "--"] if variant else ["gateway"]
     return await start_process(
-        [sys.executable, "-m", "gateway", "serve", "--port", str(port), *count, *extra], env, port, "/readyz"
+        [sys.executable, "-m", *launcher, "serve", "--port", str(port), *count, *extra], env, port, "/readyz"
     )
 
 
-async def start_bare(kind: str = "json") -> Server:
+async def start_bare(loop: str = "asyncio") -> Server:
     port = free_port()
     return await start_process(
-        [sys.executable, "-m", "bench.bare", str(port)], base_env(Path(tempfile.gettempdir())), port
+        [sys.executable, "-m", "bench.bare", str(port), *([loop] if loop != "asyncio" else [])],
+        base_env(Path(tempfile.gettempdir())),
+        port,
     )
 
 

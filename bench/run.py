@@ -1,6 +1,6 @@
 """`make bench`: every benchmark with small defaults, one after another, then all the figures together.
 
-    python -m bench.run [--only send,fanout,dispatch,dispatch-postgres,push,export]
+    python -m bench.run [--only send,variants,fanout,dispatch,dispatch-postgres,push,export]
 
 Each benchmark runs in its own process (they start servers, fakes and databases of their own) and prints
 its figures beside the ceiling it measured in the same run; this prints the machine first, since the figures
@@ -23,7 +23,9 @@ from bench.common import PG_URL, ROOT
 DISPATCH = ["--history", "1000,1000000", "--due", "100", "--rounds", "3", "--emails", "500"]
 # name: (module in bench/, its arguments)
 BENCHES: dict[str, tuple[str, list[str]]] = {
-    "send": ("send", ["--messages", "1000", "--rounds", "2", "--backends", "sqlite,postgres"]),
+    "send": ("send", ["--messages", "1000", "--rounds", "3", "--backends", "sqlite,postgres"]),
+    # uvloop and orjson against the stock server on the send path and the fan-out (issue 15).
+    "variants": ("variants", ["--messages", "1000", "--rounds", "4", "--sockets", "1000"]),
     "fanout": ("fanout", ["--sends", "300", "--sockets", "1000", "--idle", "10000"]),
     "dispatch": ("dispatch", DISPATCH),
     # The scale-out database: its queries must follow what is due too (skipped when no server answers).

@@ -3,7 +3,8 @@
     python -m bench.send [--messages N] [--backends sqlite,postgres]
 
 For each backend: sequential latency (p50/p95/p99) and throughput at concurrency 1, 8 and 32, interleaved
-round by round with the bare server so both see the same machine noise. Goals (issue #7): sequential p50 ≤ 2 ms;
+round by round with the bare server so both see the same machine noise (rates: the median of the rounds).
+Then `serve --processes 1` against `--processes 2` at concurrency 32, round by round beside the bare server. Goals (issue #7): sequential p50 ≤ 2 ms;
 throughput at concurrency 32 ≥ 0.5× the bare ceiling on SQLite.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -150,7 +152,7 @@ async def bench_backend(name: str, database_url: str | None, messages: int, roun
                 bare_cpu += cpu_s(bare.proc.pid) - before
                 bare_rates.append(rate)
                 bare_lat += lat
-            ours, ceiling = max(ours_rates), max(bare_rates)
+            ours, ceiling = statistics.median(ours_rates), statistics.median(bare_rates)
             per = 1000 / (messages * rounds)
             cpu_line = (
                 f"{name:8s} c={c:<3d} server CPU per request: securemsg {ours_cpu * per:.3f} ms "
@@ -216,12 +218,15 @@ async def processes(name: str, database_url: str | None, messages: int, rounds: 
     finally:
         for server in (one, two, bare):
             await server.stop()
-    r1, r2, ceiling = max(rates["one"]), max(rates["two"]), max(rates["bare"])
+    r1, r2, ceiling = (statistics.median(rates[k]) for k in ("one", "two", "bare"))
     ratio = r2 / r1
+    rounds_text = " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(rates["one"], rates["two"], strict=True))
     return (
-        f"{name:8s} c={SCALE_CONCURRENCY} --processes 1 {r1:.0f} msg/s (machine {max(busy['one']):.0%} busy)  |  "
-        f"--processes 2 {r2:.0f} msg/s (machine {max(busy['two']):.0%} busy)  |  bare {ceiling:.0f} req/s  |  "
-        f"×{ratio:.2f} (goal ≥ 1.6: {'met' if ratio >= 1.6 else 'NOT met'})"
+        f"{name:8s} c={SCALE_CONCURRENCY} --processes 1 {r1:.0f} msg/s (machine "
+        f"{statistics.median(busy['one']):.0%} busy)  |  --processes 2 {r2:.0f} msg/s (machine "
+        f"{statistics.median(busy['two']):.0%} busy)  |  bare {ceiling:.0f} req/s  |  ×{ratio:.2f} "
+        f"(goal ≥ 1.6: {'met' if ratio >= 1.6 else 'NOT met'}; medians of {rounds} rounds, one/two in each: "
+        f"{rounds_text})"
     )
 
 
@@ -244,7 +249,8 @@ async def scale_out(
                 runs.append((rate, busy_since(before)))
     finally:
         await second.stop()
-    (one, one_busy), (two, two_busy) = max(one_runs), max(two_runs)
+    one, one_busy = (statistics.median(x) for x in zip(*one_runs, strict=True))
+    two, two_busy = (statistics.median(x) for x in zip(*two_runs, strict=True))
     return (
         f"postgres c={SCALE_CONCURRENCY} over {SCALE_CONCURRENCY} conversations: 1 gateway {one:.0f} msg/s "
         f"(machine {one_busy:.0%} busy)  |  2 gateways on the same database {two:.0f} msg/s "

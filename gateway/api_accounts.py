@@ -14,7 +14,7 @@ from gateway.shapes import accounts as shapes
 from gateway.typed import answer, read_body
 from inbox import passwords
 from inbox.errors import Forbidden
-from inbox.models import TEAM
+from inbox.kinds import TEAM
 
 routes = web.RouteTableDef()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
@@ -12,9 +13,12 @@ from gateway.routing import OWNER, operation, path_id
 from gateway.shapes import integration as shapes
 from gateway.typed import answer, read_body
 from gateway.validation import path_int
-from inbox import apikeys
+from inbox import apikeys, db
 from inbox.errors import Forbidden
-from inbox.models import TEAM, Participant
+from inbox.kinds import TEAM
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -45,7 +49,7 @@ async def create_key(request: web.Request) -> web.Response:
     me = await _owner(request)
     body = await read_body(request, shapes.NewApiKey)
     name, scopes = body.name, body.scopes
-    async with in_transaction():  # the key and its audit row commit together, or neither does
+    async with db.transaction():  # the key and its audit row commit together, or neither does
         row, key = await apikeys.create(request.app[CTX], me.practice_id, name, scopes)
         await audit_request(
             request, me, "api_key.create", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}
@@ -83,7 +87,7 @@ async def list_keys(request: web.Request) -> web.Response:
 )
 async def revoke_key(request: web.Request) -> web.Response:
     me = await _owner(request)
-    async with in_transaction():  # the revocation and its audit row commit together, or neither does
+    async with db.transaction():  # the revocation and its audit row commit together, or neither does
         row = await apikeys.revoke(request.app[CTX], me.practice_id, path_int(request, "id"))
         await audit_request(
             request, me, "api_key.revoke", "api_key", row.id, {"scopes": apikeys.scopes_of(row)}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import require_participant, require_principal, require_provisioner
@@ -17,10 +16,25 @@ from gateway.shapes import people as shapes
 from gateway.shapes.common import Ok
 from gateway.typed import answer, read_body
 from gateway.validation import path_int
-from inbox import access, accounts, apikeys, audit, messaging, passwords, permissions, visibility
+from inbox import (
+    access,
+    accounts,
+    apikeys,
+    audit,
+    blocked,
+    db,
+    directory,
+    messaging,
+    passwords,
+    permissions,
+    visibility,
+)
 from inbox.accounts import LOCKOUT_AFTER, Principal
 from inbox.errors import Forbidden, SlowDown, Unauthenticated
-from inbox.models import CLIENT, TEAM, ClientAccess, Participant, Practice
+from inbox.kinds import CLIENT, TEAM
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -107,7 +121,7 @@ async def logout(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     if principal.is_api_key:
         raise Forbidden("participant_required", "The practice API key cannot sign out.")
-    async with in_transaction():  # the sign-out and its audit row commit together, or neither does
+    async with db.transaction():  # the sign-out and its audit row commit together, or neither does
         await accounts.revoke_token(request.app[CTX], principal)
         await audit_request(request, principal, "auth.logout")
     if principal.participant is not None:  # R27: this token's open sockets close too
@@ -129,7 +143,7 @@ async def logout(request: web.Request) -> web.Response:
 )
 async def get_settings(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
-    practice = await Practice.get(id=principal.practice_id)
+    practice = await directory.get_practice(principal.practice_id)
     return answer(accounts.settings_json(practice, request.app[CTX]))
 
 
@@ -149,12 +163,22 @@ async def get_settings(request: web.Request) -> web.Response:
 async def patch_settings(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     changes = (await read_body(request, shapes.SettingsBody)).model_dump(exclude_unset=True)
-    practice = await Practice.get(id=principal.practice_id)
+    practice = await directory.get_practice(principal.practice_id)
     ctx = request.app[CTX]
-    async with in_transaction():  # the change and its audit row commit together, or neither does
+    was = (practice.team_messaging_enabled, practice.client_messaging_enabled)
+    async with db.transaction():  # the change and its audit row commit together, or neither does
         await accounts.update_settings(ctx, practice, changes, testing=request.app[CONFIG].testing)
         await audit_request(request, principal, "settings.update", "practice", practice.id, changes)
+    if was != (practice.team_messaging_enabled, practice.client_messaging_enabled):
+        await messaging_changed(request, await blocked.practice_people(practice.id))
     return answer(accounts.settings_json(practice, ctx))
+
+
+async def messaging_changed(request: web.Request, recipients: list[int]) -> None:
+    """Who may write where has changed: open threads and pickers read their conversation again, so a
+    blocked state shows (or goes) while the page is open (docs/api.md §4)."""
+    if recipients:
+        await request.app[HUB].publish(recipients, {"type": "messaging.changed"})
 
 
 # --- team members ------------------------------------------------------------------------------------
@@ -181,10 +205,9 @@ async def list_team(request: web.Request) -> web.Response:
     if principal.participant is not None and principal.participant.kind != TEAM:
         raise Forbidden("team_only", "Only team members can list the team.")
     apikeys.require_scope(principal, apikeys.PROVISIONING)
-    query = Participant.filter(practice_id=principal.practice_id, kind=TEAM)
-    if request.query.get("include_inactive") not in ("1", "true"):
-        query = query.filter(active=True)  # R26: deactivated members leave the lists
-    members = await query.order_by("name")
+    # R26: deactivated members leave the lists
+    include_inactive = request.query.get("include_inactive") in ("1", "true")
+    members = await directory.team_members(principal.practice_id, include_inactive=include_inactive)
     return answer(shapes.TeamMembers.model_construct(items=[shapes.TeamMember.of(m) for m in members]))
 
 
@@ -267,7 +290,7 @@ async def patch_team_member(request: web.Request) -> web.Response:
     active = changes.pop("active", None)
     if active is False:
         await _deactivate(request, principal, member)
-    async with in_transaction():  # each change and its audit row commit together, or neither does
+    async with db.transaction():  # each change and its audit row commit together, or neither does
         await accounts.update_team_member(request.app[CTX], member, changes)
         if changes:
             await audit_request(
@@ -276,9 +299,11 @@ async def patch_team_member(request: web.Request) -> web.Response:
     if changes.get("messaging_enabled") is False:  # R3, R27: their open sockets close
         await request.app[HUB].access_changed([member.id])
     if active is True:
-        async with in_transaction():
+        async with db.transaction():
             if await access.reactivate(principal, member):
                 await audit_request(request, principal, "team_member.reactivate", "participant", member.id)
+    if "messaging_enabled" in changes or active is not None:
+        await messaging_changed(request, await blocked.people_sharing_conversations(member.id))
     return answer(shapes.TeamMember.of(member))
 
 
@@ -301,11 +326,12 @@ async def deactivate_team_member(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=TEAM)
     await _deactivate(request, principal, member)
+    await messaging_changed(request, await blocked.people_sharing_conversations(member.id))
     return answer(shapes.TeamMember.of(member))
 
 
 async def _deactivate(request: web.Request, principal: accounts.Principal, member: Participant) -> None:
-    async with in_transaction():  # the deactivation and its audit row commit together, or neither does
+    async with db.transaction():  # the deactivation and its audit row commit together, or neither does
         ended = await access.deactivate(request.app[CTX], principal, member)
         if ended:
             await audit_request(request, principal, "team_member.deactivate", "participant", member.id)
@@ -341,8 +367,8 @@ async def enrol_totp(request: web.Request) -> web.Response:
     # code) are checked as at sign-in, under the same limits.
     await enforce(request, "login", me.email)
     await accounts.reconfirm(request.app[CTX], me, password, otp)
-    practice = await Practice.get(id=me.practice_id)
-    async with in_transaction():  # the new secret and its audit row commit together, or neither does
+    practice = await directory.get_practice(me.practice_id)
+    async with db.transaction():  # the new secret and its audit row commit together, or neither does
         uri = await accounts.start_totp_enrolment(request.app[CTX], me, issuer=f"securemsg ({practice.name})")
         await audit_request(request, me, "totp.enrol", "participant", me.id)
     return answer(shapes.ProvisioningUri.model_construct(provisioning_uri=uri))
@@ -391,10 +417,10 @@ async def list_clients(request: web.Request) -> web.Response:
 async def create_client(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     body = await read_body(request, shapes.NewClient)
-    practice = await Practice.get(id=principal.practice_id)
+    practice = await directory.get_practice(principal.practice_id)
     portal, name, email = body.portal_access, body.name, body.email
     primary, messaging = body.primary_clinician_id, body.messaging_enabled
-    async with in_transaction():  # the client and its audit row commit together, or neither does
+    async with db.transaction():  # the client and its audit row commit together, or neither does
         client = await accounts.create_client(
             request.app[CTX],
             practice,
@@ -459,12 +485,14 @@ async def patch_client(request: web.Request) -> web.Response:
         accounts.require_manager(principal)
         changes = (await read_body(request, shapes.ClientChange)).model_dump(exclude_unset=True)
         client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
-    async with in_transaction():  # the change and its audit row commit together, or neither does
+    async with db.transaction():  # the change and its audit row commit together, or neither does
         await accounts.update_client(request.app[CTX], client, changes)
         await audit_request(request, principal, "client.update", "participant", client.id, _changed(changes))
     if changes.get("messaging_enabled") is False or changes.get("portal_access") is False:
         # R4, R10, R27: the sockets of the client and of its contacts close.
         await request.app[HUB].access_changed(await accounts.client_and_contacts(client))
+    if "messaging_enabled" in changes or "portal_access" in changes:
+        await messaging_changed(request, await blocked.people_in_client_conversations(client.id))
     return answer(shapes.Client.of(client))
 
 
@@ -490,11 +518,7 @@ async def _clinician_enables(principal: Principal, client_id: int, changes: dict
     client = await visibility.visible_client(principal, client_id)
     member = principal.participant
     assert member is not None
-    grants = set(
-        await ClientAccess.filter(team_member_id=member.id, client_id=client.id).values_list(
-            "team_member_id", "client_id"
-        )
-    )
+    grants = await directory.has_access(member, client)
     party = messaging.party_of(member, {})
     if not permissions.may_enable_client_messaging(party, client.id, client.primary_clinician_id, grants):
         raise Forbidden(
@@ -521,7 +545,7 @@ async def add_contact(request: web.Request) -> web.Response:
     body = await read_body(request, shapes.NewContact)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     name, email = body.name, body.email
-    async with in_transaction():  # the contact and its audit row commit together, or neither does
+    async with db.transaction():  # the contact and its audit row commit together, or neither does
         contact = await accounts.add_contact(request.app[CTX], client, name=name, email=email)
         await audit_request(
             request, principal, "contact.create", "participant", contact.id, {"client_id": client.id}
@@ -542,7 +566,7 @@ async def add_contact(request: web.Request) -> web.Response:
 async def list_contacts(request: web.Request) -> web.Response:
     principal = await _client_reader(request)
     client = await visibility.visible_client(principal, path_int(request, "id"))
-    contacts = await Participant.filter(client_id=client.id, kind="contact").order_by("id")
+    contacts = await directory.contacts_of(client)
     return answer(shapes.Contacts.model_construct(items=[shapes.Contact.of(c) for c in contacts]))
 
 
@@ -581,7 +605,7 @@ async def grant_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
-    async with in_transaction():  # the grant and its audit row commit together, or neither does
+    async with db.transaction():  # the grant and its audit row commit together, or neither does
         created = await accounts.grant_access(request.app[CTX], client, member)
         await audit_request(
             request, principal, "access.grant", "participant", client.id, {"team_member_id": member.id}
@@ -606,7 +630,7 @@ async def withdraw_access(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
     client = await accounts.get_participant(principal.practice_id, path_int(request, "id"), kind=CLIENT)
     member = await accounts.get_participant(principal.practice_id, path_int(request, "member_id"), kind=TEAM)
-    async with in_transaction():  # the withdrawal and its audit row commit together, or neither does
+    async with db.transaction():  # the withdrawal and its audit row commit together, or neither does
         await accounts.withdraw_access(client, member)
         await audit_request(
             request, principal, "access.withdraw", "participant", client.id, {"team_member_id": member.id}

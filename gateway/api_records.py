@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request
 from gateway.auth import require_participant
@@ -13,10 +14,12 @@ from gateway.routing import PERSON, cursor, limit, operation, path_id, query
 from gateway.shapes import records as shapes
 from gateway.typed import TIME_SCHEMA, answer, read_body
 from gateway.validation import path_int, query_int
-from inbox import audit, audit_view, exports, records
+from inbox import audit, audit_view, db, exports, records
 from inbox.audit_view import MAX_ACTION
 from inbox.errors import Forbidden
-from inbox.models import Participant
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -87,7 +90,7 @@ async def create_chart_note(request: web.Request) -> web.Response:
     me = await require_participant(request)
     client_id = path_int(request, "id")
     ids = (await read_body(request, shapes.NewChartNote)).message_ids
-    async with in_transaction():  # the note and its audit row commit together, or neither does
+    async with db.transaction():  # the note and its audit row commit together, or neither does
         note = await records.create_chart_note(request.app[CTX], me, client_id, ids)
         await audit_request(
             request,
@@ -143,7 +146,7 @@ async def request_export(request: web.Request) -> web.Response:
     scope, clinician_id, require_password = body.scope, body.clinician_id, body.require_password
     if exports.may_export(me):
         await enforce(request, "export", me.id)
-    async with in_transaction():  # the export and its audit row commit together, or neither does
+    async with db.transaction():  # the export and its audit row commit together, or neither does
         export = await exports.request_export(
             request.app[CTX], me, scope, clinician_id, True if require_password is None else require_password
         )

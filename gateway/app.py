@@ -40,7 +40,7 @@ from gateway.logs import stamp_request_ids
 from gateway.logsafe import redact_aiohttp_logs
 from gateway.metrics import METRICS, Metrics, metrics_listener
 from gateway.middleware import errors, observe, security_headers
-from gateway.realtime import Hub, PgHub, RedisHub
+from gateway.realtime import CHANNEL, Hub, PgHub, RedisHub, redis_scope
 from gateway.routing import check_described
 from gateway.templating import STATIC_DIR
 from gateway.validation import MAX_BODY_BYTES
@@ -93,7 +93,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     check = functools.partial(accounts.ended_credentials, app[CTX])
     hub: Hub
     if url:
-        redis_hub = RedisHub(url, check, timeout_s=app[CONFIG].redis_timeout_s)
+        channel = f"{CHANNEL}:{redis_scope(app[CONFIG].database_url)}"
+        redis_hub = RedisHub(url, check, timeout_s=app[CONFIG].redis_timeout_s, channel=channel)
         await redis_hub.start()
         hub = redis_hub
     elif app[SERVICES].get("shared_events") and db.dialect() == "postgres":
@@ -165,6 +166,7 @@ def create_app(
     if config.testing and shared_events:
         app.on_response_prepare.append(_answered_by)
     app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))
+    app[DISPATCHER].on_pruned = app[METRICS].pruned
     # First: an address that cannot be listened on stops the start before anything else was opened.
     app.cleanup_ctx.append(metrics_listener)  # SECUREMSG_METRICS_LISTEN: /metrics on its own port, else off
     app.cleanup_ctx.append(_database)

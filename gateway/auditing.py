@@ -7,17 +7,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from tortoise.backends.base.client import BaseDBAsyncClient
 
 from gateway.keys import CTX
 from gateway.limits import client_ip
 from inbox import audit, exports
 from inbox.accounts import Principal
 from inbox.context import InboxContext
-from inbox.models import AuditEvent, Participant
+
+if TYPE_CHECKING:
+    from inbox.models import AuditEvent, Participant
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,8 @@ async def audit_request(
     target_type: str | None = None,
     target_id: int | str | None = None,
     detail: dict[str, Any] | None = None,
-    *,
-    conn: BaseDBAsyncClient | None = None,
 ) -> AuditEvent:
-    """Call it inside the transaction of the change (`in_transaction()`), so both commit or neither."""
+    """Call it inside the transaction of the change (`db.transaction()`), so both commit or neither."""
     practice_id = who.practice_id
     return await audit.record(
         request.app[CTX],
@@ -47,7 +46,6 @@ async def audit_request(
         target_id,
         detail,
         client_ip(request),
-        conn=conn,
     )
 
 

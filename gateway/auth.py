@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -11,7 +12,9 @@ from gateway.keys import CTX
 from inbox import apikeys
 from inbox.accounts import Principal, require_manager, resolve_token
 from inbox.errors import Forbidden, Unauthenticated
-from inbox.models import Participant
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 SESSION_COOKIE = "securemsg_session"
 PORTAL_COOKIE = "securemsg_portal"

@@ -242,6 +242,10 @@ def key_files(config: Config, environ: Mapping[str, str]) -> tuple[dict[str, byt
         lines = [f"{kid}:{base64.urlsafe_b64encode(key).decode()}" for kid, key in config.audit_keys]
         files["audit.key"] = ("\n".join(lines) + "\n").encode()
         sources["audit.key"] = "environment"
+    if environ.get("SECUREMSG_VAPID_PRIVATE_KEY", "").strip() and config.vapid_private_pem:
+        # Browsers' push subscriptions are bound to this key: a restore without it would end them all.
+        files["vapid.key"] = config.vapid_private_pem.encode()
+        sources["vapid.key"] = "environment"
     return files, sources
 
 

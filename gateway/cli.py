@@ -8,14 +8,20 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
 from aiohttp import web
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, settings_environment
+
+# inbox.purge.FLOOR_YEARS (not imported here: the command line starts without the ORM).
+RECORDS_FLOOR_YEARS = 7
+AUDIT_PURGED = "audit.purged"  # inbox.audit.PURGED
 
 log = logging.getLogger("securemsg")
 
@@ -106,15 +112,76 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("path", help="the backup file")
     restore.add_argument("--passphrase-file", help="read the passphrase from this file's first line")
+    for name, what in (
+        ("purge-messages", "delete messages older than a date, with what hangs on them (audited)"),
+        ("purge-audit", "delete the audit log's oldest rows, before a date, leaving a keyed anchor"),
+    ):
+        purge = sub.add_parser(name, help=what)
+        purge.add_argument(
+            "--before", type=_day, required=True, metavar="YYYY-MM-DD",
+            help="purge what is older than this day (midnight UTC at its start)",
+        )  # fmt: skip
+        purge.add_argument("--practice", type=int, default=None, help="only this practice (default: all)")
+        purge.add_argument("--dry-run", action="store_true", help="print what would go; change nothing")
+        purge.add_argument(
+            "--yes", action="store_true", help="do not ask to type the practice name to confirm"
+        )
+        purge.add_argument(
+            f"--force-younger-than-{RECORDS_FLOOR_YEARS}-years", dest="force_younger", action="store_true",
+            help=f"allow a cutoff less than {RECORDS_FLOOR_YEARS} years ago (records law may forbid it)",
+        )  # fmt: skip
+        purge.add_argument(
+            "--batch-size", type=_batch, default=500, help="rows per transaction (1-10000, default 500)"
+        )
+    shown = sub.add_parser(
+        "config", help="print every setting's effective value and where it came from, secrets masked"
+    )
+    shown.add_argument(
+        "--table", action="store_true", help="print the table of every setting (docs/api.md §2) instead"
+    )
     return parser
+
+
+def _day(text: str) -> date:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, not {text!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day of the calendar") from None
+
+
+def _batch(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 10000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 10000, not {text!r}")
+    return value
+
+
+def _config(args: argparse.Namespace) -> int:
+    """Reads like `serve` (a bad value fails the same way) but makes no key file: one not made yet says so."""
+    from gateway import config, config_show
+
+    if args.table:
+        print(config_show.markdown_table(), end="")
+        return 0
+    try:
+        loaded = config.load(make_keys=False)
+    except ConfigError as exc:
+        print(f"securemsg: {exc}", file=sys.stderr)
+        return 2
+    env_file = os.environ.get(config.ENV_FILE, "").strip() or None
+    print("\n".join(config_show.effective_lines(loaded, env_file)))
+    return 0
 
 
 def _backup(config: Config, args: argparse.Namespace) -> int:
     from gateway import backup
 
     try:
-        passphrase = backup.read_passphrase(args.passphrase_file, os.environ, confirm=True)
-        manifest = backup.make_backup(config, Path(args.path), passphrase, os.environ)
+        environ = settings_environment()  # the env file's keys and passphrase count as set
+        passphrase = backup.read_passphrase(args.passphrase_file, environ, confirm=True)
+        manifest = backup.make_backup(config, Path(args.path), passphrase, environ)
     except backup.BackupError as exc:
         print(f"securemsg: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +199,7 @@ def _restore(args: argparse.Namespace) -> int:
     from gateway import backup
 
     try:
-        for line in backup.restore(Path(args.path), args.passphrase_file, os.environ):
+        for line in backup.restore(Path(args.path), args.passphrase_file, settings_environment()):
             print(line)
     except (backup.BackupError, ConfigError) as exc:
         print(f"securemsg: {exc}", file=sys.stderr)
@@ -259,6 +326,11 @@ async def _audit_verify(config: Config, practice_id: int | None) -> int:
     for r in reports:
         if r.ok:
             print(f"practice {r.practice_id}: {r.rows} rows verified, head {r.head}")
+            if r.purged_through:
+                print(
+                    f"practice {r.practice_id}: rows up to seq {r.purged_through} were purged by an operator "
+                    f"(purged through seq {r.purged_through}; its {AUDIT_PURGED} row says so)"
+                )
             if r.unkeyed:
                 print(
                     f"practice {r.practice_id}: every row is from before the keyed audit log; its next row "
@@ -336,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "restore":
         return _restore(args)
+    if args.command == "config":
+        return _config(args)
     try:
         config = load_config()
     except ConfigError as exc:
@@ -349,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rotate_data_key(config, args)
         if args.command == "backup":
             return _backup(config, args)
+        if args.command in ("purge-messages", "purge-audit"):
+            from gateway.purging import run_purge
+
+            return asyncio.run(run_purge(config, args))
         if args.command == "migrate":
             asyncio.run(_migrate(config))
             print("schema is up to date")
@@ -374,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             check_dev_mail_host(args.host)  # the demo serves with --dev-mail
 
-            if not os.environ.get("SECUREMSG_PUBLIC_URL"):
+            if not settings_environment().get("SECUREMSG_PUBLIC_URL"):
                 # The links in the demo's emails must point at the port it really serves on.
                 host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
                 config = config.with_overrides(public_url=f"http://{host}:{args.port}")

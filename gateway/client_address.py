@@ -45,8 +45,10 @@ def client_address_of(peer: str | None, forwarded_for: Iterable[str], proxies: t
     """The client address, from the peer's address and the X-Forwarded-For headers it sent."""
     if peer is None:
         return "unknown"
+    if not proxies:  # the usual case: no address to parse (every request asks, and parsing is most of it)
+        return peer
     peer_address = _address(peer)
-    if peer_address is None or not proxies or not _trusted(peer_address, proxies):
+    if peer_address is None or not _trusted(peer_address, proxies):
         return peer
     hops = [hop for header in forwarded_for for hop in header.split(",")]
     client = peer_address

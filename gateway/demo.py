@@ -9,8 +9,7 @@ from typing import Any
 
 from gateway.app import make_context
 from gateway.config import Config
-from inbox import accounts, db, messaging
-from inbox.models import Participant, Practice
+from inbox import accounts, db, directory, messaging
 
 DEMO_PASSWORD = "demo-password-1"  # noqa: S105 - printed for the local demo on purpose
 OWNER_EMAIL = "owner@riverbend.example"
@@ -75,13 +74,12 @@ async def seed_demo(config: Config, var_dir: Path, host: str, port: int) -> str:
     state_file = var_dir / "demo.json"
     await db.connect(config.database_url)
     try:
-        exists = await Participant.filter(email=OWNER_EMAIL, kind="team").exists()
-        if exists and state_file.exists():
+        owners = await accounts.team_accounts(OWNER_EMAIL)
+        if owners and state_file.exists():
             state = json.loads(state_file.read_text())
         else:
-            if exists:  # the state file was lost: make a fresh API key for the existing practice
-                owner = await Participant.get(email=OWNER_EMAIL, kind="team")
-                practice = await Practice.get(id=owner.practice_id)
+            if owners:  # the state file was lost: make a fresh API key for the existing practice
+                practice = await directory.get_practice(owners[0].practice_id)
                 state = {
                     "practice_id": practice.id,
                     "api_key": await accounts.new_api_key(make_context(config), practice.id),

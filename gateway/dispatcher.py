@@ -12,7 +12,7 @@ database restart delays the record of a sent email, it does not lose it (which w
 
 Retention: with a policy, the loop also prunes old history (inbox.retention) every `prune_every_s`, one
 small batch of each kind at a time; while a kind has more waiting, the next batch follows at the next tick,
-between batches of sends.
+between batches of sends. What each prune removed goes to `on_pruned` (the metrics count it).
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from inbox import outbox, retention
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from inbox.retention import Policy as RetentionPolicy
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class JobOutcome:
         return cls("released", why)
 
 
-Handler = Callable[[Sequence[OutboxJob]], Awaitable[dict[int, JobOutcome]]]
+Handler = Callable[[Sequence["OutboxJob"]], Awaitable[dict[int, JobOutcome]]]
 
 
 class Dispatcher:
@@ -94,6 +97,8 @@ class Dispatcher:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[:55]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Told the rows each prune removed, by kind (gateway.metrics counts them).
+        self.on_pruned: Callable[[dict[str, int]], None] | None = None
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -183,7 +188,10 @@ class Dispatcher:
         """One batch of each kind of history the retention policy no longer keeps (none without one)."""
         if self.retention is None:
             return {}
-        return await retention.prune_once(self.retention, self.ctx.clock.now())
+        removed = await retention.prune_once(self.retention, self.ctx.clock.now())
+        if self.on_pruned is not None:
+            self.on_pruned(removed)
+        return removed
 
     async def _prune_when_due(self) -> None:
         if self.retention is None or time.monotonic() < self._next_prune:

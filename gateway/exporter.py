@@ -11,16 +11,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from tortoise.transactions import in_transaction
 
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER
-from inbox import audit, exports
+from inbox import audit, db, directory, exports
 from inbox.context import InboxContext
 from inbox.crypto import DecryptError
-from inbox.models import Export, OutboxJob, Practice
+
+if TYPE_CHECKING:
+    from inbox.models import Export, OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,12 @@ class ExportHandler:
         # Earlier exports in this batch may have taken a while: make sure this one is still ours.
         if not await exports.keep_claim(ctx, job):
             return JobOutcome.skipped("claimed by another worker")
-        export = await Export.get_or_none(id=int(job.payload.get("export_id") or 0))
+        export = await exports.export_of_job(int(job.payload.get("export_id") or 0))
         if export is None:
             return JobOutcome.skipped("export no longer exists")
         if export.status != "pending":
             return JobOutcome.skipped(f"export already {export.status}")
-        practice = await Practice.get(id=export.practice_id)
+        practice = await directory.get_practice(export.practice_id)
         last_beat = time.monotonic()
 
         async def heartbeat() -> None:
@@ -71,7 +73,7 @@ class ExportHandler:
             if job.attempts + 1 >= MAX_ATTEMPTS:
                 return await self._fail(export, reason)
             return JobOutcome.retry(reason)
-        async with in_transaction():  # ready and its audit row commit together
+        async with db.transaction():  # ready and its audit row commit together
             if await exports.mark_ready(ctx, export, written):
                 await audit.record(
                     ctx,
@@ -85,7 +87,7 @@ class ExportHandler:
         return JobOutcome.done()
 
     async def _fail(self, export: Export, reason: str) -> JobOutcome:
-        async with in_transaction():
+        async with db.transaction():
             if await exports.mark_failed(self.ctx, export, reason):
                 await audit.record(
                     self.ctx,

@@ -33,6 +33,7 @@ from aiohttp import web
 from gateway.client_address import client_address
 from gateway.config import Config
 from gateway.keys import CONFIG, CTX
+from gateway.realtime import redis_scope
 from inbox.clock import Clock
 from inbox.errors import SlowDown
 
@@ -187,7 +188,7 @@ async def limiter_part(app: web.Application) -> AsyncIterator[None]:
     limiter: Limiter
     if config.redis_url:
         # Deployments that share a Redis but not a database keep separate counters.
-        scope = hashlib.sha256(config.database_url.encode()).hexdigest()[:12]
+        scope = redis_scope(config.database_url)
         limiter = RedisLimiter(
             config.redis_url,
             app[CTX].clock,

@@ -24,7 +24,6 @@ import time
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -35,22 +34,21 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.utils import floatToGoString
-from tortoise import Tortoise
 
 from gateway.config import ConfigError
 from gateway.keys import CONFIG, CTX, DISPATCHER, HUB, SERVICES
 from gateway.realtime import PgHub, RedisHub
-from inbox import outbox
+from inbox import db, outbox, retention
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # inbox.groupcommit.MAX_BATCH is 64
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # inbox.store.groupcommit.MAX_BATCH is 64
 # Any other method a client makes up is counted as OTHER: a label's values must not be the caller's to pick.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "(unmatched)"  # a path no route matches (aiohttp's own 404 or 405)
-PLATFORMS = ("apns", "fcm")
+PLATFORMS = ("apns", "fcm", "webpush")
 EMAIL_FAILURES = ("temporary", "permanent")
 PUSH_FAILURES = ("dead_token", "temporary", "permanent")
 WEBHOOK_FAILURES = (
@@ -115,6 +113,7 @@ class Metrics:
         self.tokens_disabled = dict.fromkeys(PLATFORMS, 0)
         self.webhooks_sent = 0
         self.webhooks_failed = dict.fromkeys(WEBHOOK_FAILURES, 0)
+        self.pruned_rows = dict.fromkeys(retention.KINDS, 0)
         self.snapshot = Snapshot()
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -158,6 +157,12 @@ class Metrics:
             self.webhooks_sent += 1
         elif reason in self.webhooks_failed:
             self.webhooks_failed[reason] += 1
+
+    def pruned(self, removed: dict[str, int]) -> None:
+        """Rows the dispatcher's retention pruning removed, by kind (inbox.retention.KINDS)."""
+        for kind, n in removed.items():
+            if kind in self.pruned_rows:
+                self.pruned_rows[kind] += n
 
     # --- scraping --------------------------------------------------------------------------------------
 
@@ -253,6 +258,14 @@ class Metrics:
         for reason, n in self.webhooks_failed.items():
             hooks.add_metric([reason], n)
         yield hooks
+        pruned = CounterMetricFamily(
+            "securemsg_retention_pruned_rows",
+            "Rows the retention pruning removed, by kind (never a message or an audit row).",
+            labels=["kind"],
+        )
+        for kind, n in self.pruned_rows.items():
+            pruned.add_metric([kind], n)
+        yield pruned
 
     def _scraped(self, snap: Snapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -315,23 +328,8 @@ def webhook_reason(status_code: int) -> str | None:
 
 
 def pool_use() -> tuple[int, int, int] | None:
-    """(in use, idle, max) of the default connection: asyncpg's pool, or SQLite's one connection (in use
-    while its lock is held)."""
-    try:
-        conn: Any = Tortoise.get_connection("default")
-    except Exception:
-        return None
-    pool = getattr(conn, "_pool", None)
-    if pool is not None and hasattr(pool, "get_size"):
-        size, idle = pool.get_size(), pool.get_idle_size()
-        return size - idle, idle, pool.get_max_size()
-    lock = getattr(conn, "_lock", None)
-    if isinstance(lock, asyncio.Lock):  # SQLite: one connection, opened at the first statement
-        if getattr(conn, "_connection", None) is None:
-            return 0, 0, 1
-        busy = int(lock.locked())
-        return busy, 1 - busy, 1
-    return None
+    """(in use, idle, max) of the default connection (`inbox.db.pool_use`)."""
+    return db.pool_use()
 
 
 # --- the listener --------------------------------------------------------------------------------------

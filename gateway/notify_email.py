@@ -19,33 +19,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
 from gateway.metrics import METRICS, Metrics
 from inbox import installation, notify, outbox, passwords
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from mailer import EmailRenderer, Mailer, OutgoingEmail, SendOutcome, SmtpSettings
 from mailer.render import TEMPLATES_DIR
 
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
+
 
 def smtp_settings(config: Config) -> SmtpSettings:
-    try:
-        return SmtpSettings(
-            host=config.smtp_host,
-            port=config.smtp_port,
-            username=config.smtp_username,
-            password=config.smtp_password,
-            starttls=config.smtp_starttls,
-            use_tls=config.smtp_use_tls,
-            from_addr=config.smtp_from,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"SECUREMSG_SMTP_* settings: {exc}") from None
+    return config.smtp()  # a bad combination stops the start with one line (ConfigError)
 
 
 class EmailNotifier:

@@ -1,9 +1,13 @@
-"""Mobile push, wired: providers built from the configuration, and the dispatcher's three push handlers.
+"""Push, wired: providers built from the configuration, and the dispatcher's three push handlers.
 
 `push_part` is a cleanup context (app.PARTS). It builds the providers inside the running loop, says once at
 start which ones are off for lack of credentials, keeps them in app[SERVICES]["push"], registers the
 handlers and closes the providers on the way out. A provider's TLS trust follows the system store and
 SSL_CERT_FILE (docs/api.md §5).
+
+Web Push is always on: its VAPID key is made on first start (`vapid_pem_of`), and a browser's endpoint is
+reached through a session of its own that connects only to public addresses (gateway.public_resolver, as
+webhooks), unless SECUREMSG_WEBPUSH_ALLOW_PRIVATE is set.
 
 The handler sends each row's pushes (inbox.pushes decides which and what) and acts on what the providers
 answer: a dead token disables its device at once; a temporary failure (429, 5xx, no connection) retries the
@@ -18,18 +22,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, vapid_pem_of, webpush_subject_of
 from gateway.dispatcher import JobOutcome
 from gateway.keys import CONFIG, CTX, DISPATCHER, SERVICES
 from gateway.metrics import METRICS, Metrics
+from gateway.public_resolver import PublicOnlyResolver, refused_literal, was_refused
 from inbox import devices, outbox, pushes
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
-from push import ApnsSettings, FcmSettings, PushProvider, build_providers
+from push import ApnsSettings, FcmSettings, PushProvider, WebPushProvider, WebPushSettings, build_providers
+
+WEBPUSH_KEY = "webpush_public_key"  # app[SERVICES]: the VAPID public key browsers subscribe with
+WEBPUSH_USER_AGENT = "securemsg-webpush/1"
+# What a device's settings say when its push service gave it up (Device.disabled_reason).
+DEAD_REASONS = {"webpush": "the browser's push service ended this subscription"}
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +77,48 @@ def provider_settings(config: Config) -> tuple[ApnsSettings | None, FcmSettings 
     return apns, fcm, off
 
 
-async def push_part(app: web.Application) -> AsyncIterator[None]:
-    apns, fcm, off = provider_settings(app[CONFIG])
+def webpush_settings(config: Config) -> WebPushSettings:
     try:
-        providers = build_providers(apns, fcm)
+        return WebPushSettings(vapid_pem=vapid_pem_of(config), subject=webpush_subject_of(config))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Web Push: {exc}") from None
+
+
+def webpush_session(config: Config) -> aiohttp.ClientSession:
+    """Browsers' push services, reached at public addresses only (unless allowed), with the system's trust
+    store read now (so SSL_CERT_FILE counts), never through a proxy from the environment."""
+    resolver = None if config.webpush_allow_private else PublicOnlyResolver()
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(resolver=resolver, ssl=ssl.create_default_context()),
+        headers={"User-Agent": WEBPUSH_USER_AGENT},
+        trust_env=False,
+    )
+
+
+def _refuse_endpoint(url: str) -> str | None:
+    return "the endpoint is not a public address" if refused_literal(url) else None
+
+
+async def push_part(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    apns, fcm, off = provider_settings(config)
+    web_settings = webpush_settings(config)
+    session = webpush_session(config)
+    try:
+        webpush = WebPushProvider(
+            web_settings,
+            session,
+            refuse_url=None if config.webpush_allow_private else _refuse_endpoint,
+            refused_error=was_refused,
+        )
+        providers = build_providers(apns, fcm, webpush)
     except ValueError as exc:  # e.g. an FCM file that is not a service account
+        await session.close()
         raise ConfigError(f"SECUREMSG_FCM_CREDENTIALS_FILE: {exc}") from None
     for line in off:
         log.warning("push: %s; pushes for its devices are skipped", line)
     app[SERVICES]["push"] = providers
+    app[SERVICES][WEBPUSH_KEY] = webpush.public_key
     sender = PushSender(app[CTX], providers, app[METRICS])
     for kind in pushes.KINDS:
         app[DISPATCHER].register(kind, sender.handle)
@@ -79,6 +127,7 @@ async def push_part(app: web.Application) -> AsyncIterator[None]:
     finally:
         for provider in providers.values():
             await provider.close()
+        await session.close()
 
 
 class PushSender:
@@ -126,7 +175,7 @@ class PushSender:
                     delivered.append(target.device_id)
                     continue
                 if token in result.dead_tokens:
-                    dead[target.device_id] = f"{platform} reported the token dead"
+                    dead[target.device_id] = DEAD_REASONS.get(platform, f"{platform} reported the token dead")
                     tally["dead_token"] += 1
                 elif token in result.retry_tokens:
                     retry.append(target.device_id)

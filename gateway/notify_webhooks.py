@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -26,8 +27,10 @@ from gateway.metrics import METRICS, Metrics, webhook_reason
 from gateway.public_resolver import NotPublic, PublicOnlyResolver, refused_literal, was_refused
 from inbox import outbox, webhooks
 from inbox.context import InboxContext
-from inbox.models import OutboxJob
 from push.base import parse_retry_after
+
+if TYPE_CHECKING:
+    from inbox.models import OutboxJob
 
 log = logging.getLogger(__name__)
 

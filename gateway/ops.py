@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from tortoise import Tortoise
 
 from gateway.keys import HUB
 from gateway.realtime import RedisHub
 from gateway.routing import NONE, operation
 from gateway.shapes import ops as shapes
 from gateway.typed import answer
+from inbox import db
 
 routes = web.RouteTableDef()
 
@@ -29,12 +27,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def database_ready() -> bool:
-    try:
-        conn = Tortoise.get_connection("default")
-        await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=2)
-        return True
-    except Exception:
-        return False
+    return await db.ready(timeout_s=2)
 
 
 @routes.get("/readyz")

@@ -30,11 +30,10 @@ from gateway.portal_session import (
     to_sign_in,
 )
 from gateway.templating import see_other
-from inbox import messaging, portal
+from inbox import directory, messaging, portal
 from inbox.accounts import Principal
 from inbox.errors import DomainError, Invalid, NotFound
 from inbox.ids import id_from_text
-from inbox.models import Participant
 from portal_links import new_token
 
 routes = web.RouteTableDef()
@@ -115,7 +114,7 @@ async def _conversation_page(
         }
         for m in page["items"]
     ]
-    people = list(await Participant.filter(id__in=[p["id"] for p in detail["participants"]]))
+    people = await directory.people_by_id([p["id"] for p in detail["participants"]])
     blocked = await portal.blocked_reason(person, conversation_id, people)
     banner = detail["banner"]
     if banner is not None:  # emoji codes show as emoji, as in messages (R13); the text stays escaped

@@ -51,6 +51,7 @@ async def _page(
             {"id": p["id"], "name": p["name"], "away": p["away"], "role": _role(p["id"], p["roles"], primary)}
             for p in people
         ],
+        notice=await portal.new_message_notice(person),
         error=error,
     )
 

@@ -20,6 +20,7 @@ person is an audit row (R24) in that person's practice's chain.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -53,8 +54,10 @@ from gateway.templating import see_other
 from inbox import audit, links, oidc_accounts, portal
 from inbox.audit import Actor
 from inbox.ids import id_from_text
-from inbox.models import Participant
 from portal_links import new_token
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

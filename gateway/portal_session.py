@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -23,8 +23,11 @@ from gateway.templating import render_page, see_other
 from gateway.validation import raise_nul
 from inbox import accounts, links
 from inbox.accounts import Principal
-from inbox.models import TEAM, Participant
+from inbox.kinds import TEAM
 from portal_links import new_token
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 FORM_COOKIE = "securemsg_form"
 # When this browser's portal session ends, and how it began ("link.<unix time>" or "session.<unix time>"):
@@ -170,6 +173,7 @@ def portal_page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> web.Response:
+
     base: dict[str, Any] = {
         "practice_name": practice_name,
         "signed_in": principal is not None,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -50,6 +51,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
+from inbox import db
+
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 256
@@ -57,7 +60,7 @@ QUEUE_BYTES = 4 << 20
 SEND_TIMEOUT_S = 10.0
 WATCH_EVERY_S = 1.0
 CLOSE_TIMEOUT_S = 2.0
-CHANNEL = "securemsg:events"
+CHANNEL = "securemsg:events"  # + ":" + the deployment's scope (redis_scope): one channel per database
 PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for Redis
 PUBLISH_BATCH = 500  # events sent in one round trip
 WARN_EVERY_S = 30.0
@@ -436,6 +439,12 @@ class _RelayHub(Hub):
         await super().close()
 
 
+def redis_scope(database_url: str) -> str:
+    """What keeps one deployment's Redis keys and channels apart from another's on a shared Redis: its
+    database (every process of one deployment uses the same one)."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:12]
+
+
 class RedisHub(_RelayHub):
     """Fan-out through Redis pub/sub; reconnects by itself after a Redis restart."""
 
@@ -448,9 +457,15 @@ class RedisHub(_RelayHub):
         *,
         timeout_s: float = 0.5,
         queue_limit: int = PUBLISH_QUEUE_LIMIT,
+        channel: str = CHANNEL,
     ) -> None:
         super().__init__(check, queue_limit)
         import redis.asyncio as aioredis
+
+        # Pub/sub channels are one namespace for the whole Redis server, whatever database number the URL
+        # picks: two deployments sharing a Redis must not hear each other's events (row ids repeat across
+        # databases, so a socket would get another practice's message).
+        self.channel = channel
 
         self.timeout_s = timeout_s
         # Commands (publish, ping) give up after timeout_s; the listener's blocking wait for the next
@@ -468,7 +483,7 @@ class RedisHub(_RelayHub):
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     async for msg in pubsub.listen():
                         if msg.get("type") == "message":
                             self._received(msg["data"])
@@ -484,7 +499,7 @@ class RedisHub(_RelayHub):
         async with asyncio.timeout(2 * self.timeout_s):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for message in messages:
-                    pipe.publish(CHANNEL, message)
+                    pipe.publish(self.channel, message)
                 await pipe.execute()
 
     async def access_changed(self, participant_ids: Iterable[int]) -> None:
@@ -521,14 +536,7 @@ class PgHub(_RelayHub):
         queue_limit: int = PUBLISH_QUEUE_LIMIT,
     ) -> None:
         super().__init__(check, queue_limit)
-        from tortoise.backends.base.config_generator import expand_db_url
-
-        credentials = expand_db_url(url)["credentials"]
-        self._connect_args = {
-            key: credentials[key]
-            for key in ("host", "port", "user", "password", "database", "ssl")
-            if credentials.get(key) is not None
-        }
+        self._connect_args = db.connect_args(url)
         self.timeout_s = timeout_s
         self._conn: Any = None  # asyncpg.Connection while connected
         self._lost = asyncio.Event()

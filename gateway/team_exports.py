@@ -11,8 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.team_web import chrome, render, team_session, to_sign_in
-from inbox import audit_view, exports
-from inbox.models import TEAM, Participant
+from inbox import audit_view, directory, exports
+from inbox.kinds import TEAM
 
 routes = web.RouteTableDef()
 
@@ -32,7 +32,7 @@ async def data_export_page(request: web.Request) -> web.Response:
             title="Data export",
             text="Only the account owner, or a practice manager the owner allows, can export client data.",
         )
-    team = await Participant.filter(practice_id=session.member.practice_id, kind=TEAM).order_by("name", "id")
+    team = await directory.team_members(session.member.practice_id)
     return render(
         request,
         "inbox/data_export.html",
@@ -59,7 +59,7 @@ async def audit_page(request: web.Request) -> web.Response:
             text="Only the account owner can read the audit log.",
         )
     practice_id = session.member.practice_id
-    people = await Participant.filter(practice_id=practice_id).order_by("kind", "name", "id").limit(2000)
+    people = await directory.everyone(practice_id, limit=2000)
     return render(
         request,
         "inbox/audit.html",

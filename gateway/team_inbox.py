@@ -11,8 +11,7 @@ from aiohttp import web
 
 from gateway.keys import CTX
 from gateway.team_web import chrome, render, team_session, to_sign_in
-from inbox import accounts, messaging
-from inbox.models import CLIENT, TEAM, Participant, Practice
+from inbox import accounts, directory, messaging, timezones
 
 routes = web.RouteTableDef()
 
@@ -52,13 +51,9 @@ async def settings_page(request: web.Request) -> web.Response:
             text="Only the account owner or a practice manager can change the practice's settings.",
         )
     practice_id = session.member.practice_id
-    practice = await Practice.get(id=practice_id)
-    team = list(
-        await Participant.filter(practice_id=practice_id, kind=TEAM, active=True).order_by("name", "id")
-    )
-    clients = list(
-        await Participant.filter(practice_id=practice_id, kind=CLIENT).order_by("name", "id").limit(1000)
-    )
+    practice = await directory.get_practice(practice_id)
+    team = await directory.team_members(practice_id, include_inactive=False)
+    clients = await directory.clients(practice_id, limit=1000)
     names = {m.id: m.name for m in team}
     return render(
         request,
@@ -69,6 +64,7 @@ async def settings_page(request: web.Request) -> web.Response:
         clients=clients,
         clinician_names=names,
         role_names=ROLE_NAMES,
+        time_zones=timezones.known_zones(),
     )
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from gateway.team_inbox import ROLE_NAMES
 from gateway.team_web import TeamSession, chrome, render, team_session, to_sign_in
-from inbox.models import CLIENT, CONTACT, TEAM, Participant
+from inbox import directory
 
 routes = web.RouteTableDef()
 
@@ -37,19 +37,9 @@ async def people_page(request: web.Request) -> web.Response:
         text = "Only the account owner or a practice manager can add and change people."
         return await _refused(request, session, "People", text)
     practice_id = session.member.practice_id
-    team = list(await Participant.filter(practice_id=practice_id, kind=TEAM).order_by("name", "id"))
-    clients = list(
-        await Participant.filter(practice_id=practice_id, kind=CLIENT)
-        .order_by("name", "id")
-        .limit(MAX_CLIENTS)
-    )
-    contacts: dict[int, list[Participant]] = {}
-    if clients:
-        rows = await Participant.filter(
-            practice_id=practice_id, kind=CONTACT, client_id__in=[c.id for c in clients]
-        ).order_by("name", "id")
-        for contact in rows:
-            contacts.setdefault(contact.client_id or 0, []).append(contact)
+    team = await directory.team_members(practice_id)
+    clients = await directory.clients(practice_id, limit=MAX_CLIENTS)
+    contacts = await directory.contacts_by_client(practice_id, clients)
     active = [m for m in team if m.active]
     is_owner = session.is_owner
     return render(

@@ -37,4 +37,7 @@ async def records_page(request: web.Request) -> web.Response:
             "The account owner or a practice manager can grant access in Settings."
         )
         return render(request, "inbox/problem.html", status=403, **top, title="Client records", text=text)
-    return render(request, "inbox/records.html", **top, choices=choices, client=client, people=people)
+    zone = await records.practice_zone(session.member.practice_id)
+    return render(
+        request, "inbox/records.html", **top, choices=choices, client=client, people=people, time_zone=zone
+    )

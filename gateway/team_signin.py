@@ -7,12 +7,12 @@ cookie (gateway.portal_session): one such cookie per browser, whichever sign-in 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import segno
 from aiohttp import web
 from markupsafe import Markup
-from tortoise.transactions import in_transaction
 
 from gateway.auditing import audit_request, audit_throttled_sign_in
 from gateway.auth import SESSION_COOKIE
@@ -32,9 +32,11 @@ from gateway.team_web import (
     team_session,
     to_sign_in,
 )
-from inbox import accounts, audit, signin
+from inbox import accounts, audit, db, signin
 from inbox.errors import Conflict, Forbidden, Invalid, SlowDown, Unauthenticated
-from inbox.models import Participant
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 routes = web.RouteTableDef()
 
@@ -268,7 +270,7 @@ async def sign_out(request: web.Request) -> web.Response:
         form = await request.post()
         if not csrf_ok(session.csrf, form):
             return await _expired(request, session)
-        async with in_transaction():  # the sign-out and its audit row commit together, or neither does
+        async with db.transaction():  # the sign-out and its audit row commit together, or neither does
             await accounts.revoke_token(request.app[CTX], session.principal)
             await audit_request(request, session.principal, "auth.logout")
         await request.app[HUB].access_changed([session.member.id])  # R27: the inbox's live socket too
@@ -288,6 +290,7 @@ def _qr(uri: str) -> Markup:
 async def _enrolment_page(
     request: web.Request, session: TeamSession, enrolment: signin.Enrolment, *, error: str | None, status: int
 ) -> web.Response:
+
     return render(
         request,
         "inbox/two_step.html",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -18,9 +18,12 @@ from gateway.auth import SESSION_COOKIE
 from gateway.cookies import read_cookie, set_cookie
 from gateway.keys import CONFIG, CTX
 from gateway.templating import render_page
-from inbox import messaging
+from inbox import directory, messaging
 from inbox.accounts import Principal, resolve_token
-from inbox.models import TEAM, Participant, Practice
+from inbox.kinds import TEAM
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 MANAGER_ROLES = frozenset({"account_owner", "practice_manager"})
 
@@ -99,7 +102,7 @@ def set_session_cookie(request: web.Request, resp: web.StreamResponse, token: st
 async def chrome(request: web.Request, session: TeamSession) -> dict[str, Any]:
     """What every signed-in page's top bar needs."""
     member = session.member
-    practice = await Practice.get(id=member.practice_id)
+    practice = await directory.get_practice(member.practice_id)
     return {
         "me": member,
         "csrf": session.csrf,
@@ -108,4 +111,6 @@ async def chrome(request: web.Request, session: TeamSession) -> dict[str, Any]:
         "is_owner": session.is_owner,
         "unread_total": await messaging.unread_total(member.id),
         "away": messaging.away_json(member),
+        # The practice has no time zone yet: an owner's or manager's browser sends its own (live.js).
+        "set_time_zone": session.is_manager and practice.time_zone is None,
     }

@@ -22,8 +22,8 @@ from tortoise.transactions import in_transaction
 from inbox.accounts import Principal, check_team_change
 from inbox.context import InboxContext
 from inbox.errors import Conflict
-from inbox.messaging import ids_of
 from inbox.models import TEAM, AuthToken, Device, LinkToken, Participant, Practice
+from inbox.store.orm import ids_of
 
 
 async def end_access(

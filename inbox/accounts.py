@@ -9,16 +9,16 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any, Protocol
 
+import argon2
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from inbox import apikeys, rawsql, sealed
+from inbox import apikeys, sealed, timezones
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
@@ -34,12 +34,23 @@ from inbox.models import (
     Participant,
     Practice,
 )
+from inbox.store import tokens
 from portal_links import hash_token, new_token
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher()  # argon2id with RFC 9106's low-memory profile (64 MiB, 3 passes)
 # A real hash to verify against when the address is unknown, so a wrong address costs as long as a wrong
 # password and sign-in timing does not reveal which addresses exist.
 _DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def use_password_parameters(parameters: argon2.Parameters) -> None:
+    """Hash new passwords with other argon2 parameters (the test suite uses argon2's CHEAPEST profile: each
+    default hash costs tens of milliseconds of CPU and 64 MiB, and the suite hashes thousands). Stored hashes
+    carry their own parameters, so verifying an existing one is unaffected."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher.from_parameters(parameters)
+    _DUMMY_HASH = _hasher.hash("not a real password")
+
 
 API_KEY_PREFIX = apikeys.API_KEY_PREFIX
 LOCKOUT_AFTER = 10
@@ -116,12 +127,15 @@ def settings_json(practice: Practice, ctx: InboxContext) -> dict[str, Any]:
         "auto_enable_new_clients": practice.auto_enable_new_clients,
         "unread_email_delay_s": practice.unread_email_delay_s or ctx.default_unread_delay_s,
         "allow_unencrypted_exports": practice.allow_unencrypted_exports,
+        "time_zone": timezones.zone_name(practice.time_zone),
+        "time_zone_chosen": practice.time_zone is not None,
     }
 
 
 async def update_settings(
     ctx: InboxContext, practice: Practice, changes: dict[str, Any], *, testing: bool = False
 ) -> Practice:
+    zone = timezones.check_time_zone(changes["time_zone"]) if "time_zone" in changes else None
     team_on = changes.get("team_messaging_enabled", practice.team_messaging_enabled)
     client_on = changes.get("client_messaging_enabled", practice.client_messaging_enabled)
     if client_on and not team_on and changes.get("client_messaging_enabled"):
@@ -151,6 +165,8 @@ async def update_settings(
         practice.auto_enable_new_clients = changes["auto_enable_new_clients"]
     if "allow_unencrypted_exports" in changes:  # R23: exports without a password, off by default
         practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
+    if zone is not None:
+        practice.time_zone = zone
     await practice.save()
     return practice
 
@@ -447,13 +463,7 @@ async def issue_token(
     return token, row
 
 
-# The token's columns, as `t_…`, for a query on `auth_token t` (here, and `inbox.sending`, which asks for
-# the caller and the conversation together).
-CALLER_COLUMNS = (
-    "t.id AS t_id, t.kind AS t_kind, t.practice_id AS t_practice_id, t.participant_id AS t_participant_id, "
-    "t.csrf_token AS t_csrf_token, t.expires_at AS t_expires_at, t.scopes AS t_scopes, "
-    "t.last_used_at AS t_last_used_at"
-)
+CALLER_COLUMNS = tokens.CALLER_COLUMNS  # kept under its old name for callers in flight
 MAX_TOKEN_CHARS = 200
 
 
@@ -464,21 +474,12 @@ def presented_token_hash(ctx: InboxContext, token: str) -> str | None:
     return hash_token(token, ctx.secret)
 
 
-@cache
-def _token_sql() -> str:
-    # Every request asks this: one prepared query (see inbox.rawsql) instead of two built by the ORM.
-    return (
-        f"SELECT {CALLER_COLUMNS}, {rawsql.columns(Participant, 'p')} FROM auth_token t "  # noqa: S608
-        "LEFT JOIN participant p ON p.id = t.participant_id WHERE t.token_hash = ? AND t.revoked_at IS NULL"
-    )
-
-
 async def resolve_token(ctx: InboxContext, token: str) -> Principal | None:
     token_hash = presented_token_hash(ctx, token)
     if token_hash is None:
         return None
-    rows = await rawsql.fetch(_token_sql(), (token_hash,))
-    return principal_from_row(rows[0], ctx.clock.now()) if rows else None
+    row = await tokens.get_caller_row(token_hash)
+    return principal_from_row(row, ctx.clock.now()) if row is not None else None
 
 
 def principal_from_row(
@@ -490,10 +491,9 @@ def principal_from_row(
         return None
     participant = None
     if row["t_participant_id"] is not None:
-        columns = rawsql.unprefixed(row, participant_prefix) if participant_prefix else row
-        if columns.get("id") is None:
+        participant = tokens.participant_from_row(row, participant_prefix)
+        if participant is None:
             return None
-        participant = rawsql.model_from_row(Participant, columns)
         if not participant.active:
             return None  # R26: deactivation revokes the tokens too; this holds even if one was missed
     return Principal(
@@ -503,7 +503,7 @@ def principal_from_row(
         participant,
         row["t_csrf_token"],
         frozenset(s for s in (row.get("t_scopes") or "").split(",") if s),
-        rawsql.to_datetime(row.get("t_last_used_at")),
+        tokens.as_datetime(row.get("t_last_used_at")),
     )
 
 
@@ -556,7 +556,7 @@ def _locked(member: Participant, now: datetime) -> bool:
 
 def token_expired(expires_at: Any, now: datetime) -> bool:
     """`expires_at` as stored (a datetime, or SQLite's text); a token without one never expires."""
-    when = rawsql.to_datetime(expires_at)
+    when = tokens.as_datetime(expires_at)
     return when is not None and when <= now
 
 
@@ -599,19 +599,6 @@ MESSAGING_OFF = "messaging_off"  # R3, R4, R10
 _CHECK_BATCH = 512  # ids per query: well under every driver's limit on parameters
 
 
-@cache
-def _ended_sql(n: int) -> str:
-    # Only the columns `token_expired` and `takes_part` read: a process may hold ten thousand sockets, and
-    # on SQLite this read runs in the event loop's thread (inbox.rawsql), so every column per row counts.
-    return (
-        "SELECT t.id, t.expires_at, p.kind, p.active, p.messaging_enabled, p.portal_access, "  # noqa: S608
-        "c.messaging_enabled AS c_messaging_enabled, c.portal_access AS c_portal_access FROM auth_token t "
-        "JOIN participant p ON p.id = t.participant_id "
-        "LEFT JOIN participant c ON c.id = p.client_id AND c.practice_id = p.practice_id "
-        f"WHERE t.id IN ({rawsql.marks(n)}) AND t.revoked_at IS NULL"
-    )
-
-
 async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> dict[int, str]:
     """Of these tokens (the ones behind open websockets), those whose access has ended, each with why
     (SIGNED_OUT, EXPIRED, MESSAGING_OFF). One query for up to `_CHECK_BATCH` tokens; none for none."""
@@ -620,9 +607,7 @@ async def ended_credentials(ctx: InboxContext, token_ids: Collection[int]) -> di
     ended: dict[int, str] = {}
     for start in range(0, len(ids), _CHECK_BATCH):
         chunk = ids[start : start + _CHECK_BATCH]
-        # Padded to a power of two with its last id, so few distinct statements are ever prepared.
-        size = 1 << (len(chunk) - 1).bit_length()
-        rows = await rawsql.fetch(_ended_sql(size), chunk + chunk[-1:] * (size - len(chunk)))
+        rows = await tokens.get_standing_rows(chunk)
         found = {row["id"]: row for row in rows}
         for token_id in chunk:
             why = _why_ended(found.get(token_id), now)

@@ -23,6 +23,11 @@ who rewrites a row and recomputes the chain cannot make the keyed hashes match. 
 (`key_id`); rows from before the keyed scheme (key_id None) keep their unkeyed SHA-256 chain and still
 verify, but only before the first keyed row: an unkeyed row after a keyed one is a rewrite.
 
+A chain may start after seq 1 only where an operator purged its oldest rows (`securemsg purge-audit`,
+inbox.purge): the purge writes an *anchor* row (`audit.purged`) into the chain, keyed like any other, naming
+the last purged row's seq and hash. `verify_chain` accepts a missing start only when such an anchor covers it,
+and checks that the row it names, while still there, has the hash it recorded.
+
 What the chain cannot catch on its own: dropping the newest rows, or a rewrite of a chain that has no keyed
 row at all yet (one untouched since before the upgrade); `securemsg audit verify` prints each practice's
 head hash, and says when a chain is not keyed yet, so that an operator can keep them elsewhere and compare.
@@ -42,19 +47,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from inbox import rawsql
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Invalid
 from inbox.ids import id_from_text
-from inbox.messaging import ids_of
 from inbox.models import TEAM, AuditEvent, Participant
+from inbox.store import sql as rawsql
+from inbox.store.audit import SendRow
+from inbox.store.orm import ids_of
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,7 @@ MAX_DETAIL_BYTES = 4000
 _SEAL_TRIES = 200
 SEAL_BATCH = 1000
 SEND = "message.send"  # a send's row: its mac leaves out the message id (see above)
+PURGED = "audit.purged"  # an operator purged the chain's start: the anchor that lets it start later (below)
 ACCESS_WINDOW = timedelta(hours=1)
 THROTTLED = "rate_limited"  # a sign-in refused by the rate limits, before its password was looked at
 THROTTLED_WINDOW = timedelta(minutes=1)
@@ -156,22 +163,6 @@ def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
 
 def row_mac(key: bytes, row: Row) -> str:
     return _hmac(key, canonical(mac_fields(row)))
-
-
-class SendRow(NamedTuple):
-    """A send's audit row as plain values, in the send path's column order (`inbox.sending`): building a
-    model instance would cost the hot path more than the insert."""
-
-    practice_id: int
-    at: datetime
-    actor_id: int
-    actor_kind: str
-    action: str
-    target_type: str
-    detail: dict[str, Any]
-    ip: str | None
-    mac: str
-    key_id: str
 
 
 def send_row(
@@ -558,6 +549,7 @@ class ChainReport:
     bad_row_id: int | None = None
     bad_seq: int | None = None
     problem: str | None = None
+    purged_through: int | None = None  # rows up to this seq were purged by an operator (an anchor says so)
 
     @property
     def ok(self) -> bool:
@@ -601,22 +593,45 @@ def _row_problem(ctx: InboxContext, row: AuditEvent, prev: str, keyed_before: bo
     return None
 
 
+async def _anchors(ctx: InboxContext, practice_id: int) -> dict[int, str]:
+    """seq → hash of the last row each purge of this chain took, from the anchors whose mac holds (a row
+    slipped into the table without the key cannot vouch for a missing start)."""
+    found: dict[int, str] = {}
+    for row in await AuditEvent.filter(practice_id=practice_id, action=PURGED, seq__isnull=False):
+        key = _key(ctx, row.key_id)
+        if key is None or not hmac.compare_digest(row.mac or "", row_mac(key, row)):
+            continue
+        through, through_hash = (row.detail or {}).get("through_seq"), (row.detail or {}).get("through_hash")
+        if isinstance(through, int) and isinstance(through_hash, str) and 0 < through < (row.seq or 0):
+            found[through] = through_hash
+    return found
+
+
 async def verify_chain(ctx: InboxContext, practice_id: int) -> ChainReport:
     """Walk one practice's chain in order and stop at the first row that does not hold; then look at the
     rows left unsealed, which only a row securemsg did not write (or changed before its seal) can be."""
     report = ChainReport(practice_id)
+    anchors = await _anchors(ctx, practice_id)
     expected_seq, prev = 1, GENESIS
     async for row in _rows(practice_id):
         seq = row.seq or 0
         problem = None
+        if seq > expected_seq == 1 and any(through >= seq - 1 for through in anchors):
+            # The start was purged by an operator: the chain goes on from its first remaining row.
+            report.purged_through = seq - 1
+            expected_seq, prev = seq, row.prev_hash or ""
         if seq != expected_seq:
             problem = (
                 f"row seq {expected_seq} is missing (deleted); the chain continues at seq {seq}"
                 if seq > expected_seq
                 else f"seq {seq} is out of order"
             )
+            if expected_seq == 1 and seq > 1:
+                problem += " and no purge by an operator covers the rows before it"
         else:
             problem = _row_problem(ctx, row, prev, report.keyed_rows > 0)
+        if problem is None and seq in anchors and not hmac.compare_digest(row.hash or "", anchors[seq]):
+            problem = "its hash is not the one the purge that ended at it recorded (the chain was rewritten)"
         if problem is not None:
             report.bad_row_id, report.bad_seq, report.problem = row.id, row.seq, problem
             return report

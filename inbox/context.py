@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from inbox.clock import Clock, SystemClock
 from inbox.crypto import DataKeyring
-from inbox.groupcommit import GroupCommit
 from inbox.sealer import Sealer
+from inbox.store.groupcommit import GroupCommit
 
 
 @dataclass
@@ -21,7 +21,7 @@ class InboxContext:
     signin_link_ttl_s: int = 900
     public_url: str = "http://127.0.0.1:8080"
     app_link_scheme: str = "securemsg"
-    # Sends share transactions through this (inbox.groupcommit); one per process and event loop.
+    # Sends share transactions through this (inbox.store.groupcommit); one per process and event loop.
     writes: GroupCommit = field(default_factory=GroupCommit)
     # How long a dispatcher's claim on an outbox row holds before another worker may take the row (a
     # worker killed mid-batch leaves its claims behind).

@@ -1,7 +1,14 @@
-"""Database set-up: the Tortoise configuration, migrations, and start/stop of the connection pool."""
+"""Database set-up: the Tortoise configuration, migrations, start/stop of the connection pool, and the
+unit of work (`transaction`).
+
+The one `inbox` module outside `inbox.store` that imports Tortoise: the gateway starts, stops and migrates
+the database and says which domain calls commit together through here, never through Tortoise itself
+(docs/architecture.md; tests/test_layers.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -12,11 +19,14 @@ from typing import Any
 
 import asyncpg
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.context import set_global_context
 from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as _migrate
+from tortoise.transactions import in_transaction
 
-from inbox import rawsql
+from inbox.store import _compat, sql
 
 MODELS_MODULE = "inbox.models"
 MIGRATIONS_MODULE = "inbox.migrations"
@@ -111,6 +121,12 @@ def unavailable(exc: BaseException) -> bool:
         # by a connection that went away under a statement (a fast restart).
         if _lost_connection(err):
             return True
+        # 55000 "database ... is not currently accepting connections": an operator turned the database's
+        # connections off, or it is being dropped or restored. (Other 55000s are faults of a statement.)
+        if isinstance(
+            err, asyncpg.exceptions.ObjectNotInPrerequisiteStateError
+        ) and "accepting connections" in str(err):
+            return True
         # Tortoise raises OperationalError(driver_error), sometimes without `from`. (Not __context__: an
         # error raised while handling a lost connection is an error of its own.)
         todo += [err.__cause__, *(a for a in err.args if isinstance(a, BaseException))]
@@ -179,19 +195,73 @@ async def migrate(database_url: str) -> None:
         await Tortoise.close_connections()
 
 
+_users = 0  # apps (or commands) using the connections; tests run two apps in one process
+_connected_to: str | None = None
+
+
 async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
+    """Open the process's connections, or share them when they are open to this database already (a second
+    app in one process, as tests make); `disconnect` closes them when the last user is done."""
+    global _users, _connected_to
+    if _users and _connected_to == database_url:
+        _users += 1
+        return
+    if _users:  # open to another database: that user's connections go
+        _users = 1
+        await disconnect()
     keep_values_out_of_logs()
     _ensure_sqlite_dir(database_url)
     # The global fallback lets aiohttp's request tasks, which do not inherit the start-up task's context,
-    # see the connections opened here.
-    await Tortoise.init(
-        config=tortoise_config(database_url, timeout_s=timeout_s), _enable_global_fallback=True
-    )
+    # see the connections opened here (`set_global_context` is the public way to what
+    # `Tortoise.init(_enable_global_fallback=True)` does; closing the connections clears it again).
+    set_global_context(await Tortoise.init(config=tortoise_config(database_url, timeout_s=timeout_s)))
+    _users, _connected_to = 1, database_url
 
 
 async def disconnect() -> None:
-    rawsql.close_readers()
+    global _users, _connected_to
+    if _users > 1:
+        _users -= 1
+        return
+    _users, _connected_to = 0, None
+    sql.close_readers()
     await Tortoise.close_connections()
+
+
+def transaction() -> contextlib.AbstractAsyncContextManager[BaseDBAsyncClient]:
+    """`async with db.transaction():` the domain calls inside commit together, or none of them does (a
+    change and its audit row, for instance). Inside another transaction, it joins that one."""
+    return in_transaction()
+
+
+async def ready(timeout_s: float) -> bool:
+    """Whether the database answers a query within `timeout_s` (readiness: `/readyz`)."""
+    try:
+        conn = Tortoise.get_connection("default")
+        await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=timeout_s)
+        return True
+    except Exception:
+        return False
+
+
+def pool_use() -> tuple[int, int, int] | None:
+    """(in use, idle, max) of the default connection: asyncpg's pool, or SQLite's one connection (in use
+    while its lock is held); None when there is none (the metrics' gauges)."""
+    try:
+        conn = Tortoise.get_connection("default")
+    except Exception:
+        return None
+    return _compat.pool_use(conn)
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """asyncpg.connect's arguments for a PostgreSQL URL (a connection of its own: LISTEN/NOTIFY)."""
+    credentials = expand_db_url(url)["credentials"]
+    return {
+        key: credentials[key]
+        for key in ("host", "port", "user", "password", "database", "ssl")
+        if credentials.get(key) is not None
+    }
 
 
 def dialect() -> str:

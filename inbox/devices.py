@@ -1,4 +1,8 @@
-"""Mobile devices (R19): registration, the four alert flags, and which devices a push may go to.
+"""Devices (R19): phones and browsers; registration, the four alert flags, and which devices a push goes to.
+
+A browser is a device of platform "webpush": its Push API subscription (endpoint URL, p256dh and auth keys)
+is checked strictly (`check_subscription`), sealed on the row (inbox.sealed), and found again by the
+SHA-256 of its endpoint, kept in `token`.
 
 A device is one (practice, platform, token): the same token registered again in a practice is the same
 device, moved to whoever in that practice registered it last and enabled again (a phone that changes hands,
@@ -10,21 +14,32 @@ messaging turned off) gets no pushes either.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
+import re
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
+from inbox.exchange import iso
 from inbox.ids import MAX_ID
-from inbox.messaging import ids_of, iso
 from inbox.models import AuthToken, Device, Participant
-from push.base import ALERT_TYPES
+from inbox.sealed import open_webpush_subscription, seal_webpush_subscription
+from inbox.store.orm import ids_of
+from inbox.webhooks import host_may_be_public
+from push.base import ALERT_TYPES, WebPushKeys
 
-PLATFORMS = ("apns", "fcm")
+PLATFORMS = ("apns", "fcm", "webpush")
 APPS = ("practice", "client")
 ALERT_FLAGS = ALERT_TYPES  # appointment, new_message, appointment_request, video_appointment
 
@@ -34,6 +49,45 @@ _HEX = frozenset(string.hexdigits)
 _FCM_CHARS = frozenset(string.ascii_letters + string.digits + "-_:.")
 APNS_TOKEN_LEN = (64, 200)
 FCM_TOKEN_LEN = (20, 512)
+MAX_ENDPOINT = 2048  # push services' endpoints are 150–700 characters today
+_B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A browser's Push API subscription, checked (docs/api.md §3, POST /devices)."""
+
+    endpoint: str
+    p256dh: bytes
+    auth: bytes
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"endpoint": self.endpoint, "p256dh": _b64url(self.p256dh), "auth": _b64url(self.auth)},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Subscription:
+        raw = json.loads(text)
+        return cls(raw["endpoint"], _unb64url(raw["p256dh"]), _unb64url(raw["auth"]))
+
+    @property
+    def keys(self) -> WebPushKeys:
+        return WebPushKeys(p256dh=self.p256dh, auth=self.auth)
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def endpoint_token(endpoint: str) -> str:
+    """What `Device.token` holds for a browser: found again by it, useless to send with."""
+    return "sha256:" + hashlib.sha256(endpoint.encode()).hexdigest()
 
 
 def default_alerts() -> dict[str, bool]:
@@ -51,6 +105,8 @@ def device_json(device: Device) -> dict[str, Any]:
         "disabled_reason": device.disabled_reason,
         "created_at": iso(device.created_at),
         "last_seen_at": iso(device.last_seen_at or device.created_at),
+        # A browser's page finds its own device by it (the SHA-256 of its subscription's endpoint).
+        "subscription_id": device.token if device.platform == "webpush" else None,
     }
 
 
@@ -59,7 +115,7 @@ def device_json(device: Device) -> dict[str, Any]:
 
 def check_platform(platform: str) -> str:
     if platform not in PLATFORMS:
-        raise Invalid("invalid_platform", 'platform must be "apns" or "fcm".', field="platform")
+        raise Invalid("invalid_platform", 'platform must be "apns", "fcm" or "webpush".', field="platform")
     return platform
 
 
@@ -90,6 +146,101 @@ def check_token(platform: str, token: str) -> str:
     return token
 
 
+def _bad_subscription(message: str, field: str) -> Invalid:
+    return Invalid("invalid_subscription", message, field=field)
+
+
+def check_endpoint(value: Any, *, allow_private: bool = False) -> str:
+    """An https URL of a push service: a host, no credentials, no fragment, nothing but printable ASCII.
+    A host that is a non-public address literal (or localhost) is refused here; a name is checked on the
+    address actually connected to, at each push (gateway.public_resolver)."""
+    if not isinstance(value, str) or not value:
+        raise _bad_subscription(
+            "subscription.endpoint must be the push service's https URL.", "subscription.endpoint"
+        )
+    ok = len(value) <= MAX_ENDPOINT and all(33 <= ord(c) < 127 for c in value)
+    parts = None
+    if ok:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError:
+            parts = None
+    if (
+        parts is None
+        or parts.scheme != "https"
+        or not parts.hostname
+        or parts.username is not None
+        or parts.password is not None
+        or parts.fragment
+    ):
+        raise _bad_subscription(
+            f"subscription.endpoint must be an https:// URL of at most {MAX_ENDPOINT} characters, without "
+            "credentials or fragment.",
+            "subscription.endpoint",
+        )
+    if not allow_private and not host_may_be_public(parts.hostname):
+        raise Invalid(
+            "webpush_endpoint_not_public",
+            "subscription.endpoint must reach a public address: loopback, private and other internal "
+            "addresses are refused.",
+            field="subscription.endpoint",
+        )
+    return value
+
+
+def _key(keys: Mapping[str, Any], name: str, size: int, what: str) -> bytes:
+    value = keys.get(name)
+    field = f"subscription.keys.{name}"
+    if not isinstance(value, str) or not _B64URL.fullmatch(value):
+        raise _bad_subscription(f"{field} must be base64url text ({what}).", field)
+    try:
+        raw = _unb64url(value.rstrip("="))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise _bad_subscription(f"{field} must be {what}: {size} bytes, base64url-encoded.", field)
+    return raw
+
+
+def check_subscription(value: Any, *, allow_private: bool = False) -> Subscription:
+    """A PushSubscription's JSON (`subscription.toJSON()` in the browser):
+    `{endpoint, expirationTime?, keys: {p256dh, auth}}`."""
+    if not isinstance(value, Mapping):
+        raise _bad_subscription(
+            'subscription must be the browser\'s PushSubscription as JSON: {"endpoint", "keys": {"p256dh", '
+            '"auth"}}.',
+            "subscription",
+        )
+    unknown = sorted(set(value) - {"endpoint", "expirationTime", "keys"})
+    if unknown:
+        raise _bad_subscription(f"Unknown field: subscription.{unknown[0]}.", f"subscription.{unknown[0]}")
+    expiration = value.get("expirationTime")
+    if expiration is not None and (isinstance(expiration, bool) or not isinstance(expiration, int | float)):
+        raise _bad_subscription(
+            "subscription.expirationTime must be null or a number.", "subscription.expirationTime"
+        )
+    endpoint = check_endpoint(value.get("endpoint"), allow_private=allow_private)
+    keys = value.get("keys")
+    if not isinstance(keys, Mapping):
+        raise _bad_subscription("subscription.keys must hold p256dh and auth.", "subscription.keys")
+    p256dh = _key(keys, "p256dh", 65, "the browser's P-256 public key, uncompressed")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
+    except ValueError:
+        raise _bad_subscription(
+            "subscription.keys.p256dh is not a point on the P-256 curve.", "subscription.keys.p256dh"
+        ) from None
+    auth = _key(keys, "auth", 16, "the browser's authentication secret")
+    return Subscription(endpoint, p256dh, auth)
+
+
+def subscription_of(ctx: InboxContext, device: Device) -> Subscription | None:
+    """A browser device's subscription, opened; None for a phone, or a row without one."""
+    sealed = open_webpush_subscription(ctx.keyring, device)
+    return Subscription.from_json(sealed) if sealed is not None else None
+
+
 def check_alerts(alerts: Mapping[str, Any]) -> dict[str, bool]:
     """A partial or full set of the four flags, each true or false."""
     out: dict[str, bool] = {}
@@ -110,7 +261,15 @@ def check_alerts(alerts: Mapping[str, Any]) -> dict[str, bool]:
 
 
 async def register_device(
-    ctx: InboxContext, actor: Participant, auth_token_id: int, *, platform: str, token: str, app: str
+    ctx: InboxContext,
+    actor: Participant,
+    auth_token_id: int | None,
+    *,
+    platform: str,
+    token: str | None = None,
+    app: str,
+    subscription: Any = None,
+    allow_private: bool = False,
 ) -> tuple[Device, bool]:
     """Register (or re-register) a device for the caller's session; True when it is new to the caller.
 
@@ -123,7 +282,24 @@ async def register_device(
       gets the pushes of both, and nobody in one practice can take a token away from another.
     """
     platform = check_platform(platform)
-    token = check_token(platform, token)
+    sub: Subscription | None = None
+    if platform == "webpush":
+        if token is not None:
+            raise Invalid(
+                "invalid_device_token", "A browser registers its subscription, not a token.", field="token"
+            )
+        if subscription is None:
+            raise Invalid(
+                "missing_field", "subscription is required for a webpush device.", field="subscription"
+            )
+        sub = check_subscription(subscription, allow_private=allow_private)
+        token = endpoint_token(sub.endpoint)
+    else:
+        if subscription is not None:
+            raise _bad_subscription("Only a webpush device has a subscription.", "subscription")
+        if not isinstance(token, str):
+            raise Invalid("missing_field", "token is required.", field="token")
+        token = check_token(platform, token)
     app = check_app(app)
     practice_id = actor.practice_id
     existing = await Device.filter(practice_id=practice_id, platform=platform, token=token).first()
@@ -143,6 +319,8 @@ async def register_device(
                     created_at=ctx.clock.now(),
                     last_seen_at=ctx.clock.now(),
                 )
+            if sub is not None:
+                await _seal(ctx, device, sub)
             return device, True
         except IntegrityError:
             # The same token registered at the same moment from another request: one device.
@@ -159,7 +337,16 @@ async def register_device(
     existing.last_seen_at = ctx.clock.now()
     cols = ["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts", "last_seen_at"]
     await existing.save(update_fields=cols)
+    if sub is not None:
+        await _seal(ctx, existing, sub)
     return existing, moved
+
+
+async def _seal(ctx: InboxContext, device: Device, sub: Subscription) -> None:
+    # Sealed under the row's own id (R30), so the row comes first; a browser may bring new keys to the same
+    # endpoint, so a registration again seals what it brought.
+    device.subscription_cipher = seal_webpush_subscription(ctx.keyring, device.id, sub.to_json())
+    await device.save(update_fields=["subscription_cipher"])
 
 
 async def get_own_device(actor: Participant, device_id: int) -> Device:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import pyzipper
 from tortoise.expressions import Q, Subquery
@@ -40,8 +41,8 @@ from tortoise.transactions import in_transaction
 from inbox import outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Gone, Invalid, NotFound
+from inbox.exchange import iso
 from inbox.ids import is_id
-from inbox.messaging import ids_of, iso
 from inbox.models import (
     CLIENT,
     CONTACT,
@@ -54,7 +55,10 @@ from inbox.models import (
     Participant,
     Practice,
 )
-from inbox.records import body_context, message_line, stamp
+from inbox.records import body_context, message_line
+from inbox.store import exports as exports_store
+from inbox.store.orm import ids_of
+from inbox.timezones import stamp, zone, zone_name
 
 EXPORT = "export"  # the outbox kind
 EXPIRED = "expired"  # an export whose file was deleted after its retention
@@ -338,6 +342,9 @@ async def write_export(
     password = None
     if export.require_password and export.password_cipher is not None:
         password = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
+    practice = await Practice.get_or_none(id=export.practice_id)
+    tz_name = zone_name(practice.time_zone if practice else None)
+    tz = zone(tz_name)
     final, part, fh = await asyncio.to_thread(_create_part, out_dir, export)
     out = _ZipOut(fh, password)
     index: list[str] = []  # a line per conversation: small next to the messages, which are never held
@@ -345,14 +352,14 @@ async def write_export(
     try:
         async for conv in _conversations(export):
             n_convs += 1
-            count, participants = await _write_conversation(ctx, out, conv, n_convs, heartbeat)
+            count, participants = await _write_conversation(ctx, out, conv, n_convs, heartbeat, tz)
             index.append(f"{member_name(n_convs)}\t{participants}\n")
             n_msgs += count
         await out.open("index.txt", ctx.clock.now())
         await out.write("file\tparticipants\n" + "".join(index))
         await out.close_member()
         await out.open("README.txt", ctx.clock.now())
-        await out.write(await _readme(ctx, export, practice_name, n_convs, n_msgs))
+        await out.write(await _readme(ctx, export, practice_name, n_convs, n_msgs, tz_name))
         await out.close()
         fh.close()
         part.rename(final)
@@ -371,6 +378,7 @@ async def _write_conversation(
     conv: Conversation,
     n: int,
     heartbeat: Callable[[], Awaitable[None]] | None,
+    tz: ZoneInfo,
 ) -> tuple[int, str]:
     """Write conversation number `n`; returns its message count and its participants' line."""
     member_ids = await ids_of(ConversationMember.filter(conversation_id=conv.id), "participant_id")
@@ -386,17 +394,18 @@ async def _write_conversation(
     participants = "; ".join(_describe(p, client_names) for p in people)
     await out.open(member_name(n), conv.last_message_at or conv.created_at)
     await out.write(
-        f"Participants: {participants}\nConversation {conv.id}, started {stamp(conv.created_at)} UTC\n\n"
+        f"Participants: {participants}\nConversation {conv.id}, started {stamp(conv.created_at, tz)} "
+        f"(times in {tz.key})\n\n"
     )
     count = 0
     async for page in _messages(conv.id):
         lines = []
         for m in page:
             text = ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id))
-            line = message_line(m.created_at, names.get(m.sender_id, f"participant {m.sender_id}"), text)
+            line = message_line(m.created_at, names.get(m.sender_id, f"participant {m.sender_id}"), text, tz)
             if m.removed_at is not None:
                 by = names.get(m.removed_by_id or -1, "the sender")
-                line += f" [removed by {by} at {stamp(m.removed_at)}]"
+                line += f" [removed by {by} at {stamp(m.removed_at, tz)}]"
             lines.append(line + "\n")
         count += len(page)
         await out.write("".join(lines))
@@ -408,7 +417,10 @@ async def _write_conversation(
     return count, participants.replace("\t", " ").replace("\n", " ")
 
 
-async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs: int, n_msgs: int) -> str:
+async def _readme(
+    ctx: InboxContext, export: Export, practice_name: str, n_convs: int, n_msgs: int, tz_name: str
+) -> str:
+    tz = zone(tz_name)
     requester = await Participant.get_or_none(id=export.requested_by_id)
     if export.scope == "clinician":
         clinician = await Participant.get_or_none(id=export.clinician_id)
@@ -424,8 +436,8 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
         "=======================\n\n"
         f"Practice: {practice_name}\n"
         f"Requested by: {requester.name if requester else 'a former team member'} "
-        f"on {stamp(export.created_at)} UTC\n"
-        f"Written: {stamp(ctx.clock.now())} UTC\n"
+        f"on {stamp(export.created_at, tz)}\n"
+        f"Written: {stamp(ctx.clock.now(), tz)}\n"
         f"Holds: {what}.\n"
         f"Conversations: {n_convs}; messages: {n_msgs}.\n\n"
         "The folder secure-messages/ holds one text file per conversation, numbered\n"
@@ -433,14 +445,20 @@ async def _readme(ctx: InboxContext, export: Export, practice_name: str, n_convs
         "password, so they name nobody. index.txt lists each file with its participants (clients and\n"
         "contacts first, then team members). Each file starts with its participants; then every message\n"
         "is one line, oldest first:\n\n"
-        "    [YYYY-MM-DD HH:MM] Sender: text\n\n"
-        "Times are UTC. A message that its sender removed is included with its text and marked at the end\n"
-        "of its line: [removed by Name at YYYY-MM-DD HH:MM].\n\n"
+        "    [YYYY-MM-DD HH:MM ZONE] Sender: text\n\n"
+        f"Times are in the practice's time zone, {tz_name}, each with its abbreviation (it changes with\n"
+        "daylight saving time). A message that its sender removed is included with its text and marked at\n"
+        "the end of its line: [removed by Name at YYYY-MM-DD HH:MM ZONE].\n\n"
         "This file holds health information. Keep it encrypted and delete it when it is no longer needed.\n"
     )
 
 
 # --- the background job's storage side ---------------------------------------------------------------
+
+
+async def export_of_job(export_id: int) -> Export | None:
+    """The export an outbox job names (the worker's: `gateway.exporter`), or None if it is gone."""
+    return await exports_store.get_export(export_id)
 
 
 async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:

@@ -10,191 +10,60 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import html
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import emoji
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
-from tortoise.functions import Sum
-from tortoise.transactions import in_transaction
 
-from inbox import outbox, webhooks
+from inbox import db, outbox, sending, webhooks
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.exchange import (  # noqa: F401  (the names callers know from here)
+    DEFAULT_AWAY_TEXT,
+    MAX_AWAY,
+    MAX_BODY,
+    MAX_PARTICIPANTS,
+    Event,
+    Facts,
+    Outcome,
+    Sent,
+    away_json,
+    banner_for,
+    check,
+    iso,
+    me_json,
+    message_json,
+    participant_json,
+    party_of,
+    render_body_html,
+    validate_body,
+)
 from inbox.ids import is_id
-from inbox.models import (
-    CLIENT,
-    CONTACT,
-    TEAM,
-    ClientAccess,
-    Conversation,
-    ConversationMember,
-    Message,
-    Participant,
-    Practice,
-)
-from inbox.permissions import (
-    Party,
-    PracticeFlags,
-    check_exchange,
-    may_enable_client_messaging,
-    may_message_directly,
-)
-
-MAX_BODY = 5000
-MAX_AWAY = 600
-MAX_PARTICIPANTS = 50
-DEFAULT_AWAY_TEXT = (
-    "I'm away at the moment and may not reply right away. Your message will still be delivered to me. "
-    "If this is an emergency, call 911 or your local emergency number."
-)
-
-
-@dataclass(frozen=True)
-class Event:
-    recipients: tuple[int, ...]
-    payload: dict[str, Any]
-
-
-@dataclass
-class Outcome:
-    events: list[Event] = field(default_factory=list)
-
-
-# --- shaping -----------------------------------------------------------------------------------------
-
-
-def render_body_html(body: str) -> str:
-    """R13: emoji codes become emoji; everything the sender typed is escaped, so no markup survives."""
-    escaped = html.escape(body, quote=True)
-    return emoji.emojize(escaped, language="alias").replace("\r\n", "\n").replace("\n", "<br>")
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
-
-
-def message_json(ctx: InboxContext, msg: Message, *, include_removed_text: bool = False) -> dict[str, Any]:
-    removed = None
-    body: str | None = None
-    if msg.removed_at is not None:
-        removed = {"by": msg.removed_by_id, "at": iso(msg.removed_at)}
-    if msg.removed_at is None or include_removed_text:
-        body = ctx.keyring.decrypt(bytes(msg.body_cipher), f"conversation:{msg.conversation_id}")
-    return {
-        "id": msg.id,
-        "conversation_id": msg.conversation_id,
-        "sender_id": msg.sender_id,
-        "body": body if msg.removed_at is None else (body if include_removed_text else None),
-        "body_html": render_body_html(body) if body is not None and msg.removed_at is None else None,
-        "created_at": iso(msg.created_at),
-        "removed": removed,
-        "client_msg_id": msg.client_msg_id,
-    }
-
-
-def participant_json(p: Participant) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "kind": p.kind,
-        "roles": sorted(p.role_set) if p.kind == TEAM else [],
-        "away": bool(p.kind == TEAM and p.away_enabled),
-    }
-
-
-def me_json(p: Participant) -> dict[str, Any]:
-    data = participant_json(p)
-    data["email"] = p.email
-    if p.kind == TEAM:
-        data["messaging_enabled"] = p.messaging_enabled
-        data["can_export"] = p.can_export
-        data["totp_enabled"] = p.totp_enabled
-    if p.kind == CONTACT:
-        data["client_id"] = p.client_id
-    return data
-
-
-def away_json(p: Participant) -> dict[str, Any]:
-    return {"enabled": bool(p.away_enabled), "message": p.away_message or DEFAULT_AWAY_TEXT}
-
-
-def banner_for(people: Sequence[Participant]) -> dict[str, Any] | None:
-    """R20: while a team member in a client's conversation is away, the conversation carries a banner."""
-    if not any(p.kind != TEAM for p in people):
-        return None
-    for p in people:
-        if p.kind == TEAM and p.away_enabled:
-            return {
-                "kind": "away",
-                "participant_id": p.id,
-                "name": p.name,
-                "text": p.away_message or DEFAULT_AWAY_TEXT,
-            }
-    return None
-
-
-# --- facts for the permission functions ---------------------------------------------------------------
-
-
-def party_of(p: Participant, clients: dict[int, Participant]) -> Party:
-    if p.kind == TEAM:
-        return Party(p.id, TEAM, p.role_set, p.messaging_enabled, active=p.active)
-    client_id = p.id if p.kind == CLIENT else p.client_id
-    client = clients.get(client_id or -1, p)
-    return Party(
-        p.id,
-        p.kind,
-        frozenset(),
-        p.messaging_enabled,
-        p.portal_access,
-        client_id,
-        client.primary_clinician_id,
-    )
-
-
-@dataclass
-class Facts:
-    flags: PracticeFlags
-    grants: set[tuple[int, int]]
-    clients: dict[int, Participant]
-
-    def party(self, p: Participant) -> Party:
-        return party_of(p, self.clients)
-
-    def client_parties(self) -> dict[int, Party]:
-        return {cid: party_of(c, self.clients) for cid, c in self.clients.items()}
+from inbox.models import CLIENT, CONTACT, TEAM, Conversation, Message, Participant
+from inbox.permissions import PracticeFlags, may_enable_client_messaging, may_message_directly
+from inbox.store import conversations, messages, practices
+from inbox.store import people as people_store
+from inbox.store.orm import ids_of  # noqa: F401  (for callers in flight; new code imports it from there)
 
 
 async def load_facts(practice_id: int, people: Iterable[Participant]) -> Facts:
-    people = list(people)
-    practice = await Practice.get(id=practice_id)
-    client_ids = {p.id if p.kind == CLIENT else p.client_id for p in people if p.kind != TEAM}
+    everyone = list(people)
+    practice = await practices.get_practice(practice_id)
+    client_ids = {p.id if p.kind == CLIENT else p.client_id for p in everyone if p.kind != TEAM}
     client_ids.discard(None)
-    clients = {p.id: p for p in people if p.kind == CLIENT}
-    missing = [c for c in client_ids if c not in clients]
+    clients = {p.id: p for p in everyone if p.kind == CLIENT}
+    missing = [c for c in client_ids if c is not None and c not in clients]
     if missing:
-        for c in await Participant.filter(id__in=missing, practice_id=practice_id):
+        for c in await people_store.get_participants(missing, practice_id):
             clients[c.id] = c
-    team_ids = [p.id for p in people if p.kind == TEAM]
+    team_ids = [p.id for p in everyone if p.kind == TEAM]
     grants: set[tuple[int, int]] = set()
     if client_ids and team_ids:
-        rows = await ClientAccess.filter(
-            client_id__in=list(client_ids), team_member_id__in=team_ids
-        ).values_list("team_member_id", "client_id")
-        grants = {(int(t), int(c)) for t, c in rows}
+        grants = await people_store.get_access_grants(client_ids, team_ids)
     flags = PracticeFlags(practice.client_messaging_enabled, practice.team_messaging_enabled)
     return Facts(flags, grants, clients)
-
-
-async def ids_of(query: Any, field: str) -> list[int]:
-    """A flat list of integer ids from a queryset (typed, for the callers' sake)."""
-    rows: list[Any] = await query.values_list(field, flat=True)
-    return [int(r) for r in rows]
 
 
 def member_key(ids: Iterable[int]) -> str:
@@ -205,33 +74,10 @@ def member_key(ids: Iterable[int]) -> str:
 
 
 async def _conversation_for(actor: Participant, conversation_id: int) -> Conversation:
-    conv = await Conversation.filter(id=conversation_id, practice_id=actor.practice_id).first()
-    if (
-        conv is None
-        or not await ConversationMember.filter(conversation_id=conv.id, participant_id=actor.id).exists()
-    ):
+    conv = await conversations.get_conversation_of_member(actor.practice_id, conversation_id, actor.id)
+    if conv is None:
         raise NotFound("conversation")
     return conv
-
-
-async def _members(conversation_id: int) -> list[Participant]:
-    ids = await ids_of(ConversationMember.filter(conversation_id=conversation_id), "participant_id")
-    return list(await Participant.filter(id__in=list(ids)).order_by("id"))
-
-
-def _check(
-    actor: Participant, others: Sequence[Participant], facts: Facts, prior_writers: Iterable[int] = ()
-) -> None:
-    refusal = check_exchange(
-        facts.party(actor),
-        [facts.party(o) for o in others],
-        flags=facts.flags,
-        grants=facts.grants,
-        clients=facts.client_parties(),
-        prior_writers=set(prior_writers),
-    )
-    if refusal is not None:
-        raise Forbidden.from_refusal(refusal)
 
 
 @dataclass
@@ -266,24 +112,22 @@ async def open_conversation(
         )
     if not all(is_id(i) for i in ids):
         raise NotFound("participant")
-    others = list(await Participant.filter(id__in=list(ids), practice_id=actor.practice_id).order_by("id"))
+    others = await people_store.get_participants(ids, actor.practice_id)
     if len(others) != len(ids):
         raise NotFound("participant")
     key = member_key([actor.id, *ids])
-    existing = await Conversation.filter(practice_id=actor.practice_id, member_key=key).first()
+    existing = await conversations.find_by_member_key(actor.practice_id, key)
     facts = await load_facts(actor.practice_id, [actor, *others])
     if existing is not None:
-        writers = await ids_of(
-            ConversationMember.filter(conversation_id=existing.id, has_written=True), "participant_id"
-        )
-        _check(actor, others, facts, writers)
+        writers = await conversations.get_writer_ids(existing.id)
+        check(actor, others, facts, writers)
         result = Opened(conversation=existing, created=False)
         if body is not None:
             sent = await send_message(ctx, actor, existing.id, body, ip=ip)
             result.message, result.events = sent.message, sent.events
         return result
 
-    _check(actor, others, facts)
+    check(actor, others, facts)
     client_id = next(
         (p.id if p.kind == CLIENT else p.client_id for p in [actor, *others] if p.kind != TEAM), None
     )
@@ -291,16 +135,9 @@ async def open_conversation(
         body = validate_body(body)
     now = ctx.clock.now()
     try:
-        async with in_transaction():
-            conv = await Conversation.create(
-                practice_id=actor.practice_id, member_key=key, client_id=client_id, created_at=now
-            )
-            await ConversationMember.bulk_create(
-                [
-                    ConversationMember(conversation_id=conv.id, participant_id=p.id, last_activity_at=now)
-                    for p in [actor, *others]
-                ]
-            )
+        conv = await conversations.add_conversation(
+            actor.practice_id, key, client_id, [p.id for p in [actor, *others]], now
+        )
     except IntegrityError:
         # Someone opened the same exchange a moment ago: it is the same conversation (R11).
         return await open_conversation(ctx, actor, participant_ids, body, ip=ip)
@@ -313,12 +150,12 @@ async def open_conversation(
 
 async def conversation_detail(actor: Participant, conversation_id: int) -> dict[str, Any]:
     conv = await _conversation_for(actor, conversation_id)
-    people = await _members(conv.id)
+    members = await conversations.get_members(conv.id)
     return {
         "id": conv.id,
-        "participants": [participant_json(p) for p in people],
+        "participants": [participant_json(p) for p in members],
         "client_id": conv.client_id,
-        "banner": banner_for(people),
+        "banner": banner_for(members),
         "created_at": iso(conv.created_at),
         "client_messaging_off": await _client_messaging_off(actor, conv.client_id),
     }
@@ -330,7 +167,7 @@ async def _client_messaging_off(actor: Participant, client_id: int | None) -> di
     thread can offer "Enable Secure Messaging"."""
     if actor.kind != TEAM or client_id is None:
         return None
-    client = await Participant.filter(id=client_id, practice_id=actor.practice_id, kind=CLIENT).first()
+    client = await people_store.get_client(actor.practice_id, client_id)
     if client is None or client.messaging_enabled:
         return None
     facts = await load_facts(actor.practice_id, [actor, client])
@@ -362,24 +199,19 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
 async def list_conversations(
     ctx: InboxContext, actor: Participant, cursor: str | None = None, limit: int = 30
 ) -> dict[str, Any]:
-    query = ConversationMember.filter(participant_id=actor.id)
-    if cursor:
-        at, cid = _decode_cursor(cursor)
-        query = query.filter(Q(last_activity_at__lt=at) | Q(last_activity_at=at, conversation_id__lt=cid))
-    rows = list(await query.order_by("-last_activity_at", "-conversation_id").limit(limit + 1))
+    after = _decode_cursor(cursor) if cursor else None
+    rows = await conversations.list_memberships_page(actor.id, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     conv_ids = [r.conversation_id for r in rows]
-    convs = {c.id: c for c in await Conversation.filter(id__in=conv_ids)}
-    all_members = await ConversationMember.filter(conversation_id__in=conv_ids).values_list(
-        "conversation_id", "participant_id"
-    )
-    people = {p.id: p for p in await Participant.filter(id__in=list({pid for _, pid in all_members}))}
+    convs = await conversations.get_conversations(conv_ids)
+    all_members = await conversations.get_member_pairs(conv_ids)
+    found = {p.id: p for p in await people_store.get_participants({pid for _, pid in all_members})}
     by_conv: dict[int, list[Participant]] = {}
     for cid, pid in all_members:
-        by_conv.setdefault(cid, []).append(people[pid])
+        by_conv.setdefault(cid, []).append(found[pid])
     last_ids = [c.last_message_id for c in convs.values() if c.last_message_id]
-    last_msgs = {m.id: m for m in await Message.filter(id__in=last_ids)}
+    last_msgs = await messages.get_messages(last_ids)
     items = []
     for r in rows:
         conv = convs[r.conversation_id]
@@ -405,10 +237,7 @@ async def list_messages(
     ctx: InboxContext, actor: Participant, conversation_id: int, before: int | None = None, limit: int = 50
 ) -> dict[str, Any]:
     conv = await _conversation_for(actor, conversation_id)
-    query = Message.filter(conversation_id=conv.id)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    rows = list(await query.order_by("-id").limit(limit + 1))
+    rows = await messages.list_messages_page(conv.id, before, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     rows.reverse()
@@ -421,25 +250,6 @@ async def list_messages(
 # --- messages ----------------------------------------------------------------------------------------
 
 
-def validate_body(body: str) -> str:
-    trimmed = body.strip()
-    if not trimmed:
-        raise Invalid("empty_message", "A message cannot be empty.", field="body", rule="R12")
-    if len(trimmed) > MAX_BODY:
-        raise Invalid(
-            "message_too_long", f"A message holds at most {MAX_BODY:,} characters.", field="body", rule="R12"
-        )
-    return trimmed
-
-
-@dataclass
-class Sent(Outcome):
-    message: Message | None = None
-    created: bool = True
-    banner: dict[str, Any] | None = None
-    data: dict[str, Any] | None = None  # message_json(message), when the sender already has it
-
-
 async def send_message(
     ctx: InboxContext,
     actor: Participant,
@@ -449,23 +259,12 @@ async def send_message(
     *,
     ip: str | None = None,
 ) -> Sent:
-    """Store a message and what it sets in motion; the hot path with its own SQL lives in `inbox.sending`."""
-    from inbox import sending  # it builds on this module
-
+    """Store a message and what it sets in motion (the send path: `inbox.sending`)."""
     return await sending.send_message(ctx, actor, conversation_id, body, client_msg_id, ip=ip)
 
 
 async def unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:
-    if not participant_ids:
-        return {}
-    rows = (
-        await ConversationMember.filter(participant_id__in=list(participant_ids))
-        .annotate(total=Sum("unread_count"))
-        .group_by("participant_id")
-        .values_list("participant_id", "total")
-    )
-    totals = {int(pid): int(total or 0) for pid, total in rows}
-    return {pid: totals.get(pid, 0) for pid in participant_ids}
+    return await conversations.get_unread_totals(participant_ids)
 
 
 async def unread_total(participant_id: int) -> int:
@@ -477,22 +276,15 @@ async def mark_read(
 ) -> tuple[int, Outcome]:
     """R15: reading a conversation up to a message clears its part of the unread count."""
     conv = await _conversation_for(actor, conversation_id)
-    if (
-        not is_id(up_to_message_id, big=True)
-        or not await Message.filter(id=up_to_message_id, conversation_id=conv.id).exists()
+    if not is_id(up_to_message_id, big=True) or not await messages.is_in_conversation(
+        up_to_message_id, conv.id
     ):
         raise NotFound("message")
-    async with in_transaction():
-        member = await ConversationMember.get(conversation_id=conv.id, participant_id=actor.id)
+    async with db.transaction():
+        member = await conversations.get_member(conv.id, actor.id)
         upto = max(member.last_read_message_id or 0, up_to_message_id)
-        remaining = (
-            await Message.filter(conversation_id=conv.id, id__gt=upto, removed_at=None)
-            .exclude(sender_id=actor.id)
-            .count()
-        )
-        await ConversationMember.filter(id=member.id).update(
-            last_read_message_id=upto, unread_count=remaining
-        )
+        remaining = await messages.count_unread(conv.id, upto, actor.id)
+        await conversations.set_read(member.id, upto, remaining)
         if upto != member.last_read_message_id:
             await webhooks.enqueue_event(
                 ctx,
@@ -501,10 +293,10 @@ async def mark_read(
                 {"conversation_id": conv.id, "participant_id": actor.id, "up_to_message_id": upto},
             )
     total = await unread_total(actor.id)
-    people = await _members(conv.id)
+    members = await conversations.get_members(conv.id)
     events = [
         Event(
-            tuple(p.id for p in people),
+            tuple(p.id for p in members),
             {
                 "type": "conversation.read",
                 "conversation_id": conv.id,
@@ -523,7 +315,7 @@ async def remove_message(ctx: InboxContext, actor: Participant, message_id: int)
     The ciphertext stays, so transcripts and exports still hold the text, marked as removed. Pending
     notifications about it become moot: the dispatcher checks `removed_at` before it sends.
     """
-    msg = await Message.filter(id=message_id).first()
+    msg = await messages.get_message(message_id)
     if msg is None:
         raise NotFound("message")
     conv = await _conversation_for(actor, msg.conversation_id)  # 404 unless the actor is in it
@@ -532,21 +324,10 @@ async def remove_message(ctx: InboxContext, actor: Participant, message_id: int)
     if msg.removed_at is not None:
         return msg, Outcome()
     now = ctx.clock.now()
-    async with in_transaction():
-        msg.removed_at = now
-        msg.removed_by_id = actor.id
-        await msg.save(update_fields=["removed_at", "removed_by_id"])
-        unread_members = await ids_of(
-            ConversationMember.filter(
-                Q(last_read_message_id__lt=msg.id) | Q(last_read_message_id=None),
-                conversation_id=conv.id,
-                unread_count__gt=0,
-            ).exclude(participant_id=actor.id),
-            "participant_id",
-        )
-        await ConversationMember.filter(
-            conversation_id=conv.id, participant_id__in=list(unread_members)
-        ).update(unread_count=F("unread_count") - 1)
+    async with db.transaction():
+        await messages.set_removed(msg, actor.id, now)
+        unread_members = await conversations.get_unread_member_ids(conv.id, msg.id, actor.id)
+        await conversations.take_one_unread(conv.id, unread_members)
         await outbox.cancel_for_message(ctx, msg.id)
         await webhooks.enqueue_event(
             ctx,
@@ -554,10 +335,10 @@ async def remove_message(ctx: InboxContext, actor: Participant, message_id: int)
             "message.removed",
             {"conversation_id": conv.id, "message_id": msg.id, "removed_by": actor.id},
         )
-    people = await _members(conv.id)
+    members = await conversations.get_members(conv.id)
     events = [
         Event(
-            tuple(p.id for p in people),
+            tuple(p.id for p in members),
             {"type": "message.removed", "conversation_id": conv.id, "message_id": msg.id},
         )
     ]
@@ -583,12 +364,10 @@ async def set_away(ctx: InboxContext, actor: Participant, enabled: bool, message
             )
         actor.away_message = message or None
     actor.away_enabled = enabled
-    await actor.save(update_fields=["away_enabled", "away_message"])
+    await people_store.save_away(actor)
     # Everyone who shares a conversation with this team member sees the change live.
-    conv_ids = await ids_of(ConversationMember.filter(participant_id=actor.id), "conversation_id")
-    peer_ids = set(
-        await ids_of(ConversationMember.filter(conversation_id__in=list(conv_ids)), "participant_id")
-    ) | {actor.id}
+    conv_ids = await conversations.get_conversation_ids(actor.id)
+    peer_ids = set(await conversations.get_member_ids(conv_ids)) | {actor.id}
     text = actor.away_message or DEFAULT_AWAY_TEXT
     return Outcome(
         [
@@ -623,30 +402,20 @@ async def recipients(
     clinician or supervisor with access to the client, may turn it on: R4, R5), so the picker can offer
     "Enable Secure Messaging".
     """
-    recent_convs = await ids_of(
-        ConversationMember.filter(participant_id=actor.id).order_by("-last_activity_at").limit(50),
-        "conversation_id",
-    )
-    pairs = (
-        await ConversationMember.filter(conversation_id__in=list(recent_convs))
-        .exclude(participant_id=actor.id)
-        .values_list("conversation_id", "participant_id")
-    )
+    recent_convs = await conversations.get_recent_conversation_ids(actor.id, 50)
+    pairs = await conversations.get_member_pairs(recent_convs, exclude_participant_id=actor.id)
     order = {cid: i for i, cid in enumerate(recent_convs)}
     recent_ids: list[int] = []
     for _, pid in sorted(pairs, key=lambda pair: order[pair[0]]):
         if pid not in recent_ids:
             recent_ids.append(pid)
 
-    query = Participant.filter(practice_id=actor.practice_id).exclude(id=actor.id)
-    if actor.kind != TEAM:
-        # A client or contact can only ever write to team members (R8, R10).
-        query = query.filter(kind=TEAM)
     needle = (q or "").strip()[:100]
-    if needle:
-        query = query.filter(Q(name__icontains=needle) | Q(email__icontains=needle))
-    matches = list(await query.order_by("name").limit(200))
-    recent = [p for p in await Participant.filter(id__in=recent_ids)]
+    # A client or contact can only ever write to team members (R8, R10).
+    matches = await people_store.search_people(
+        actor.practice_id, actor.id, team_only=actor.kind != TEAM, needle=needle, limit=200
+    )
+    recent = await people_store.get_participants(recent_ids)
     recent.sort(key=lambda p: recent_ids.index(p.id))
     if needle:
         low = needle.lower()

@@ -23,6 +23,9 @@ class Practice(Model):
     created_at = fields.DatetimeField()
     # Exports without a password (R23) only when the practice chose to allow them.
     allow_unencrypted_exports = fields.BooleanField(default=False, db_default=False)
+    # The IANA zone chart notes, transcripts and exports write times in (inbox.timezones); null: not chosen
+    # yet, UTC applies.
+    time_zone = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "practice"
@@ -269,7 +272,9 @@ class Device(Model):
     participant: fields.ForeignKeyRelation[Participant] = fields.ForeignKeyField(
         "models.Participant", related_name=False, on_delete=fields.CASCADE
     )
-    platform = fields.CharField(max_length=8)  # apns | fcm
+    platform = fields.CharField(max_length=8)  # apns | fcm | webpush
+    # APNs / FCM: the device token. Web Push: "sha256:" and the hex SHA-256 of the subscription's endpoint,
+    # so the same browser subscription is found again; the endpoint itself is sealed with its keys.
     token = fields.CharField(max_length=512)
     app = fields.CharField(max_length=16)  # practice | client
     alerts: dict = fields.JSONField()
@@ -282,6 +287,9 @@ class Device(Model):
     # A push token is one per practice: a phone used with two practices has a device in each, and nobody
     # in one practice can take over (or learn of) a registration in another (inbox.devices).
     practice_id = fields.IntField(null=True)
+    # Web Push only: the browser's subscription (endpoint, p256dh, auth) as JSON, sealed under this row's id
+    # (inbox.sealed, R30): the auth secret is a key, kept like the other secrets the server reads back.
+    subscription_cipher = fields.BinaryField(null=True)
 
     participant_id: int
 

@@ -30,8 +30,8 @@ from tortoise.exceptions import IntegrityError
 
 from inbox.context import InboxContext
 from inbox.links import PORTAL_KINDS, may_use_portal, normalise_email
-from inbox.messaging import ids_of
 from inbox.models import OidcAttempt, OidcIdentity, Participant
+from inbox.store.orm import ids_of
 from portal_links import new_token
 
 SIGNIN, LINK = "signin", "link"

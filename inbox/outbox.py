@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 from tortoise.expressions import Q
 from tortoise.functions import Count, Min
 
-from inbox import db, rawsql
+from inbox import db
 from inbox.context import InboxContext
 from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
+from inbox.store import sql as rawsql
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,11 +4,10 @@ its newest page is shown (R15)."""
 
 from __future__ import annotations
 
-from inbox import messaging
+from inbox import blocked, messaging
 from inbox.context import InboxContext
-from inbox.messaging import Outcome, ids_of, load_facts
+from inbox.messaging import Outcome
 from inbox.models import TEAM, ConversationMember, Participant, Practice
-from inbox.permissions import check_exchange, participation_refusal
 
 
 async def practice_name(person: Participant) -> str:
@@ -39,33 +38,32 @@ async def read_on_view(
 async def blocked_reason(person: Participant, conversation_id: int, people: list[Participant]) -> str | None:
     """Why `person` cannot write in this conversation now, in their words, or None if they can.
 
-    The same check as sending (`inbox.permissions.check_exchange`, R1, R3, R4, R8, R26), asked before anyone
+    The same check as sending (`inbox.blocked.why_blocked`: R1, R3, R4, R8, R26), asked before anyone
     types; a refusal that names one person (messaging off for them, a deactivated account) names them.
     """
-    others = [p for p in people if p.id != person.id]
-    facts = await load_facts(person.practice_id, [person, *others])
-    writers = await ids_of(
-        ConversationMember.filter(conversation_id=conversation_id, has_written=True), "participant_id"
-    )
-    refusal = check_exchange(
-        facts.party(person),
-        [facts.party(o) for o in others],
-        flags=facts.flags,
-        grants=facts.grants,
-        clients=facts.client_parties(),
-        prior_writers=set(writers),
-    )
-    if refusal is None:
+    found = await blocked.why_blocked(person, conversation_id, people)
+    if found is None:
         return None
-    if refusal.code in ("team_messaging_off", "client_messaging_off"):
+    if found.who is None and found.refusal.code in ("team_messaging_off", "client_messaging_off"):
         return "Secure messaging is off for this practice right now; ask your practice."
-    clients = facts.client_parties()
-    for p in [person, *others]:
-        party = facts.party(p)
-        if participation_refusal(party, facts.flags, clients.get(party.client_id or -1)) is None:
-            continue
-        if p.id == person.id:
-            return "Secure messaging is off for you; ask your practice."
-        if p.kind == TEAM:
-            return f"Secure messaging is off for {p.name}; ask your practice."
-    return f"{refusal.message} Ask your practice."
+    if found.who is not None and found.who.id == person.id:
+        return "Secure messaging is off for you; ask your practice."
+    if found.who is not None and found.who.kind == TEAM:
+        return f"Secure messaging is off for {found.who.name}; ask your practice."
+    return f"{found.refusal.message} Ask your practice."
+
+
+async def new_message_notice(person: Participant) -> str | None:
+    """What the portal's New message page says before its list when someone the person would expect there
+    cannot be written to now: messaging off for the practice, for the person, or for their clinician."""
+    practice = await Practice.get(id=person.practice_id)
+    if not (practice.team_messaging_enabled and practice.client_messaging_enabled):
+        return "Secure messaging is off for this practice right now; ask your practice."
+    client = person if person.kind == "client" else await Participant.get_or_none(id=person.client_id or 0)
+    if client is not None and not client.messaging_enabled:  # a contact takes part under the client's (R10)
+        return "Secure messaging is off for you; ask your practice."
+    clinician_id = client.primary_clinician_id if client else None
+    clinician = await Participant.get_or_none(id=clinician_id or 0, practice_id=person.practice_id, kind=TEAM)
+    if clinician is not None and not (clinician.active and clinician.messaging_enabled):
+        return f"Secure messaging is off for {clinician.name}, your clinician; ask your practice."
+    return None

@@ -1,11 +1,13 @@
-"""What mobile pushes say and to whom (R19, docs/api.md §5): the domain side of the push handlers.
+"""What pushes say and to whom (R19, docs/api.md §5): the domain side of the push handlers, for phones
+(APNs, FCM) and browsers (Web Push) alike.
 
 Three outbox kinds, one recipient per row:
 - `push` (written with every message by `outbox.enqueue_for_new_message`): a `new_message` alert to the
   recipient's devices that opted in to it.
 - `push_appointment` (POST /events): an `appointment_alert`, `appointment_request` or `video_appointment`
   alert to the devices whose matching flag is on (`appointment_alert` answers to the flag `appointment`).
-- `push_badge` (reading a conversation): a silent, badge-only update to the reader's other devices.
+- `push_badge` (reading a conversation): a silent, badge-only update to the reader's other phones. Not to
+  browsers: a browser must show every push it gets, so a silent one would become a notification.
 
 A push holds the alert type, ids, a generic title, the badge (the recipient's unread total at the moment it
 is sent) and a deep link (a new-message push also its https `web_link`, see `web_link`); never message
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,7 +61,7 @@ _APPOINTMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
 @dataclass(frozen=True)
 class Target:
     device_id: int
-    platform: str  # apns | fcm
+    platform: str  # apns | fcm | webpush
     message: PushMessage
 
 
@@ -153,7 +155,7 @@ async def enqueue_badge_update(
     Nothing is written when there is no such device, or when an update for the same devices is already
     waiting (the badge is counted when the row is sent, so one row covers several reads).
     """
-    others = Device.filter(participant_id=participant.id, enabled=True)
+    others = Device.filter(participant_id=participant.id, enabled=True).exclude(platform="webpush")
     if exclude_auth_token_id is not None:
         others = others.filter(Q(auth_token_id__isnull=True) | Q(auth_token_id__not=exclude_auth_token_id))
     if not await others.exists():
@@ -336,8 +338,10 @@ async def plan_jobs(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> dict[int, P
             plans[job.id] = Plan(skip=why)
             continue
         chosen = facts.targets.get(_flag(job), {}).get(person.id, [])
-        if job.kind == PUSH_BADGE and (exclude := job.payload.get("exclude_auth_token_id")) is not None:
-            chosen = [d for d in chosen if d.auth_token_id != exclude]
+        if job.kind == PUSH_BADGE:
+            chosen = [d for d in chosen if d.platform != "webpush"]
+            if (exclude := job.payload.get("exclude_auth_token_id")) is not None:
+                chosen = [d for d in chosen if d.auth_token_id != exclude]
         pending = job.payload.get("pending")
         if pending is not None:
             chosen = [d for d in chosen if d.id in set(pending)]
@@ -347,9 +351,16 @@ async def plan_jobs(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> dict[int, P
             )
             continue
         badge = facts.totals.get(person.id, 0)
-        plans[job.id] = Plan(
-            targets=[Target(d.id, d.platform, _message_for(ctx, job, person, d, badge)) for d in chosen]
-        )
+        targets = []
+        for d in chosen:
+            message = _message_for(ctx, job, person, d, badge)
+            if d.platform == "webpush":
+                sub = devices.subscription_of(ctx, d)
+                if sub is None:  # registered before its subscription was sealed: nothing to send to
+                    continue
+                message = replace(message, token=sub.endpoint, keys=sub.keys)
+            targets.append(Target(d.id, d.platform, message))
+        plans[job.id] = Plan(targets=targets) if targets else Plan(skip="no device to push to")
     return plans
 
 

@@ -14,17 +14,20 @@ A transcript holds removed messages with their text, marked as removed (R14): it
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 
+from inbox import timezones
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
+from inbox.exchange import iso, participant_json
 from inbox.ids import id_from_text, is_id
-from inbox.messaging import ids_of, iso, participant_json
 from inbox.models import (
     CLIENT,
+    CONTACT,
     TEAM,
     ChartNote,
     ClientAccess,
@@ -32,8 +35,10 @@ from inbox.models import (
     ConversationMember,
     Message,
     Participant,
+    Practice,
 )
 from inbox.permissions import Refusal
+from inbox.store.orm import ids_of
 
 MAX_FILTER_IDS = 50
 MAX_NOTE_MESSAGES = 200
@@ -48,13 +53,21 @@ def chart_note_context(client_id: int) -> str:
     return f"chart-note:{client_id}"
 
 
-def stamp(at: datetime) -> str:
-    """The time written in chart notes and exports: minutes, UTC (the practice has no time zone setting)."""
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+def message_line(at: datetime, name: str, text: str, tz: ZoneInfo) -> str:
+    """A message in a chart note or an export: "[2026-01-05 14:05 EST] Name: text", in the practice's zone."""
+    return f"[{timezones.stamp(at, tz)}] {name}: {text}"
 
 
-def message_line(at: datetime, name: str, text: str) -> str:
-    return f"[{stamp(at)}] {name}: {text}"
+def people_line(people: Iterable[Participant]) -> str:
+    """A conversation's participants as a heading: the client, then contacts, then the team, each by name."""
+    order = {CLIENT: 0, CONTACT: 1, TEAM: 2}
+    ranked = sorted(people, key=lambda p: (order.get(p.kind, 3), p.name.lower(), p.id))
+    return ", ".join(p.name for p in ranked)
+
+
+async def practice_zone(practice_id: int) -> str:
+    practice = await Practice.get_or_none(id=practice_id)
+    return timezones.zone_name(practice.time_zone if practice else None)
 
 
 # --- access ------------------------------------------------------------------------------------------
@@ -178,8 +191,14 @@ async def transcript(
     return {
         "client": {"id": client.id, "name": client.name},
         "participants": participant_ids,
+        "time_zone": await practice_zone(actor.practice_id),
         "conversations": [
-            {"id": cid, "participants": [participant_json(p) for p in members.get(cid, [])]} for cid in chosen
+            {
+                "id": cid,
+                "participants": [participant_json(p) for p in members.get(cid, [])],
+                "heading": people_line(members.get(cid, [])),
+            }
+            for cid in chosen
         ],
         "items": [transcript_item(ctx, m, names) for m in rows],
         "next_cursor": str(rows[-1].id) if more and rows else None,
@@ -204,9 +223,12 @@ def chart_note_json(ctx: InboxContext, note: ChartNote, author_name: str | None)
 async def create_chart_note(
     ctx: InboxContext, actor: Participant, client_id: int, message_ids: list[int]
 ) -> dict[str, Any]:
-    """R22: the chosen messages of the client's transcript, as "[YYYY-MM-DD HH:MM] Name: text" lines in
-    the order they were sent. A message of any other conversation is refused, and so is a removed message:
-    it was removed because it should not have been sent here, so it does not go into the client's chart."""
+    """R22: the chosen messages of the client's transcript, grouped by conversation: each group starts with
+    its participants ("Conversation: Alex Morgan, Dr. Sam Rivera (times in America/New_York)", so a note
+    says who a message was written to), then "[YYYY-MM-DD HH:MM EST] Name: text" lines in the order they
+    were sent; groups in the order of their first chosen message. A message of any other conversation is
+    refused, and so is a removed message: it was removed because it should not have been sent here, so it
+    does not go into the client's chart."""
     client = await client_for_records(actor, client_id)
     ids = sorted(set(message_ids))
     if not all(is_id(i, big=True) for i in ids):
@@ -238,16 +260,19 @@ async def create_chart_note(
             field="message_ids",
             message_id=removed[0],
         )
-    names = {p.id: p.name for p in await Participant.filter(id__in=list({m.sender_id for m in msgs}))}
-    lines = [
-        message_line(
-            m.created_at,
-            names.get(m.sender_id, "Unknown"),
-            ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id)),
+    members = await _members_by_conversation({m.conversation_id for m in msgs})
+    names = {p.id: p.name for people in members.values() for p in people}
+    tz_name = await practice_zone(actor.practice_id)
+    tz = timezones.zone(tz_name)
+    groups: dict[int, list[str]] = {}  # by conversation, in the order of its first chosen message
+    for m in msgs:
+        lines = groups.setdefault(
+            m.conversation_id,
+            [f"Conversation: {people_line(members.get(m.conversation_id, []))} (times in {tz_name})"],
         )
-        for m in msgs
-    ]
-    text = "\n".join(lines)
+        text = ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id))
+        lines.append(message_line(m.created_at, names.get(m.sender_id, "Unknown"), text, tz))
+    text = "\n\n".join("\n".join(lines) for lines in groups.values())
     note = await ChartNote.create(
         client_id=client.id,
         author_id=actor.id,

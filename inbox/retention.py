@@ -28,6 +28,8 @@ from tortoise.transactions import in_transaction
 from inbox.models import AuthToken, Device, LinkToken, OutboxJob, WebhookDelivery
 
 DAY_S = 86400
+# What `prune_once` counts, by kind (also the `kind` label of securemsg_retention_pruned_rows_total).
+KINDS = ("outbox", "webhook_deliveries", "expired_tokens", "revoked_tokens", "links")
 OUTBOX_DONE = ("done", "skipped", "failed")
 DELIVERY_DONE = ("delivered", "failed", "cancelled")
 

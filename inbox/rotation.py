@@ -23,9 +23,9 @@ from tortoise.transactions import in_transaction
 
 from inbox.crypto import DataKeyring
 from inbox.exports import password_context
-from inbox.models import ChartNote, Export, Message, Participant, Webhook
+from inbox.models import ChartNote, Device, Export, Message, Participant, Webhook
 from inbox.records import body_context, chart_note_context
-from inbox.sealed import totp_context, webhook_secret_context
+from inbox.sealed import totp_context, webhook_secret_context, webpush_context
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ TARGETS = (
     Target("export passwords", Export, "password_cipher", "id", password_context),
     Target("TOTP secrets", Participant, "totp_secret_cipher", "id", totp_context),
     Target("webhook secrets", Webhook, "secret_cipher", "id", webhook_secret_context),
+    Target("web push subscriptions", Device, "subscription_cipher", "id", webpush_context),
 )
 
 

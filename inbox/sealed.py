@@ -1,4 +1,5 @@
-"""Secrets the server must read back — TOTP secrets and webhook signing secrets — sealed at rest (R30).
+"""Secrets the server must read back — TOTP secrets, webhook signing secrets and browsers' push
+subscriptions — sealed at rest (R30).
 
 They are encrypted like message bodies (inbox.crypto, the data keyring), with associated data that binds each
 to its row: a TOTP secret copied onto another person's row, or one webhook's secret onto another webhook,
@@ -14,7 +15,7 @@ from __future__ import annotations
 from tortoise.transactions import in_transaction
 
 from inbox.crypto import DataKeyring
-from inbox.models import Participant, Webhook
+from inbox.models import Device, Participant, Webhook
 
 
 def totp_context(participant_id: int) -> str:
@@ -23,6 +24,21 @@ def totp_context(participant_id: int) -> str:
 
 def webhook_secret_context(webhook_id: int) -> str:
     return f"webhook-secret:{webhook_id}"
+
+
+def webpush_context(device_id: int) -> str:
+    return f"webpush-subscription:{device_id}"
+
+
+def seal_webpush_subscription(keyring: DataKeyring, device_id: int, subscription: str) -> bytes:
+    """The subscription as JSON ({"endpoint", "p256dh", "auth"}), bound to its device row."""
+    return keyring.encrypt(subscription, webpush_context(device_id))
+
+
+def open_webpush_subscription(keyring: DataKeyring, device: Device) -> str | None:
+    if device.subscription_cipher is None:
+        return None
+    return keyring.decrypt(bytes(device.subscription_cipher), webpush_context(device.id))
 
 
 def seal_totp(keyring: DataKeyring, member: Participant, secret: str) -> bytes:

@@ -20,9 +20,9 @@ from tortoise.expressions import Q
 from inbox.accounts import Principal
 from inbox.errors import NotFound
 from inbox.ids import is_id
-from inbox.messaging import ids_of
 from inbox.models import CLIENT, TEAM, ClientAccess, Participant
 from inbox.permissions import ANY_CLIENT_ROLES
+from inbox.store.orm import ids_of
 
 MAX_LIST = 1000
 

@@ -1,4 +1,4 @@
-"""Mobile push: one provider per service (APNs, FCM), one interface, errors sorted at the edge.
+"""Push: one provider per service (APNs, FCM, browsers' Web Push), one interface, errors sorted at the edge.
 
 A leaf package: it never imports `inbox`, `gateway` or `mailer`. Callers put only ids and deep links in
 `PushMessage.data` and a generic line in `title`; providers serialise exactly that (docs/api.md §5).
@@ -9,8 +9,17 @@ from __future__ import annotations
 import asyncio
 
 from push.apns import ApnsProvider, ApnsSettings
-from push.base import ALERT_FLAG_FOR, ALERT_TYPES, PUSH_TYPES, PushMessage, PushProvider, PushResult
+from push.base import (
+    ALERT_FLAG_FOR,
+    ALERT_TYPES,
+    PUSH_TYPES,
+    PushMessage,
+    PushProvider,
+    PushResult,
+    WebPushKeys,
+)
 from push.fcm import FcmProvider, FcmSettings
+from push.webpush import WebPushProvider, WebPushSettings
 
 __all__ = [
     "ALERT_FLAG_FOR",
@@ -23,12 +32,18 @@ __all__ = [
     "PushMessage",
     "PushProvider",
     "PushResult",
+    "WebPushKeys",
+    "WebPushProvider",
+    "WebPushSettings",
     "build_providers",
 ]
 
 
-def build_providers(apns: ApnsSettings | None, fcm: FcmSettings | None) -> dict[str, PushProvider]:
-    """The configured providers by name ("apns", "fcm"); a None setting leaves that provider off.
+def build_providers(
+    apns: ApnsSettings | None, fcm: FcmSettings | None, webpush: WebPushProvider | None = None
+) -> dict[str, PushProvider]:
+    """The configured providers by name ("apns", "fcm", "webpush"); a None setting leaves that provider off.
+    Web Push comes built (its caller chooses the HTTP session its endpoints are reached through).
 
     Call inside the running loop (e.g. in an aiohttp cleanup_ctx) and `close()` every provider on the way out.
     """
@@ -39,4 +54,6 @@ def build_providers(apns: ApnsSettings | None, fcm: FcmSettings | None) -> dict[
         providers["apns"] = ApnsProvider(apns)
     if fcm is not None:
         providers["fcm"] = FcmProvider(fcm)
+    if webpush is not None:
+        providers["webpush"] = webpush
     return providers

@@ -1,4 +1,4 @@
-"""The one interface every push provider implements, and the pieces both providers share.
+"""The one interface every push provider implements, and the pieces the providers share.
 
 Privacy rule (docs/api.md §5): a push carries no message text, no names, nothing that is health information.
 Providers serialise exactly what they are given, so callers must only put ids and deep links in
@@ -40,6 +40,15 @@ DEFAULT_TITLES = {
 
 
 @dataclass(frozen=True)
+class WebPushKeys:
+    """A browser's Push API subscription keys (RFC 8291): the user agent's P-256 public key, uncompressed
+    (65 bytes), and its 16-byte authentication secret. Only Web Push messages carry them."""
+
+    p256dh: bytes = field(repr=False)
+    auth: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class PushMessage:
     """One push to one device.
 
@@ -54,6 +63,7 @@ class PushMessage:
     badge: int | None = None
     collapse_key: str | None = None  # e.g. "conversation-12"
     title: str | None = None  # generic line like "New secure message"; None for a silent badge update
+    keys: WebPushKeys | None = None  # Web Push only: `token` is then the subscription's endpoint URL
 
 
 @dataclass
@@ -74,7 +84,7 @@ class PushResult:
 
 
 class PushProvider(Protocol):
-    name: str  # "apns" | "fcm"
+    name: str  # "apns" | "fcm" | "webpush"
 
     async def send(self, batch: Sequence[PushMessage]) -> PushResult: ...
 
@@ -151,5 +161,9 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
 
 
 def short_token(token: str) -> str:
-    """Enough of a device token to find it in the database, not enough to use it, for logs."""
+    """Enough of a device token to find it in the database, not enough to use it, for logs. A Web Push
+    endpoint shows its push service's host and the last characters of its path."""
+    if token.startswith("https://"):
+        host, _, rest = token[len("https://") :].partition("/")
+        return f"{host}/…{rest[-6:]}" if len(rest) > 6 else f"{host}/{rest}"
     return token[:8] + "…" if len(token) > 8 else token

@@ -24,11 +24,24 @@ from tests.fakes.fixtures import (  # noqa: F401
     apns_key,
     fake_apns,
     fake_fcm,
+    fake_webpush,
     fcm_credentials_file,
     smtp,
     tls_certs,
 )
 from tests.openapi_check import check_answer
+
+
+def _cheap_password_hashes() -> None:
+    """Argon2's default costs are for production; the suite hashes thousands of passwords on a shared machine."""
+    import argon2
+
+    from inbox.accounts import use_password_parameters
+
+    use_password_parameters(argon2.profiles.CHEAPEST)
+
+
+_cheap_password_hashes()
 
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -91,6 +104,64 @@ async def _pg_exec(url: str, *statements: str) -> None:
         await conn.close()
 
 
+# A PostgreSQL test database is emptied and reused rather than dropped: DROP DATABASE forces a checkpoint,
+# which on a busy machine cost each test seconds. One that a test changed the shape of (its tables or the
+# migrations recorded) is dropped instead. The free list is per process (per pytest-xdist worker).
+_PG_FREE: list[str] = []
+_PG_USED: list[str] = []
+_SHAPE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+async def _pg_shape(url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        done = await conn.fetch("SELECT app || '.' || name FROM tortoise_migrations ORDER BY 1")
+        # What a test may add beside rows: functions and triggers (tests/gateway/test_auditing.py breaks
+        # the audit table with one), sequences, views.
+        extra = await conn.fetch(
+            "SELECT 'f ' || p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = 'public'"
+            " UNION ALL SELECT 't ' || tgname FROM pg_trigger WHERE NOT tgisinternal"
+            " UNION ALL SELECT 'c ' || c.relkind::text || c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('S', 'v', 'm')"
+            " ORDER BY 1"
+        )
+    finally:
+        await conn.close()
+    return tuple(r[0] for r in tables), tuple(r[0] for r in done) + tuple(r[0] for r in extra)
+
+
+async def _pg_recycle(base: str, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+    while _PG_USED:
+        name = _PG_USED.pop()
+        if await _pg_empty_again(base, name, shape):
+            _PG_FREE.append(name)
+        else:
+            await _pg_exec(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _pg_empty_again(base: str, name: str, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
+    import asyncpg
+
+    await _pg_exec(
+        base,
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",  # noqa: S608
+    )
+    try:
+        if await _pg_shape(_with_db(base, name)) != shape:
+            return False
+        tables = ", ".join(f'"{t}"' for t in shape[0] if t != "tortoise_migrations")
+        await _pg_exec(
+            _with_db(base, name), "SET lock_timeout = '5s'", f"TRUNCATE {tables} RESTART IDENTITY CASCADE"
+        )
+    except (OSError, asyncpg.PostgresError):
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from inbox.db import migrate
@@ -115,8 +186,12 @@ def postgres_template() -> Iterator[str | None]:
         yield None
         return
     asyncio.run(migrate(_with_db(url, name)))
+    _SHAPE[name] = asyncio.run(_pg_shape(_with_db(url, name)))
     yield name
-    asyncio.run(_pg_exec(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drops = [f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)' for db in _PG_FREE + _PG_USED]
+    _PG_FREE.clear()
+    _PG_USED.clear()
+    asyncio.run(_pg_exec(url, *drops, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -129,10 +204,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
         return
     template = request.getfixturevalue("postgres_template")
     base = need("postgres", postgres_url() if template else None)
-    name = f"securemsg_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_exec(base, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    asyncio.run(_pg_recycle(base, _SHAPE[template]))
+    if _PG_FREE:
+        name = _PG_FREE.pop()
+    else:
+        name = f"securemsg_t_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_pg_exec(base, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     yield _with_db(base, name)
-    asyncio.run(_pg_exec(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    # Emptied when the next test needs a database: by then this test's app (whose fixture may be torn down
+    # after this one) has closed its connections.
+    _PG_USED.append(name)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from gateway.typed import Answer, one_of
-from inbox.models import ROLES
+from inbox.kinds import ROLES
 
 Kind = Literal["team", "client", "contact"]
 Role = Annotated[str, one_of(ROLES)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import WithJsonSchema
 
 from gateway.typed import Answer, Body, Time, limit, one_of
-from inbox.devices import ALERT_FLAGS, APPS, FCM_TOKEN_LEN, PLATFORMS
+from inbox.devices import ALERT_FLAGS, APPS, FCM_TOKEN_LEN, MAX_ENDPOINT, PLATFORMS
 
 _FLAGS = {"type": "object", "properties": {flag: {"type": "boolean"} for flag in ALERT_FLAGS}}
 
@@ -17,9 +17,29 @@ Platform = Annotated[str, one_of(PLATFORMS)]
 App = Annotated[str, one_of(APPS)]
 
 
+# A browser's Push API subscription (`PushSubscription.toJSON()`), checked by the domain with its own codes
+# (422 invalid_subscription, webpush_endpoint_not_public, naming the field: `subscription.keys.p256dh`).
+_SUBSCRIPTION = {
+    "type": "object",
+    "properties": {
+        "endpoint": {"type": "string", "maxLength": MAX_ENDPOINT},
+        "expirationTime": {"type": ["number", "null"]},
+        "keys": {
+            "type": "object",
+            "properties": {"p256dh": {"type": "string"}, "auth": {"type": "string"}},
+            "required": ["p256dh", "auth"],
+        },
+    },
+    "required": ["endpoint", "keys"],
+}
+
+
 class NewDevice(Body):
+    """A phone with its `token`, or a browser (platform `webpush`) with its `subscription`."""
+
     platform: Platform
-    token: Annotated[str, limit(minLength=FCM_TOKEN_LEN[0], maxLength=FCM_TOKEN_LEN[1])]
+    token: Annotated[str, limit(minLength=FCM_TOKEN_LEN[0], maxLength=FCM_TOKEN_LEN[1])] | None = None
+    subscription: Annotated[dict[str, Any], WithJsonSchema(_SUBSCRIPTION)] | None = None
     app: App
 
 
@@ -39,6 +59,12 @@ class Device(Answer):
     disabled_reason: str | None
     created_at: Time
     last_seen_at: Time
+    # A browser's page finds its own device by it (the SHA-256 of its subscription's endpoint); else null.
+    subscription_id: str | None
+
+
+class VapidPublicKey(Answer):
+    public_key: str
 
 
 class Devices(Answer):

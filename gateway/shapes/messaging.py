@@ -97,6 +97,15 @@ class ClientMessagingOff(Answer):
     can_enable: bool
 
 
+class Blocked(Answer):
+    """Why nobody can write here now (or why someone cannot be messaged), with who can change it."""
+
+    code: str
+    rule: str
+    text: str
+    participant_id: int | None
+
+
 class Conversation(Answer):
     id: int
     participants: list[Participant]
@@ -104,6 +113,8 @@ class Conversation(Answer):
     banner: Banner | None
     created_at: Time
     client_messaging_off: ClientMessagingOff | None
+    # GET /conversations/{id} for a team member: why nobody can write here now, or null.
+    blocked: Blocked | None = absent()
 
 
 class OpenedConversation(Conversation):
@@ -127,6 +138,9 @@ class MeAnswer(Answer):
 
 class Recipients(Answer):
     items: list[Recipient]
+    # For a team member: who cannot be messaged now and why (clients off for the practice, team members
+    # off or deactivated); empty for a client.
+    notices: list[Blocked]
 
 
 class ConversationPage(Answer):

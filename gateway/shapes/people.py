@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import model_validator
 
@@ -17,7 +17,10 @@ from inbox.accounts import (
     MIN_UNREAD_DELAY_S,
     password_is_personal,
 )
-from inbox.models import ROLES, Participant
+from inbox.kinds import ROLES
+
+if TYPE_CHECKING:
+    from inbox.models import Participant
 
 # Checked by the domain with its own codes: 422 invalid_name, invalid_email, weak_password.
 Name = Annotated[str, limit(minLength=1, maxLength=MAX_NAME)]
@@ -46,6 +49,8 @@ class SettingsBody(Body):
     unread_email_delay_s: Delay = absent()
     name: Name = absent()
     allow_unencrypted_exports: bool = absent()
+    # An IANA zone ("America/New_York"), checked by the domain: 400 invalid_field when unknown.
+    time_zone: str = absent()
 
 
 class NewTeamMember(Body):
@@ -111,6 +116,9 @@ class Settings(Answer):
     auto_enable_new_clients: bool
     unread_email_delay_s: int
     allow_unencrypted_exports: bool
+    # The practice's time zone for chart notes, transcripts and exports ("UTC" until one is chosen).
+    time_zone: str
+    time_zone_chosen: bool
 
 
 class TeamMember(Answer):

@@ -29,6 +29,7 @@ class NewExport(Body):
 class TranscriptConversation(Answer):
     id: int
     participants: list[Participant]
+    heading: str  # its participants' names, the heading of its group on the page and in chart notes
 
 
 class TranscriptRemoved(Answer):
@@ -50,6 +51,7 @@ class TranscriptItem(Answer):
 class Transcript(Answer):
     client: Named
     participants: list[int]
+    time_zone: str  # the practice's, in which the page and chart notes write times
     conversations: list[TranscriptConversation]
     items: list[TranscriptItem]
     next_cursor: str | None

@@ -219,7 +219,7 @@
       yes.disabled = true;
       try {
         const r = await api("DELETE", "/messages/" + m.id);
-        applyRemoved(r.message.conversation_id, r.message.id, r.message);
+        applyRemoved(r.message.conversation_id, r.message.id, r.message, true);
         Live.toast("The message was removed.");
       } catch (e) {
         yes.disabled = false;
@@ -246,6 +246,13 @@
     } else {
       bannerEl.hidden = true;
     }
+    // Nobody can write here now (messaging off for the practice or for someone in it, an account
+    // deactivated): said before anyone types, with who can change it; the composer waits.
+    const blocked = o.detail.blocked;
+    $("thread-blocked").hidden = !blocked;
+    $("thread-blocked").textContent = blocked ? blocked.text : "";
+    textarea.disabled = Boolean(blocked);
+    updateCounter();
     // R4, R5: the client's own messaging is off; the owner, a manager or their clinician may turn it on here.
     const off = o.detail.client_messaging_off;
     $("thread-off").hidden = !off;
@@ -385,7 +392,10 @@
     }
   }
 
-  function applyRemoved(conversationId, messageId, message) {
+  // A removed message loses its actions; when focus was on them (the confirm's Remove, or the trash icon when
+  // someone else's removal arrives), it moves on to the next message that has actions, else to the composer,
+  // never to the top of the page.
+  function applyRemoved(conversationId, messageId, message, moveFocus) {
     const o = state.open;
     if (!o || o.id !== conversationId || !o.byId.has(messageId)) return;
     const m = message || Object.assign({}, o.byId.get(messageId), { body: null, body_html: null, removed: { by: null, at: null } });
@@ -393,10 +403,20 @@
     const old = document.getElementById("message-" + messageId);
     const fresh = messageItem(m);
     if (old) {
-      const hadFocus = old.contains(document.activeElement);
+      const hadFocus = moveFocus || old.contains(document.activeElement);
       old.replaceWith(fresh);
-      if (hadFocus) textarea.focus();
+      if (hadFocus) focusAfter(fresh);
     }
+  }
+  function focusAfter(li) {
+    for (let next = li.nextElementSibling; next; next = next.nextElementSibling) {
+      const action = next.querySelector("button.trash");
+      if (action) {
+        action.focus();
+        return;
+      }
+    }
+    textarea.focus();
   }
 
   async function markRead() {
@@ -425,7 +445,7 @@
     } else {
       counter.hidden = true;
     }
-    sendBtn.disabled = sending || n === 0 || n > MAX_BODY;
+    sendBtn.disabled = sending || n === 0 || n > MAX_BODY || textarea.disabled;
   }
 
   async function send() {
@@ -454,10 +474,18 @@
       refreshList();
     } catch (e) {
       Live.showError(e);
+      if (e.status === 403 && state.open === o) rereadOpen(o);  // refused: the thread says why from now on
     } finally {
       sending = false;
       updateCounter();
     }
+  }
+
+  // Read the open conversation's details again (who is away, who can write) and redraw its head.
+  function rereadOpen(o) {
+    return api("GET", "/conversations/" + o.id).then(function (d) {
+      if (state.open === o) { o.detail = d; renderThreadHead(); }
+    }).catch(function () {});
   }
 
   textarea.addEventListener("input", updateCounter);
@@ -492,11 +520,12 @@
       const o = state.open;
       if (o) {
         o.detail.participants.forEach(function (p) { if (p.id === e.participant_id) p.away = e.enabled; });
-        api("GET", "/conversations/" + o.id).then(function (d) {
-          if (state.open === o) { o.detail = d; renderThreadHead(); }
-        }).catch(function () {});
+        rereadOpen(o);
       }
       refreshList();
+    } else if (e.type === "messaging.changed") {
+      // A switch behind who may write changed (the practice's, a team member's, a client's): say it now.
+      if (state.open) rereadOpen(state.open);
     }
   });
   Live.onReconnect(function () {

@@ -26,6 +26,7 @@
   const chipsEl = $("picker-chips");
   const startBtn = $("picker-start");
   const pickerError = $("picker-error");
+  const notices = $("picker-notices");
   let pickSeq = 0;
   let chosen = [];  // [{id, name, ...}] in the order picked
   let active = -1;  // index of the selected row among the choosable ones
@@ -99,6 +100,11 @@
     }
     if (seq !== pickSeq) return;
     pickerHint.textContent = q ? "People matching “" + q + "”." : "Recently messaged first.";
+    // Who cannot be messaged now and why (messaging off for the practice, for clients, for someone found),
+    // with who can turn it on: a missing name is explained, before anyone types a message.
+    const notes = r.notices || [];
+    notices.replaceChildren.apply(notices, notes.map(function (n) { return el("li", { class: "r-note", text: n.text }); }));
+    notices.hidden = notes.length === 0;
     if (!r.items.length) {
       results.replaceChildren(el("li", { class: "muted empty", text: q ? "No one found." : "No one to message yet." }));
     } else {
@@ -257,5 +263,6 @@
       awayToggle.checked = e.enabled;
       if (e.text) awayMessage = e.text;
     }
+    if (e.type === "messaging.changed" && picker.open) loadRecipients();  // who can be messaged changed
   });
 })();

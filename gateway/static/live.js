@@ -191,4 +191,21 @@
   };
 
   if (me) connect();
+
+  // A practice starts without a time zone (UTC applies). The first owner or manager to open a page gives it
+  // their browser's; the settings page shows it (event "practice-time-zone") and they can change it there.
+  if (document.body.dataset.setTimeZone === "1") {
+    let zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      zone = "";
+    }
+    if (zone) {
+      api("PATCH", "/practice/settings", { time_zone: zone }).then(function (s) {
+        delete document.body.dataset.setTimeZone;
+        document.dispatchEvent(new CustomEvent("practice-time-zone", { detail: s }));
+      }).catch(function () {});  // a zone the server does not know: it stays UTC, to be chosen in Settings
+    }
+  }
 })();

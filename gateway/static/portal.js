@@ -158,7 +158,7 @@
   });
   Live.onReconnect(soon);
   Live.onEvent(function (e) {
-    if (e.type === "away") {
+    if (e.type === "away" || e.type === "messaging.changed") {  // a banner, or who may write here, changed
       soon();
     } else if (e.type === "message.created" || e.type === "message.removed") {
       if (!conversationId || e.conversation_id === conversationId) soon();

@@ -1,6 +1,8 @@
 // Client records: read a transcript for the chosen participants (GET /clients/{id}/transcripts), tick
 // messages, and copy them into a chart note (POST /clients/{id}/chart-notes). Removed messages are shown
-// with their text, marked as removed (the record), and cannot be copied.
+// with their text, marked as removed (the record), and cannot be copied. Messages are grouped by
+// conversation, each under its participants, so nobody reads a message to the guardian as one to the client;
+// times are in the practice's time zone and say which.
 (function () {
   "use strict";
   const Live = window.Live;
@@ -18,12 +20,26 @@
   const count = $("selected-count");
   const notes = $("notes");
   const notesEmpty = $("notes-empty");
+  const zoneNote = $("transcript-zone");
   let query = "";
   let cursor = null;
+  let sections = new Map();  // conversation id -> its <ol>
+  let headings = new Map();  // conversation id -> "Alex Morgan, Dr. Sam Rivera"
 
-  const when = new Intl.DateTimeFormat(undefined, {
-    year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit",
-  });
+  let when = null;
+  function useZone(zone) {
+    const opts = {
+      year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit", timeZoneName: "short",
+    };
+    try {
+      when = new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: zone }, opts));
+    } catch (e) {  // a zone this browser does not know: UTC, which says so
+      when = new Intl.DateTimeFormat(undefined, Object.assign({ timeZone: "UTC" }, opts));
+      zone = "UTC";
+    }
+    zoneNote.textContent = "Times in " + zone.replace(/_/g, " ");
+  }
+  useZone(root.dataset.timeZone || "UTC");
   function fmt(iso) { return iso ? when.format(new Date(iso)) : ""; }
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -54,6 +70,21 @@
     return li;
   }
 
+  // One section per conversation, in the order of its first message, headed by its participants.
+  function section(conversationId) {
+    let ol = sections.get(conversationId);
+    if (ol) return ol;
+    const box = el("section", "t-conv");
+    const title = el("h3", "t-conv-title", "Conversation: " + (headings.get(conversationId) || "other participants"));
+    title.id = "t-conv-" + conversationId;
+    ol = el("ol", "transcript");
+    ol.setAttribute("aria-labelledby", title.id);
+    box.append(title, ol);
+    list.append(box);
+    sections.set(conversationId, ol);
+    return ol;
+  }
+
   function selected() {
     return Array.from(list.querySelectorAll("input[type=checkbox]:checked")).map(function (b) { return Number(b.value); });
   }
@@ -69,11 +100,16 @@
     if (query) params.set("participants", query);
     if (next && cursor) params.set("cursor", cursor);
     const page = await api("GET", "/clients/" + clientId + "/transcripts?" + params);
-    if (!next) list.replaceChildren();
-    page.items.forEach(function (m) { list.append(item(m)); });
+    if (!next) {
+      list.replaceChildren();
+      sections = new Map();
+    }
+    useZone(page.time_zone || "UTC");
+    headings = new Map(page.conversations.map(function (c) { return [c.id, c.heading]; }));
+    page.items.forEach(function (m) { section(m.conversation_id).append(item(m)); });
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    empty.hidden = list.children.length > 0;
+    empty.hidden = sections.size > 0;
     box.hidden = false;
     updateSelection();
   }

@@ -34,6 +34,13 @@
     if (!team.checked) clients.checked = false;
   }
   team.addEventListener("change", followTeam);
+  // The practice had no time zone: live.js gave it this browser's; show it, and say where it came from.
+  document.addEventListener("practice-time-zone", function (ev) {
+    const zone = practice.elements.time_zone;
+    zone.value = ev.detail.time_zone;
+    zone.dataset.chosen = "1";
+    saved(practice, "Time zone set to " + ev.detail.time_zone.replace(/_/g, " ") + ", from this browser.");
+  });
   practice.addEventListener("submit", function (ev) {
     ev.preventDefault();
     busy(practice, async function () {
@@ -42,7 +49,9 @@
         client_messaging_enabled: clients.checked,
         auto_enable_new_clients: practice.elements.auto_enable_new_clients.checked,
         unread_email_delay_s: Number(practice.elements.unread_email_delay_s.value),
+        time_zone: practice.elements.time_zone.value,
       });
+      practice.elements.time_zone.value = s.time_zone;
       team.checked = s.team_messaging_enabled;
       clients.checked = s.client_messaging_enabled;
       practice.elements.auto_enable_new_clients.checked = s.auto_enable_new_clients;

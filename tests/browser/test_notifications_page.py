@@ -50,11 +50,11 @@ async def test_r19_alert_switches_and_remove_a_phone(browser, client, config, cl
         await screenshot(page, "notifications-phone.png", full_page=True)
 
     android_card = page.locator(f"[data-device='{android.id}']")
-    await android_card.get_by_role("button", name="Remove Android · Practice app").click()
+    await android_card.get_by_role("button", name="Remove this phone (Android · Practice app)").click()
     confirm = android_card.get_by_role("group", name="Remove this phone?")
     await confirm.get_by_role("button", name="Cancel").click()
     await expect(confirm).to_have_count(0)
-    await android_card.get_by_role("button", name="Remove Android · Practice app").click()
+    await android_card.get_by_role("button", name="Remove this phone (Android · Practice app)").click()
     await confirm.get_by_role("button", name="Remove", exact=True).click()
     await expect(cards).to_have_count(1)
     assert not await Device.filter(id=android.id).exists()

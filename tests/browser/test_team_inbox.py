@@ -192,9 +192,10 @@ async def test_team_inbox_end_to_end_in_chromium(browser, client, config, clock)
     assert await ClientAccess.filter(client_id=seeded.ids["alex"], team_member_id=seeded.ids["lena"]).exists()
 
     practice = settings.locator("#practice-form")
-    await practice.get_by_label("Secure messaging for the team is on").uncheck()
-    await expect(practice.get_by_label("Secure messaging with clients is on")).to_be_disabled()  # R1
-    await expect(practice.get_by_label("Secure messaging with clients is on")).not_to_be_checked()
+    await practice.get_by_role("switch", name="Secure messaging for the team").uncheck()
+    clients_switch = practice.get_by_role("switch", name="Secure messaging with clients")
+    await expect(clients_switch).to_be_disabled()  # R1
+    await expect(clients_switch).not_to_be_checked()
 
     for tab in (sam, priya, dana):
         assert tab.problems == []

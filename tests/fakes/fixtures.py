@@ -17,6 +17,7 @@ from tests.fakes.apns import ApnsKey, FakeApns, make_apns_key
 from tests.fakes.certs import CertPaths, make_test_certs
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp
+from tests.fakes.webpush import FakeWebPush
 
 APNS_KEY_ID = "ABC123DEFG"
 APNS_TEAM_ID = "TEAM123456"
@@ -63,3 +64,12 @@ async def fake_fcm() -> AsyncIterator[FakeFcm]:
 @pytest.fixture
 def fcm_credentials_file(fake_fcm: FakeFcm, tmp_path: Path) -> Path:
     return fake_fcm.write_service_account(tmp_path)
+
+
+@pytest.fixture
+async def fake_webpush(tls_certs: CertPaths) -> AsyncIterator[FakeWebPush]:
+    """A browser push service on loopback (tests/fakes/webpush.py) that decrypts what it is sent."""
+    fake = FakeWebPush(tls_certs)
+    await fake.start()
+    yield fake
+    await fake.stop()

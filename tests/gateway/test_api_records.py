@@ -138,10 +138,14 @@ async def test_r22_chart_note_holds_chosen_messages_as_dated_lines(api, cast, cl
         token=cast.tok("clinician"),
     )
     assert status == 201, note
+    # Grouped by conversation, each under its participants, so the chart says who a message went to.
     assert note["text"] == (
-        "[2026-01-05 09:00] Clinician: Hello Client, this is your clinician :smile:\n"
-        "[2026-01-05 09:01] Client Person: Thanks, see you on Tuesday.\nSecond line of my reply.\n"
-        "[2026-01-05 09:03] Clinician: Hi Guardian, forms are ready"
+        "Conversation: Client Person, Clinician (times in UTC)\n"
+        "[2026-01-05 09:00 UTC] Clinician: Hello Client, this is your clinician :smile:\n"
+        "[2026-01-05 09:01 UTC] Client Person: Thanks, see you on Tuesday.\nSecond line of my reply.\n"
+        "\n"
+        "Conversation: Guardian, Clinician (times in UTC)\n"
+        "[2026-01-05 09:03 UTC] Clinician: Hi Guardian, forms are ready"
     )
     assert note["author_id"] == cast.id("clinician") and note["client_id"] == cast.id("client")
     assert note["message_ids"] == [s.msg["hello"], s.msg["reply"], s.msg["guardian"]]
@@ -244,11 +248,14 @@ async def test_r23_owner_exports_everything_with_a_password(api, cast, clock, cl
     )
     assert "Client Person (client); Clinician (clinician)" in files["index.txt"]
     main = convs["Client Person, Clinician"]
-    assert "[2026-01-05 09:00] Clinician: Hello Client, this is your clinician :smile:\n" in main
-    assert "[2026-01-05 09:01] Client Person: Thanks, see you on Tuesday.\nSecond line of my reply.\n" in main
+    assert "[2026-01-05 09:00 UTC] Clinician: Hello Client, this is your clinician :smile:\n" in main
     assert (
-        "[2026-01-05 09:02] Clinician: Lab results for someone else entirely "
-        "[removed by Clinician at 2026-01-05 09:03]\n" in main
+        "[2026-01-05 09:01 UTC] Client Person: Thanks, see you on Tuesday.\nSecond line of my reply.\n"
+        in main
+    )
+    assert (
+        "[2026-01-05 09:02 UTC] Clinician: Lab results for someone else entirely "
+        "[removed by Clinician at 2026-01-05 09:03 UTC]\n" in main
     )
     assert main.index("Hello Client") < main.index("Thanks") < main.index("Lab results")
     assert s.text["desk"] in convs["Biller, Scheduler"]  # team-only included
@@ -557,3 +564,38 @@ async def test_r23_a_download_past_the_retention_deletes_the_file_even_without_t
     assert status == 410 and b"export_expired" in data
     assert not on_disk(path)
     assert (await Export.get(id=made["id"])).status == "expired"
+
+
+# --- times in the practice's time zone ---------------------------------------------------------------
+
+
+async def test_chart_notes_transcripts_and_exports_use_the_practice_time_zone(api, cast, clock, client):
+    s = await seed(api, cast, clock)
+    status, body = await api.patch(
+        "/practice/settings", {"time_zone": "America/New_York"}, token=cast.tok("owner")
+    )
+    assert status == 200 and body["time_zone"] == "America/New_York"
+    status, page = await transcript(api, cast, "clinician")
+    assert status == 200 and page["time_zone"] == "America/New_York"
+    headings = {c["id"]: c["heading"] for c in page["conversations"]}
+    assert headings == {
+        s.conv["hello"]: "Client Person, Clinician",
+        s.conv["guardian"]: "Guardian, Clinician",
+    }
+    status, note = await api.post(
+        f"/clients/{cast.id('client')}/chart-notes",
+        {"message_ids": [s.msg["hello"]]},
+        token=cast.tok("clinician"),
+    )
+    assert status == 201
+    assert note["text"] == (
+        "Conversation: Client Person, Clinician (times in America/New_York)\n"
+        "[2026-01-05 04:00 EST] Clinician: Hello Client, this is your clinician :smile:"
+    )
+    made, got = await run_export(api, client, cast)
+    files = open_zip((await download(client, made["id"], cast.tok("owner")))[1], got["password"])
+    main = by_people(files)["Client Person, Clinician"]
+    assert "started 2026-01-05 04:00 EST (times in America/New_York)" in main
+    assert "[2026-01-05 04:01 EST] Client Person: Thanks" in main
+    assert "[removed by Clinician at 2026-01-05 04:03 EST]" in main
+    assert "Times are in the practice's time zone, America/New_York" in files["README.txt"]

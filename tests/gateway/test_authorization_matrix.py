@@ -269,6 +269,7 @@ ROWS: list[Row] = [
         {"alerts": {"new_message": False}},
     ),
     Row("DELETE", "/devices/{device}", expect(team=404, portal=404, other=404, key=403, clinician=200)),
+    Row("GET", "/webpush/vapid-public-key", expect(team=200, portal=200, other=200, key=403)),
     # --- integration: the practice API key ---
     Row(
         "POST",

@@ -160,8 +160,9 @@ async def test_a_backup_of_a_serving_instance_restores_every_conversation_and_me
         manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
     assert manifest["database"] == ("sqlite" if keys_in_files else "postgres")
     assert manifest["schema_migration"].startswith("00") and manifest["kdf"]["name"] == "scrypt"
-    # The audit key travels too (made in the var directory by the server, or given in the environment).
-    assert manifest["key_files"] == ["audit.key", "data.key", "secret.key"]
+    # The audit key travels too (made in the var directory by the server, or given in the environment), and
+    # the Web Push VAPID key, which browsers' subscriptions are bound to.
+    assert manifest["key_files"] == ["audit.key", "data.key", "secret.key", "vapid.key"]
     raw = archive.read_bytes()
     if keys_in_files:
         secret_key = (var1 / "secret.key").read_text().strip()

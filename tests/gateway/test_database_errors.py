@@ -170,3 +170,39 @@ def test_a_logged_traceback_keeps_the_frames_and_leaves_out_every_message() -> N
     assert "builtins.KeyError (message left out of the log)" in text
     assert "builtins.ValueError (message left out of the log)" in text
     assert "in fails\n    raise KeyError" in text
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+async def test_a_postgres_database_that_accepts_no_connections_is_a_503_not_a_500(api, cast, db_url, logs):
+    """SQLSTATE 55000 "database ... is not currently accepting connections" (an operator's ALTER DATABASE
+    ... ALLOW_CONNECTIONS false, or one being dropped or restored): the server is there, the database is
+    not, for now."""
+    conv = await _conversation(api, cast)
+    base, _, name = db_url.rpartition("/")
+    admin = await asyncpg.connect(f"{base}/postgres".replace("postgres://", "postgresql://", 1))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        with pytest.raises(asyncpg.PostgresError) as refused:
+            await asyncpg.connect(db_url.replace("postgres://", "postgresql://", 1))
+        assert refused.value.sqlstate == "55000" and unavailable(refused.value)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
+        statuses = []
+        for _ in range(3):  # the first may meet its cut connection, the next ones the refusal to reconnect
+            resp = await api.client.post(
+                f"/api/v1/conversations/{conv}/messages",
+                json={"body": CANARY},
+                headers={"Authorization": f"Bearer {cast.tok('clinician')}"},
+            )
+            body = await resp.json()
+            statuses.append((resp.status, body["error"]["code"], resp.headers.get("Retry-After")))
+        assert statuses == [(503, "unavailable", "2")] * 3
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    status, _ = await api.post(
+        f"/conversations/{conv}/messages", {"body": "again"}, token=cast.tok("clinician")
+    )
+    assert status == 201

@@ -57,6 +57,7 @@ FAMILIES = {
     "securemsg_websocket_cut_off": "counter",
     "securemsg_websocket_access_ended": "counter",
     "securemsg_realtime_publish_dropped": "counter",
+    "securemsg_retention_pruned_rows": "counter",
     "process_resident_memory_bytes": "gauge",
 }
 
@@ -524,3 +525,51 @@ def test_serve_with_a_taken_metrics_address_exits_2_naming_it(tmp_path: Path) ->
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"securemsg: SECUREMSG_METRICS_LISTEN 127.0.0.1:{port} cannot be listened on")
     assert "Traceback" not in done.stderr
+
+
+async def test_rows_the_dispatchers_retention_pruning_removed_are_counted_by_kind(
+    aiohttp_client, sqlite_url, tmp_path, clock
+) -> None:
+    """A running dispatcher (the worker's loop) prunes old outbox history, expired links and tokens; its
+    metrics listener counts the rows by kind, every kind at 0 before, and the labels are the kinds alone."""
+    from gateway.app import create_app
+    from gateway.keys import CTX, DISPATCHER
+    from inbox import links, outbox, retention
+    from inbox.models import AuthToken, LinkToken, OutboxJob, Participant
+    from tests.conftest import Api, build_cast
+
+    config = make_config(sqlite_url, tmp_path / "var", metrics_listen=("127.0.0.1", 0))
+    client = await aiohttp_client(create_app(config, clock=clock, worker=True))
+    app = client.server.app
+    ctx = app[CTX]
+    cast = await build_cast(Api(client), config, clock)
+    start = await scrape(app)
+    family = "securemsg_retention_pruned_rows"
+    sample = f"{family}_total"
+    assert {s.labels["kind"]: s.value for s in start.families[family].samples} == dict.fromkeys(
+        retention.KINDS, 0
+    )
+    # Day 0: seven finished outbox rows (no handler takes their kind), a link, the cast's app tokens.
+    jobs = [(await outbox.enqueue(ctx, "finished_elsewhere")).id for _ in range(7)]
+    await OutboxJob.filter(id__in=jobs).update(status="done", finished_at=clock.now())
+    await links.issue_notify_link(ctx, await Participant.get(id=cast.id("client")), None)
+    tokens = await AuthToken.filter(kind="app").count()
+    assert tokens == len(cast.tokens) and await LinkToken.all().count() == 1
+
+    clock.advance(31 * 86400)  # past the outbox's 30 days and the tokens' 7 after they expired
+    app[DISPATCHER]._next_prune = 0.0  # its next turn prunes, rather than in a minute
+    seen = start
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while seen.value(family, sample, kind="outbox") < 7:
+        assert loop.time() < deadline, seen.text
+        await asyncio.sleep(0.1)
+        seen = await scrape(app)
+    assert seen.value(family, sample, kind="outbox") == 7
+    assert seen.value(family, sample, kind="links") == 1
+    assert seen.value(family, sample, kind="expired_tokens") == tokens
+    assert seen.value(family, sample, kind="revoked_tokens") == 0
+    assert seen.value(family, sample, kind="webhook_deliveries") == 0
+    assert not await OutboxJob.filter(id__in=jobs).exists()
+    assert all(set(s.labels) == {"kind"} for s in seen.families[family].samples)  # no id, no person
+    assert {s.labels["kind"] for s in seen.families[family].samples} == set(retention.KINDS)

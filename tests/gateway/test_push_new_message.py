@@ -34,7 +34,7 @@ async def client_writes(api, cast, body):
 async def test_r19_new_message_reaches_apns_and_fcm_once_with_badge_link_and_no_text(
     client, api, cast, fake_apns, fake_fcm
 ):
-    assert set(client.server.app[SERVICES]["push"]) == {"apns", "fcm"}
+    assert set(client.server.app[SERVICES]["push"]) == {"apns", "fcm", "webpush"}
     await register(api, cast.tok("clinician"), "apns", apns_token(1))
     await register(api, cast.tok("clinician"), "fcm", fcm_token(1))
 

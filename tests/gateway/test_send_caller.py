@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from gateway.app import make_context
-from inbox import accounts, rawsql
+from inbox import accounts
 from inbox.models import Message, Participant
+from inbox.store import sql
 from tests.conftest import Api, Cast, build_cast
 
 
@@ -108,7 +109,7 @@ async def test_a_conversation_outside_the_callers_reach_is_404_and_nothing_is_st
 async def test_a_send_asks_the_database_once_before_writing(api: Api, cast: Cast) -> None:
     """Who is calling and the conversation's members come back together: one read, not two."""
     conv = await open_with_client(api, cast)
-    reader = rawsql._reader_for(rawsql.client())
+    reader = sql.reader_for(sql.client())
     assert reader is not None
     before = reader.inline + reader.units
     got, body = await api.post(

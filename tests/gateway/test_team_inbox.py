@@ -112,8 +112,8 @@ async def test_settings_page_is_for_owners_and_managers(client, aiohttp_client, 
     await sign_in_as(owner, cast, "owner")
     html = await (await owner.get("/settings")).text()
     for text in (
-        "Secure messaging for the team is on",
-        "Secure messaging with clients is on",
+        "Secure messaging for the team",
+        "Secure messaging with clients",
         "Automatically allow secure messaging for all new clients",
         "Client Person",
         "Clinician2",

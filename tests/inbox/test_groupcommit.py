@@ -1,4 +1,4 @@
-"""Group commit (inbox.groupcommit): concurrent write units share transactions without weakening what each
+"""Group commit (inbox.store.groupcommit): concurrent write units share transactions without weakening what each
 caller is told. On SQLite and PostgreSQL, against the real database; "committed" is checked through a
 connection of the test's own, outside the app."""
 
@@ -18,9 +18,9 @@ from tortoise.transactions import in_transaction
 from gateway.keys import CTX
 from inbox.db import unavailable
 from inbox.errors import Forbidden
-from inbox.groupcommit import GroupCommit
 from inbox.models import AuthToken, Practice
-from inbox.rawsql import Stmt
+from inbox.store.groupcommit import GroupCommit
+from inbox.store.sql import Stmt
 
 
 def new_token_unit(practice_id: int, token_hash: str) -> Any:

@@ -1,4 +1,4 @@
-"""The SQLite reader (inbox.rawsql.SqliteReader): the send path's lookups run in the event loop, see what
+"""The SQLite reader (inbox.store.sql.SqliteReader): the send path's lookups run in the event loop, see what
 has been committed, and go to the reader's thread — never blocking the loop — when SQLite would have them
 wait for a lock."""
 
@@ -11,7 +11,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from inbox.rawsql import SqliteReader, Stmt
+from inbox.store.sql import SqliteReader, Stmt
 
 
 def count_rows() -> Generator[Stmt, Any, int]:

@@ -1,4 +1,5 @@
-"""Prepared raw SQL for the hot paths (who is calling, sending a message), on SQLite and PostgreSQL.
+"""Prepared raw SQL for the hot paths (who is calling, sending a message), on SQLite and PostgreSQL: the
+machinery the store's raw units run on (`inbox.store.messages`, `inbox.store.tokens`, ...).
 
 On the send path Tortoise's query building cost more than the queries themselves, and on SQLite every query
 is a hop to aiosqlite's thread and back. So the hot paths write their SQL by hand, and a piece of work is a
@@ -6,7 +7,7 @@ is a hop to aiosqlite's thread and back. So the hot paths write their SQL by han
 returning its result at the end. One definition of the SQL, two ways to drive it:
 
 - `drive_sync`: in SQLite's own thread, every statement of the unit (or of a whole batch of units, see
-  `inbox.groupcommit`) in one hop;
+  `inbox.store.groupcommit`) in one hop;
 - `drive_async`: statement by statement through a Tortoise connection (PostgreSQL; SQLite inside a
   transaction someone else opened).
 
@@ -30,6 +31,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClie
 from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.fields import DatetimeField
 from tortoise.models import Model
+
+from inbox.store import _compat
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -78,8 +81,15 @@ def drive_sync(unit: Unit[T], db: sqlite3.Connection) -> T:
         stmt = next(gen)
         while True:
             try:
-                cursor = db.execute(stmt.sql, stmt.params)
-                answer: Any = [dict(r) for r in cursor.fetchall()] if stmt.rows else cursor.rowcount
+                # Plain tuples, whatever the connection's row factory: a dict from the column names and a
+                # tuple costs a fifth of `dict(sqlite3.Row)` (docs/benchmarks.md, the send path's profile).
+                cursor = db.cursor()
+                cursor.row_factory = None
+                cursor.execute(stmt.sql, stmt.params)
+                answer: Any = cursor.rowcount
+                if stmt.rows:
+                    names = [d[0] for d in cursor.description or ()]
+                    answer = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.IntegrityError as exc:
                 raise IntegrityError(exc) from exc
             except sqlite3.OperationalError as exc:
@@ -115,13 +125,12 @@ def sqlite_thread_runner(conn: BaseDBAsyncClient) -> Any | None:
     """The aiosqlite connection whose thread can run a whole unit in one hop, or None (PostgreSQL, a
     transaction in progress, or an aiosqlite without the hook: then units go statement by statement).
 
-    `aiosqlite.Connection._execute(fn)` runs `fn` in the connection's thread; Tortoise itself reaches into
-    aiosqlite's `_conn` the same way. Both are checked here, so a change in aiosqlite costs speed, not
-    correctness."""
+    Running a function in aiosqlite's thread takes its private names: see `inbox.store._compat`, which
+    checks them, so a change in aiosqlite costs speed, not correctness."""
     if conn.capabilities.dialect != "sqlite" or isinstance(conn, TransactionalDBClient):
         return None
-    aconn = getattr(conn, "_connection", None)
-    if aconn is None or not hasattr(aconn, "_execute") or not hasattr(type(aconn), "_conn"):
+    aconn = _compat.sqlite_connection(conn)
+    if aconn is None or not _compat.has_sqlite_thread(aconn):
         return None
     return aconn
 
@@ -285,7 +294,7 @@ def _is_busy(exc: BaseException | None) -> bool:
 _READERS: dict[str, SqliteReader] = {}
 
 
-def _reader_for(conn: BaseDBAsyncClient) -> SqliteReader | None:
+def reader_for(conn: BaseDBAsyncClient) -> SqliteReader | None:
     if conn.capabilities.dialect != "sqlite" or isinstance(conn, TransactionalDBClient):
         return None
     path = getattr(conn, "filename", "")
@@ -308,7 +317,7 @@ async def read(unit: Unit[T]) -> T:
     """Run a read-only unit: on SQLite through the reader connection, in one hop; otherwise through the
     connection the caller would use now (a transaction's, inside `in_transaction()`)."""
     conn = client()
-    reader = _reader_for(conn)
+    reader = reader_for(conn)
     if reader is not None:
         return await reader.run(unit)
     return await drive_async(unit, conn)
@@ -330,7 +339,7 @@ def model_from_row(model: type[M], row: Mapping[str, Any]) -> M:
         value = values.get(column)
         if isinstance(value, str):
             values[column] = to_datetime(value)
-    return model._init_from_db(**values)
+    return _compat.model_from_db(model, values)
 
 
 @cache

@@ -1,7 +1,7 @@
 """Group commit: concurrent write units share transactions, written by one writer task at a time.
 
 One commit per message cannot go faster than the disk syncs (about 1,100–1,600 commits/s with SQLite here),
-so concurrent sends are batched: each caller hands its unit (see `inbox.rawsql`) to `GroupCommit.run` and
+so concurrent sends are batched: each caller hands its unit (see `inbox.store.sql`) to `GroupCommit.run` and
 waits; a writer task takes everything waiting, runs it in one transaction and commits. What a caller is told
 does not change:
 
@@ -28,9 +28,9 @@ from typing import Any
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
-from inbox import rawsql
 from inbox.db import unavailable
-from inbox.rawsql import Unit
+from inbox.store import _compat, sql
+from inbox.store.sql import Unit
 
 MAX_BATCH = 64
 
@@ -65,9 +65,9 @@ class GroupCommit:
 
         `one_statement`: the unit writes with a single statement, atomic by itself, so when it has no
         company on PostgreSQL it runs without BEGIN/COMMIT: one round trip."""
-        conn = rawsql.client()
+        conn = sql.client()
         if isinstance(conn, TransactionalDBClient):
-            return await rawsql.drive_async(unit, conn)
+            return await sql.drive_async(unit, conn)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): nothing of the old one carries over
             self._loop, self._pending, self._writer = loop, [], None
@@ -84,7 +84,7 @@ class GroupCommit:
             if not batch:
                 continue
             try:
-                if len(batch) == 1 and batch[0][2] and rawsql.sqlite_thread_runner(rawsql.client()) is None:
+                if len(batch) == 1 and batch[0][2] and sql.sqlite_thread_runner(sql.client()) is None:
                     outcomes = await self._alone(batch[0][0])
                 else:
                     outcomes = await self._commit([u for u, _, _ in batch])
@@ -96,7 +96,7 @@ class GroupCommit:
                     raise
                 continue
             # In batch order, so the callers wake (and publish their events) in the order of their messages.
-            rawsql.settle([future for _, future, _ in batch], outcomes)
+            sql.settle([future for _, future, _ in batch], outcomes)
 
     async def _alone(self, unit: Unit[Any]) -> list[Outcome]:
         self.batches += 1
@@ -104,7 +104,7 @@ class GroupCommit:
         if self.on_batch is not None:
             self.on_batch(1)
         try:
-            return [(True, await rawsql.drive_async(unit, rawsql.client()))]
+            return [(True, await sql.drive_async(unit, sql.client()))]
         except Exception as exc:
             if not unit_specific(exc):
                 raise
@@ -115,17 +115,15 @@ class GroupCommit:
         self.units += len(units)
         if self.on_batch is not None:
             self.on_batch(len(units))
-        conn = rawsql.client()
-        if rawsql.sqlite_thread_runner(conn) is not None:
+        conn = sql.client()
+        if sql.sqlite_thread_runner(conn) is not None:
             async with conn.acquire_connection() as aconn:
-                outcomes: list[Outcome] = await aconn._execute(_sqlite_batch, units, aconn)
-                return outcomes
+                return await _compat.run_in_sqlite_thread(aconn, lambda db: _sqlite_batch(units, db))
         return await _transaction_batch(units)
 
 
-def _sqlite_batch(units: list[Unit[Any]], aconn: Any) -> list[Outcome]:
+def _sqlite_batch(units: list[Unit[Any]], db: sqlite3.Connection) -> list[Outcome]:
     """In aiosqlite's thread: the whole batch, retried without any unit that fails on its own account."""
-    db: sqlite3.Connection = aconn._conn
     failed: dict[int, BaseException] = {}
     while True:
         results: dict[int, Any] = {}
@@ -135,7 +133,7 @@ def _sqlite_batch(units: list[Unit[Any]], aconn: Any) -> list[Outcome]:
                 if i in failed:
                     continue
                 try:
-                    results[i] = rawsql.drive_sync(unit, db)
+                    results[i] = sql.drive_sync(unit, db)
                 except Exception as exc:
                     if not unit_specific(exc):
                         raise
@@ -162,7 +160,7 @@ async def _transaction_batch(units: list[Unit[Any]]) -> list[Outcome]:
                     if i in failed:
                         continue
                     try:
-                        results[i] = await rawsql.drive_async(unit, conn)
+                        results[i] = await sql.drive_async(unit, conn)
                     except Exception as exc:
                         if not unit_specific(exc):
                             raise

@@ -1,0 +1,52 @@
+"""Two deployments on one Redis server (each with its own database) never hear each other's events: row
+ids repeat across databases, so one shared pub/sub channel would hand one practice's message to a socket of
+the other's. Every process of one deployment (same database) shares its channel (docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from gateway.realtime import CHANNEL, RedisHub, redis_scope
+from tests.conftest import need, redis_url
+
+pytestmark = pytest.mark.redis
+
+
+class Heard(RedisHub):
+    """A real RedisHub that also notes what reached it through Redis."""
+
+    def __init__(self, url: str, database_url: str) -> None:
+        super().__init__(url, channel=f"{CHANNEL}:{redis_scope(database_url)}")
+        self.heard: list[tuple[list[int], dict[str, Any]]] = []
+
+    def deliver_local(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
+        recipients = list(recipients)
+        self.heard.append((recipients, payload))
+        super().deliver_local(recipients, payload)
+
+
+async def test_r12_a_deployment_sharing_redis_never_gets_anothers_events() -> None:
+    url = need("redis", redis_url())
+    a1 = Heard(url, "postgres://db.example/practice_a")
+    a2 = Heard(url, "postgres://db.example/practice_a")  # a second process of deployment A
+    b = Heard(url, "postgres://db.example/practice_b")
+    assert a1.channel == a2.channel != b.channel
+    for hub in (a1, a2, b):
+        await hub.start()
+    try:
+        event = {"type": "message.created", "conversation_id": 1, "message": {"body": "only for A"}}
+        for _ in range(100):  # the listeners subscribe in the background: publish until A's other hears
+            await a1.publish([2], event)
+            await asyncio.sleep(0.05)
+            if a2.heard:
+                break
+        assert a2.heard and a2.heard[0] == ([2], event)
+        await asyncio.sleep(0.5)
+        assert b.heard == []
+    finally:
+        for hub in (a1, a2, b):
+            await hub.close()
