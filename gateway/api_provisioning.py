@@ -155,10 +155,10 @@ async def get_settings(request: web.Request) -> web.Response:
     security=MANAGER,
     body=shapes.SettingsBody,
     ok={200: ("Settings.", shapes.Settings)},
-    errors=[403, 409],
+    errors=[400, 403, 409],
     description="409 `team_messaging_off` (R1) when client messaging is turned on while the "
     "team's is off. `allow_unencrypted_exports` (R23, default false) lets exports be asked for "
-    "without a password.",
+    "without a password. 400 `invalid_field` for a `time_zone` that is not an IANA zone name.",
 )
 async def patch_settings(request: web.Request) -> web.Response:
     principal = await require_provisioner(request)
