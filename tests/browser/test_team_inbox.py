@@ -218,6 +218,8 @@ async def test_inbox_at_phone_width_and_by_keyboard(browser, client, config, clo
     await page.keyboard.press("Enter")
     await expect(page.get_by_label("To", exact=True)).to_be_focused()
     await page.keyboard.type("Alex")
+    # The search's own answer is in (not the recent list it replaces, which holds Alex Morgan too).
+    await expect(page.locator("#picker-hint")).to_have_text("People matching “Alex”.")
     await expect(page.locator(".recipient-button", has_text="Alex Morgan")).to_be_visible()
     await page.keyboard.press("Enter")  # nothing selected: nothing happens but a hint
     await expect(page.locator("#picker-hint")).to_have_text("Use ↑ ↓ to choose someone, then Enter.")

@@ -148,7 +148,9 @@ async def test_r29_the_owner_creates_lists_and_revokes_keys_and_a_revoked_key_st
     # The practice's other key is untouched.
     assert (await api.get("/practice/settings", token=cast.api_key))[0] == 200
 
-    rows = await AuditEvent.filter(practice_id=(await Participant.get(id=cast.id("owner"))).practice_id)
+    rows = await AuditEvent.filter(
+        practice_id=(await Participant.get(id=cast.id("owner"))).practice_id
+    ).order_by("id")
     actions = [(r.action, r.target_id, r.detail) for r in rows if r.action.startswith("api_key.")]
     assert actions == [
         ("api_key.create", str(made["id"]), {"scopes": ["provisioning"]}),
