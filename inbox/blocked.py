@@ -15,9 +15,10 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from inbox.exchange import refusal_of
 from inbox.messaging import ids_of, load_facts
 from inbox.models import TEAM, Conversation, ConversationMember, Participant, Practice
-from inbox.permissions import Refusal, check_exchange, participation_refusal
+from inbox.permissions import Refusal, participation_refusal
 
 MANAGERS_CAN = "The account owner or a practice manager can turn it on in Settings."
 MAX_PICKER_NOTICES = 5
@@ -36,14 +37,7 @@ async def why_blocked(person: Participant, conversation_id: int, people: list[Pa
     writers = await ids_of(
         ConversationMember.filter(conversation_id=conversation_id, has_written=True), "participant_id"
     )
-    refusal = check_exchange(
-        facts.party(person),
-        [facts.party(o) for o in others],
-        flags=facts.flags,
-        grants=facts.grants,
-        clients=facts.client_parties(),
-        prior_writers=set(writers),
-    )
+    refusal = refusal_of(person, others, facts, writers)
     if refusal is None:
         return None
     if refusal.code in ("team_messaging_off", "client_messaging_off"):

@@ -18,7 +18,7 @@ import emoji
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid
 from inbox.models import CLIENT, CONTACT, TEAM, Message, Participant
-from inbox.permissions import Party, PracticeFlags, check_exchange
+from inbox.permissions import Party, PracticeFlags, Refusal, check_exchange
 
 MAX_BODY = 5000
 MAX_AWAY = 600
@@ -145,10 +145,11 @@ class Facts:
         return {cid: party_of(c, self.clients) for cid, c in self.clients.items()}
 
 
-def check(
+def refusal_of(
     actor: Participant, others: Sequence[Participant], facts: Facts, prior_writers: Iterable[int] = ()
-) -> None:
-    refusal = check_exchange(
+) -> Refusal | None:
+    """Why `actor` may not write to `others` now (`check_exchange` on the loaded facts), or None."""
+    return check_exchange(
         facts.party(actor),
         [facts.party(o) for o in others],
         flags=facts.flags,
@@ -156,6 +157,12 @@ def check(
         clients=facts.client_parties(),
         prior_writers=set(prior_writers),
     )
+
+
+def check(
+    actor: Participant, others: Sequence[Participant], facts: Facts, prior_writers: Iterable[int] = ()
+) -> None:
+    refusal = refusal_of(actor, others, facts, prior_writers)
     if refusal is not None:
         raise Forbidden.from_refusal(refusal)
 
