@@ -12,18 +12,18 @@ import secrets
 from tortoise.exceptions import IntegrityError
 
 from inbox.context import InboxContext
-from inbox.models import Installation
+from inbox.store import installation as installation_store
 
 ROW = 1  # the table has this one row
 
 
 async def installation_id(ctx: InboxContext) -> str:
     """The id, made on first use (several processes starting at once agree on the first one written)."""
-    row = await Installation.get_or_none(id=ROW)
+    row = await installation_store.get_installation_or_none(ROW)
     if row is None:
         try:
-            await Installation.create(id=ROW, uid=secrets.token_hex(8), created_at=ctx.clock.now())
+            await installation_store.add_installation(ROW, secrets.token_hex(8), ctx.clock.now())
         except IntegrityError:
             pass  # another process made it first
-        row = await Installation.get(id=ROW)
+        row = await installation_store.get_installation(ROW)
     return row.uid
