@@ -16,34 +16,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from tortoise.models import Model
-from tortoise.transactions import in_transaction
 
 from inbox.crypto import DataKeyring
 from inbox.exports import password_context
 from inbox.models import ChartNote, Device, Export, Message, Participant, Webhook
 from inbox.records import body_context, chart_note_context
 from inbox.sealed import totp_context, webhook_secret_context, webpush_context
+from inbox.store import keys
+from inbox.store.keys import SealedColumn
 
 
 @dataclass(frozen=True)
 class Target:
     label: str
-    model: type[Model]
-    column: str
-    context_column: str
-    context: Callable[[int], str]
+    column: SealedColumn
+    context: Callable[[int], str]  # the associated data, from the row's `column.context_column`
 
 
 TARGETS = (
-    Target("message bodies", Message, "body_cipher", "conversation_id", body_context),
-    Target("chart notes", ChartNote, "text_cipher", "client_id", chart_note_context),
-    Target("export passwords", Export, "password_cipher", "id", password_context),
-    Target("TOTP secrets", Participant, "totp_secret_cipher", "id", totp_context),
-    Target("webhook secrets", Webhook, "secret_cipher", "id", webhook_secret_context),
-    Target("web push subscriptions", Device, "subscription_cipher", "id", webpush_context),
+    Target("message bodies", SealedColumn(Message, "body_cipher", "conversation_id"), body_context),
+    Target("chart notes", SealedColumn(ChartNote, "text_cipher", "client_id"), chart_note_context),
+    Target("export passwords", SealedColumn(Export, "password_cipher", "id"), password_context),
+    Target("TOTP secrets", SealedColumn(Participant, "totp_secret_cipher", "id"), totp_context),
+    Target("webhook secrets", SealedColumn(Webhook, "secret_cipher", "id"), webhook_secret_context),
+    Target("web push subscriptions", SealedColumn(Device, "subscription_cipher", "id"), webpush_context),
 )
 
 
@@ -64,16 +60,6 @@ class Summary:
         return sum(t.reencrypted for t in self.tallies.values())
 
 
-async def _batch(target: Target, after_id: int, limit: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = await (
-        target.model.filter(id__gt=after_id)
-        .order_by("id")
-        .limit(limit)
-        .values(*dict.fromkeys(("id", target.column, target.context_column)))
-    )
-    return rows
-
-
 async def reencrypt_pass(
     keyring: DataKeyring,
     summary: Summary,
@@ -91,23 +77,21 @@ async def reencrypt_pass(
         while True:
             if max_batches is not None and batches >= max_batches:
                 return done
-            rows = await _batch(target, after, batch_size)
+            rows = await keys.list_sealed_values(target.column, after, batch_size)
             if not rows:
                 break
             batches += 1
-            after = int(rows[-1]["id"])
+            after = rows[-1].id
             stale = []
             for row in rows:
-                blob = row[target.column]
+                blob = row.cipher
                 if blob is None or DataKeyring.key_id_of(bytes(blob)) == current:
                     continue
-                context = target.context(int(row[target.context_column]))
+                context = target.context(row.context_id)
                 plain = keyring.decrypt(bytes(blob), context)
-                stale.append((int(row["id"]), keyring.encrypt(plain, context)))
+                stale.append((row.id, keyring.encrypt(plain, context)))
             if stale:
-                async with in_transaction():
-                    for row_id, blob in stale:
-                        await target.model.filter(id=row_id).update(**{target.column: blob})
+                await keys.set_sealed_values(target.column, stale)
             tally.scanned += len(rows)
             tally.reencrypted += len(stale)
             done += len(stale)
@@ -145,11 +129,9 @@ async def rows_under_older_keys(keyring: DataKeyring) -> int:
     left = 0
     for target in TARGETS:
         after = 0
-        while rows := await _batch(target, after, 1000):
-            after = int(rows[-1]["id"])
+        while rows := await keys.list_sealed_values(target.column, after, 1000):
+            after = rows[-1].id
             left += sum(
-                1
-                for r in rows
-                if r[target.column] is not None and DataKeyring.key_id_of(bytes(r[target.column])) != current
+                1 for r in rows if r.cipher is not None and DataKeyring.key_id_of(bytes(r.cipher)) != current
             )
     return left

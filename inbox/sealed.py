@@ -12,10 +12,9 @@ command line runs it after every migration, where the data key is at hand.
 
 from __future__ import annotations
 
-from tortoise.transactions import in_transaction
-
 from inbox.crypto import DataKeyring
 from inbox.models import Device, Participant, Webhook
+from inbox.store import keys
 
 
 def totp_context(participant_id: int) -> str:
@@ -65,16 +64,14 @@ def open_webhook_secret(keyring: DataKeyring, hook: Webhook) -> str:
 async def seal_plaintext_rows(keyring: DataKeyring, *, batch_size: int = 500) -> int:
     """Seal every secret still stored in clear; returns how many. Idempotent: a second run finds none."""
     done = 0
-    while members := list(await Participant.filter(totp_secret__isnull=False).limit(batch_size)):
-        async with in_transaction():
-            for member in members:
-                cipher = seal_totp(keyring, member, member.totp_secret or "")
-                await Participant.filter(id=member.id).update(totp_secret_cipher=cipher, totp_secret=None)
+    while members := await keys.list_plaintext_totp_members(batch_size):
+        await keys.set_totp_secrets_sealed(
+            [(member.id, seal_totp(keyring, member, member.totp_secret or "")) for member in members]
+        )
         done += len(members)
-    while hooks := list(await Webhook.filter(secret_cipher__isnull=True).limit(batch_size)):
-        async with in_transaction():
-            for hook in hooks:
-                cipher = seal_webhook_secret(keyring, hook.id, hook.secret)
-                await Webhook.filter(id=hook.id).update(secret_cipher=cipher, secret="")
+    while hooks := await keys.list_unsealed_webhooks(batch_size):
+        await keys.set_webhook_secrets_sealed(
+            [(hook.id, seal_webhook_secret(keyring, hook.id, hook.secret)) for hook in hooks]
+        )
         done += len(hooks)
     return done
