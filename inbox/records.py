@@ -18,27 +18,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tortoise.expressions import Q
-
 from inbox import timezones
 from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
 from inbox.exchange import iso, participant_json
 from inbox.ids import id_from_text, is_id
-from inbox.models import (
-    CLIENT,
-    CONTACT,
-    TEAM,
-    ChartNote,
-    ClientAccess,
-    Conversation,
-    ConversationMember,
-    Message,
-    Participant,
-    Practice,
-)
+from inbox.models import CLIENT, CONTACT, TEAM, ChartNote, Message, Participant
 from inbox.permissions import Refusal
-from inbox.store.orm import ids_of
+from inbox.store import conversations, people, practices
+from inbox.store import records as records_store
 
 MAX_FILTER_IDS = 50
 MAX_NOTE_MESSAGES = 200
@@ -66,7 +54,7 @@ def people_line(people: Iterable[Participant]) -> str:
 
 
 async def practice_zone(practice_id: int) -> str:
-    practice = await Practice.get_or_none(id=practice_id)
+    practice = await practices.get_practice_or_none(practice_id)
     return timezones.zone_name(practice.time_zone if practice else None)
 
 
@@ -96,11 +84,11 @@ async def client_for_records(actor: Participant, client_id: int) -> Participant:
     """The client, when the actor may read its records: 404 outside the practice, 403 without access."""
     if actor.kind != TEAM:
         raise Forbidden("team_only", "Only team members can read a client's records.", rule="R21")
-    client = await Participant.filter(id=client_id, practice_id=actor.practice_id, kind=CLIENT).first()
+    client = await people.get_client(actor.practice_id, client_id)
     if client is None:
         raise NotFound("client")
     grants: set[tuple[int, int]] = set()
-    if await ClientAccess.filter(client_id=client.id, team_member_id=actor.id).exists():
+    if await records_store.get_access_granted(actor.id, client.id):
         grants.add((actor.id, client.id))
     refusal = records_refusal(actor.id, actor.role_set, client.id, client.primary_clinician_id, grants)
     if refusal is not None:
@@ -135,13 +123,11 @@ def parse_message_cursor(raw: str | None, *, big: bool = True) -> int:
 
 
 async def _members_by_conversation(conv_ids: Iterable[int]) -> dict[int, list[Participant]]:
-    pairs = await ConversationMember.filter(conversation_id__in=list(conv_ids)).values_list(
-        "conversation_id", "participant_id"
-    )
-    people = {p.id: p for p in await Participant.filter(id__in=list({int(pid) for _, pid in pairs}))}
+    pairs = await conversations.get_member_pairs(list(conv_ids))
+    by_id = {p.id: p for p in await records_store.list_people(list({pid for _, pid in pairs}))}
     out: dict[int, list[Participant]] = {}
     for cid, pid in pairs:
-        out.setdefault(int(cid), []).append(people[int(pid)])
+        out.setdefault(cid, []).append(by_id[pid])
     for members in out.values():
         members.sort(key=lambda p: p.id)
     return out
@@ -174,18 +160,14 @@ async def transcript(
     """Every message of the client's conversations whose participants include all of `participant_ids`
     (no filter: all of the client's conversations), oldest first, across conversations, paged by id."""
     client = await client_for_records(actor, client_id)
-    conv_ids = await ids_of(
-        Conversation.filter(practice_id=actor.practice_id, client_id=client.id).order_by("id"), "id"
-    )
+    conv_ids = await records_store.list_client_conversation_ids(actor.practice_id, client.id, by_id=True)
     members = await _members_by_conversation(conv_ids)
     wanted = set(participant_ids)
     chosen = [cid for cid in conv_ids if wanted <= {p.id for p in members.get(cid, [])}]
     names = {p.id: p.name for cid in chosen for p in members.get(cid, [])}
     rows: list[Message] = []
     if chosen:
-        rows = list(
-            await Message.filter(conversation_id__in=chosen, id__gt=after_id).order_by("id").limit(limit + 1)
-        )
+        rows = await records_store.list_messages_page(chosen, after_id, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -241,8 +223,8 @@ async def create_chart_note(
             f"A chart note holds at most {MAX_NOTE_MESSAGES} messages.",
             field="message_ids",
         )
-    conv_ids = await ids_of(Conversation.filter(practice_id=actor.practice_id, client_id=client.id), "id")
-    msgs = list(await Message.filter(id__in=ids, conversation_id__in=conv_ids).order_by("created_at", "id"))
+    conv_ids = await records_store.list_client_conversation_ids(actor.practice_id, client.id)
+    msgs = await records_store.list_messages_of(ids, conv_ids)
     found = {m.id for m in msgs}
     missing = [i for i in ids if i not in found]
     if missing:
@@ -273,12 +255,12 @@ async def create_chart_note(
         text = ctx.keyring.decrypt(bytes(m.body_cipher), body_context(m.conversation_id))
         lines.append(message_line(m.created_at, names.get(m.sender_id, "Unknown"), text, tz))
     text = "\n\n".join("\n".join(lines) for lines in groups.values())
-    note = await ChartNote.create(
-        client_id=client.id,
-        author_id=actor.id,
-        text_cipher=ctx.keyring.encrypt(text, chart_note_context(client.id)),
-        message_ids=[m.id for m in msgs],
-        created_at=ctx.clock.now(),
+    note = await records_store.add_chart_note(
+        client.id,
+        actor.id,
+        ctx.keyring.encrypt(text, chart_note_context(client.id)),
+        [m.id for m in msgs],
+        ctx.clock.now(),
     )
     return chart_note_json(ctx, note, actor.name)
 
@@ -288,13 +270,10 @@ async def list_chart_notes(
 ) -> dict[str, Any]:
     """The client's chart notes made from messages, newest first, paged by id."""
     client = await client_for_records(actor, client_id)
-    query = ChartNote.filter(client_id=client.id)
-    if before_id:
-        query = query.filter(id__lt=before_id)
-    rows = list(await query.order_by("-id").limit(limit + 1))
+    rows = await records_store.list_chart_notes(client.id, before_id, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    authors = {p.id: p.name for p in await Participant.filter(id__in=list({r.author_id for r in rows}))}
+    authors = {p.id: p.name for p in await records_store.list_people({r.author_id for r in rows})}
     return {
         "items": [chart_note_json(ctx, r, authors.get(r.author_id)) for r in rows],
         "next_cursor": str(rows[-1].id) if more and rows else None,
@@ -309,20 +288,17 @@ async def clients_with_record_access(actor: Participant) -> list[Participant]:
     owner; otherwise the clients the member is primary clinician of or has been granted access to."""
     if actor.kind != TEAM:
         return []
-    query = Participant.filter(practice_id=actor.practice_id, kind=CLIENT)
-    if "account_owner" not in actor.role_set:
-        granted = await ids_of(ClientAccess.filter(team_member_id=actor.id), "client_id")
-        query = query.filter(Q(primary_clinician_id=actor.id) | Q(id__in=granted))
-    return list(await query.order_by("name", "id").limit(1000))
+    of_member = None if "account_owner" in actor.role_set else actor.id
+    return await records_store.list_record_clients(actor.practice_id, 1000, of_member=of_member)
 
 
 async def record_participants(actor: Participant, client_id: int) -> tuple[Participant, list[Participant]]:
     """The client (access checked as for its transcripts) and everyone who appears in its conversations:
     the client, then its contacts, then team members, each group by name. No message is read here."""
     client = await client_for_records(actor, client_id)
-    conv_ids = await ids_of(Conversation.filter(practice_id=actor.practice_id, client_id=client.id), "id")
-    people_ids = await ids_of(ConversationMember.filter(conversation_id__in=conv_ids), "participant_id")
-    people = list(await Participant.filter(id__in=list(set(people_ids) | {client.id})))
+    conv_ids = await records_store.list_client_conversation_ids(actor.practice_id, client.id)
+    people_ids = await conversations.get_member_ids(conv_ids)
+    everyone = await records_store.list_people(set(people_ids) | {client.id})
     order = {CLIENT: 0, "contact": 1, TEAM: 2}
-    people.sort(key=lambda p: (order.get(p.kind, 3), p.name.lower(), p.id))
-    return client, people
+    everyone.sort(key=lambda p: (order.get(p.kind, 3), p.name.lower(), p.id))
+    return client, everyone
