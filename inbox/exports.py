@@ -35,29 +35,17 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import pyzipper
-from tortoise.expressions import Q, Subquery
-from tortoise.transactions import in_transaction
 
-from inbox import outbox
+from inbox import db, outbox
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Gone, Invalid, NotFound
 from inbox.exchange import iso
 from inbox.ids import is_id
-from inbox.models import (
-    CLIENT,
-    CONTACT,
-    TEAM,
-    Conversation,
-    ConversationMember,
-    Export,
-    Message,
-    OutboxJob,
-    Participant,
-    Practice,
-)
+from inbox.models import CLIENT, CONTACT, TEAM, Conversation, Export, Message, OutboxJob, Participant
 from inbox.records import body_context, message_line
 from inbox.store import exports as exports_store
-from inbox.store.orm import ids_of
+from inbox.store import practices
+from inbox.store import records as records_store
 from inbox.timezones import stamp, zone, zone_name
 
 EXPORT = "export"  # the outbox kind
@@ -110,9 +98,7 @@ async def request_export(
             )
         clinician = None
         if is_id(clinician_id):
-            clinician = await Participant.filter(
-                id=clinician_id, practice_id=actor.practice_id, kind=TEAM
-            ).first()
+            clinician = await exports_store.get_team_member(actor.practice_id, clinician_id)
         if clinician is None or "clinician" not in clinician.role_set:
             raise Invalid(
                 "unknown_clinician",
@@ -122,7 +108,7 @@ async def request_export(
     else:
         clinician_id = None
     if not require_password:
-        practice = await Practice.get(id=actor.practice_id)
+        practice = await practices.get_practice(actor.practice_id)
         if not practice.allow_unencrypted_exports:
             raise Forbidden(
                 "unencrypted_export_not_allowed",
@@ -131,26 +117,20 @@ async def request_export(
                 rule="R23",
             )
     now = ctx.clock.now()
-    async with in_transaction():
-        export = await Export.create(
-            practice_id=actor.practice_id,
-            requested_by_id=actor.id,
-            scope=scope,
-            clinician_id=clinician_id,
-            require_password=require_password,
-            status="pending",
-            created_at=now,
+    async with db.transaction():
+        export = await exports_store.add_export(
+            actor.practice_id, actor.id, scope, clinician_id, require_password, now
         )
         if require_password:
-            export.password_cipher = ctx.keyring.encrypt(new_password(), password_context(export.id))
-            await export.save(update_fields=["password_cipher"])
+            cipher = ctx.keyring.encrypt(new_password(), password_context(export.id))
+            await exports_store.set_password_cipher(export, cipher)
         await outbox.enqueue(ctx, EXPORT, practice_id=actor.practice_id, payload={"export_id": export.id})
     return export
 
 
 async def get_export(actor: Participant, export_id: int) -> Export:
     """Exports are seen by those who may make them; another practice's export does not exist."""
-    export = await Export.filter(id=export_id, practice_id=actor.practice_id).first()
+    export = await exports_store.get_practice_export(actor.practice_id, export_id)
     if export is None or actor.kind != TEAM:
         raise NotFound("export")
     _require_exporter(actor)
@@ -159,7 +139,7 @@ async def get_export(actor: Participant, export_id: int) -> Export:
 
 async def list_exports(actor: Participant, limit: int = 50) -> list[Export]:
     _require_exporter(actor)
-    return list(await Export.filter(practice_id=actor.practice_id).order_by("-id").limit(limit))
+    return await exports_store.list_exports(actor.practice_id, limit)
 
 
 def export_json(ctx: InboxContext, export: Export, viewer: Participant) -> dict[str, Any]:
@@ -191,16 +171,16 @@ async def expire(ctx: InboxContext, export: Export) -> bool:
     """Delete the export's file and say so; False when someone else expired it meanwhile."""
     if export.file_path:
         await asyncio.to_thread(Path(export.file_path).unlink, missing_ok=True)
-    updated = await Export.filter(id=export.id, status="ready").update(status=EXPIRED, file_path=None)
+    updated = await exports_store.set_expired(export.id, EXPIRED)
     export.status, export.file_path = EXPIRED, None
-    return bool(updated)
+    return updated
 
 
 async def prune_expired(ctx: InboxContext) -> int:
     """Delete every export file past its retention; returns how many."""
     cutoff = ctx.clock.now() - timedelta(days=ctx.export_retention_days)
     done = 0
-    for export in await Export.filter(status="ready", finished_at__lt=cutoff).order_by("id").limit(500):
+    for export in await exports_store.list_ready_exports_before(cutoff, 500):
         done += await expire(ctx, export)
     return done
 
@@ -239,22 +219,17 @@ def _describe(p: Participant, clients: dict[int, str]) -> str:
     return f"{p.name} ({roles})"
 
 
-def _scope_query(export: Export) -> Any:
-    query = Conversation.filter(practice_id=export.practice_id)
-    if export.scope == "clinician":
-        mine = Subquery(
-            ConversationMember.filter(participant_id=export.clinician_id).values("conversation_id")
-        )
-        query = query.filter(
-            Q(client__primary_clinician_id=export.clinician_id) | Q(client_id=None, id__in=mine)
-        )
-    return query
-
-
 async def _conversations(export: Export) -> AsyncIterator[Conversation]:
+    """The conversations in the export's scope (see the module's docstring), by id."""
     after = 0
     while True:
-        page = list(await _scope_query(export).filter(id__gt=after).order_by("id").limit(CONVERSATION_PAGE))
+        page = await exports_store.list_conversations_page(
+            export.practice_id,
+            after,
+            CONVERSATION_PAGE,
+            of_clinician=export.scope == "clinician",
+            clinician_id=export.clinician_id,
+        )
         for conv in page:
             yield conv
         if len(page) < CONVERSATION_PAGE:
@@ -265,11 +240,7 @@ async def _conversations(export: Export) -> AsyncIterator[Conversation]:
 async def _messages(conversation_id: int) -> AsyncIterator[list[Message]]:
     after = 0
     while True:
-        page = list(
-            await Message.filter(conversation_id=conversation_id, id__gt=after)
-            .order_by("id")
-            .limit(MESSAGE_PAGE)
-        )
+        page = await exports_store.list_messages_page(conversation_id, after, MESSAGE_PAGE)
         if page:
             yield page
         if len(page) < MESSAGE_PAGE:
@@ -342,7 +313,7 @@ async def write_export(
     password = None
     if export.require_password and export.password_cipher is not None:
         password = ctx.keyring.decrypt(bytes(export.password_cipher), password_context(export.id))
-    practice = await Practice.get_or_none(id=export.practice_id)
+    practice = await practices.get_practice_or_none(export.practice_id)
     tz_name = zone_name(practice.time_zone if practice else None)
     tz = zone(tz_name)
     final, part, fh = await asyncio.to_thread(_create_part, out_dir, export)
@@ -381,14 +352,14 @@ async def _write_conversation(
     tz: ZoneInfo,
 ) -> tuple[int, str]:
     """Write conversation number `n`; returns its message count and its participants' line."""
-    member_ids = await ids_of(ConversationMember.filter(conversation_id=conv.id), "participant_id")
-    people = list(await Participant.filter(id__in=member_ids))
+    member_ids = await exports_store.list_member_ids(conv.id)
+    people = await records_store.list_people(member_ids)
     # Clients and contacts first, then the team, each by name: "Client Person, Guardian, Dr. Rivera".
     people.sort(key=lambda p: (p.kind == TEAM, p.kind == CONTACT, p.name.lower(), p.id))
     client_names = {p.id: p.name for p in people if p.kind == CLIENT}
     missing = {p.client_id for p in people if p.kind == CONTACT and p.client_id not in client_names}
     if missing:
-        for c in await Participant.filter(id__in=[m for m in missing if m is not None]):
+        for c in await records_store.list_people([m for m in missing if m is not None]):
             client_names[c.id] = c.name
     names = {p.id: p.name for p in people}
     participants = "; ".join(_describe(p, client_names) for p in people)
@@ -421,9 +392,9 @@ async def _readme(
     ctx: InboxContext, export: Export, practice_name: str, n_convs: int, n_msgs: int, tz_name: str
 ) -> str:
     tz = zone(tz_name)
-    requester = await Participant.get_or_none(id=export.requested_by_id)
+    requester = await exports_store.get_participant(export.requested_by_id)
     if export.scope == "clinician":
-        clinician = await Participant.get_or_none(id=export.clinician_id)
+        clinician = await exports_store.get_participant(export.clinician_id)
         what = (
             f"every conversation of the clients whose primary clinician is "
             f"{clinician.name if clinician else 'a former clinician'}, and the conversations between that "
@@ -465,25 +436,15 @@ async def keep_claim(ctx: InboxContext, job: OutboxJob) -> bool:
     """Extend this worker's lease on the job while the zip is written, so that a long export is not taken
     over by a second worker; False when the job is no longer ours."""
     until = ctx.clock.now() + timedelta(seconds=ctx.outbox_lease_s)
-    return bool(
-        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-            claimed_until=until
-        )
-    )
+    return await exports_store.set_job_claimed_until(job.id, job.claimed_by, until)
 
 
 async def mark_ready(ctx: InboxContext, export: Export, written: Written) -> bool:
-    updated = await Export.filter(id=export.id, status="pending").update(
-        status="ready", file_path=str(written.path), finished_at=ctx.clock.now(), error=None
-    )
+    updated = await exports_store.set_ready(export.id, str(written.path), ctx.clock.now())
     if not updated:  # finished elsewhere meanwhile: keep theirs
         written.path.unlink(missing_ok=True)
-    return bool(updated)
+    return updated
 
 
 async def mark_failed(ctx: InboxContext, export: Export, reason: str) -> bool:
-    return bool(
-        await Export.filter(id=export.id, status="pending").update(
-            status="failed", error=reason, finished_at=ctx.clock.now()
-        )
-    )
+    return await exports_store.set_failed(export.id, reason, ctx.clock.now())
