@@ -54,7 +54,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/portal.py": "4 ORM/SQL calls",
     "inbox/pushes.py": "7 ORM/SQL calls; imports tortoise.expressions",
     "inbox/records.py": "17 ORM/SQL calls; imports tortoise.expressions",
-    "inbox/retention.py": "11 ORM/SQL calls; imports tortoise.transactions",
     "inbox/rotation.py": "imports tortoise.models, tortoise.transactions",
     "inbox/sealed.py": "4 ORM/SQL calls; imports tortoise.transactions",
     "inbox/signin.py": "3 ORM/SQL calls; imports tortoise.transactions",
