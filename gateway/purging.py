@@ -17,7 +17,6 @@ from gateway.app import make_context
 from gateway.config import Config
 from inbox import audit, db, purge
 from inbox.context import InboxContext
-from inbox.models import Practice
 
 ALL = "all practices"
 
@@ -47,10 +46,9 @@ async def run_purge(config: Config, args: argparse.Namespace) -> int:
     try:
         name = None
         if args.practice is not None:
-            practice = await Practice.filter(id=args.practice).first()
-            if practice is None:
+            name = await purge.practice_name(args.practice)
+            if name is None:
                 return _refuse(f"there is no practice {args.practice}; nothing was purged")
-            name = practice.name
         if args.command == "purge-messages":
             return await _messages(ctx, args, cutoff, name)
         return await _audit(ctx, args, cutoff, name)
@@ -104,7 +102,7 @@ async def _messages(ctx: InboxContext, args: argparse.Namespace, cutoff: datetim
 async def _audit(ctx: InboxContext, args: argparse.Namespace, cutoff: datetime, name: str | None) -> int:
     day = cutoff.date().isoformat()
     ids = [args.practice] if args.practice is not None else await audit.practices_with_events()
-    names = dict(await Practice.filter(id__in=ids).values_list("id", "name"))
+    names = await purge.practice_names(ids)
     plans = []
     for pid in ids:
         plan = await purge.plan_audit_purge(ctx, pid, names.get(pid, ""), cutoff)

@@ -2,7 +2,7 @@
 edit, an insertion or a deletion shows, even one made by someone who can write to the database.
 
 A row is written in the same transaction as the change it records (pass `conn`, or call `record` inside
-`in_transaction()`; the send path writes its row in the group commit), so a crash or a database error
+`db.transaction()`; the send path writes its row in the group commit), so a crash or a database error
 between the two cannot keep the change and lose the row. It carries a `mac`: HMAC-SHA256, under the audit
 key, over the canonical JSON of its own fields (sorted keys, no spaces, UTC times with microseconds).
 
@@ -47,20 +47,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
+from inbox import db
 from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Invalid
 from inbox.ids import id_from_text
-from inbox.models import TEAM, AuditEvent, Participant
-from inbox.store import sql as rawsql
-from inbox.store.audit import SendRow
-from inbox.store.orm import ids_of
+from inbox.models import AuditEvent, Participant
+from inbox.store import audit as store
+from inbox.store.audit import SendRow, Unsealed
+
+if TYPE_CHECKING:
+    from tortoise.backends.base.client import BaseDBAsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,6 @@ PURGED = "audit.purged"  # an operator purged the chain's start: the anchor that
 ACCESS_WINDOW = timedelta(hours=1)
 THROTTLED = "rate_limited"  # a sign-in refused by the rate limits, before its password was looked at
 THROTTLED_WINDOW = timedelta(minutes=1)
-_SEAL_SQL = "UPDATE audit_event SET seq = ?, prev_hash = ?, hash = ? WHERE id = ?"
-_LOCK_SPACE = 0x5EA1  # PostgreSQL advisory locks: (this, practice id) is a practice's chain
 
 
 @dataclass(frozen=True)
@@ -98,29 +97,7 @@ def actor_of(who: Participant | Principal | Actor | None) -> Actor:
     return Actor(who.id, who.kind)
 
 
-@dataclass
-class _Unsealed:
-    """An unsealed row as the sealer reads it: raw columns, not a model instance (a seal pass reads a
-    row per send, and Tortoise's instances would cost more than the rest of the pass)."""
-
-    id: int
-    practice_id: int
-    at: datetime
-    actor_id: int | None
-    actor_kind: str
-    action: str
-    target_type: str | None
-    target_id: str | None
-    detail: dict[str, Any]
-    ip: str | None
-    mac: str | None
-    key_id: str | None
-    seq: int | None = None
-    prev_hash: str | None = None
-    hash: str | None = None
-
-
-Row = AuditEvent | _Unsealed
+Row = AuditEvent | Unsealed  # a row as the sealer reads it (raw columns) or as a model
 
 
 def _utc(at: datetime) -> str:
@@ -280,18 +257,15 @@ async def record(
 ) -> AuditEvent:
     """Append one row to the practice's log.
 
-    Inside a transaction (`conn`, or a call within `in_transaction()`) the row is written in it, so it
+    Inside a transaction (`conn`, or a call within `db.transaction()`) the row is written in it, so it
     commits or rolls back with the change it records, and is sealed soon after the commit (the row returned
     is not sealed yet). Outside one it is written and sealed at once, and returned sealed."""
     row = new_row(ctx, practice_id, actor, action, target_type, target_id, detail, ip)
-    conn = conn or rawsql.client()
-    if isinstance(conn, TransactionalDBClient):
-        await row.save(using_db=conn)
+    if await store.add_event(row, conn):
         seal_soon(ctx, practice_id)
         return row
-    await row.save(using_db=conn)
     await seal(ctx, practice_id)
-    await row.refresh_from_db(fields=["seq", "prev_hash", "hash"])
+    await store.refresh_seal(row)
     return row
 
 
@@ -310,10 +284,7 @@ async def record_access(
     """A person opened a conversation (HIPAA: access to health information). One row per person per
     conversation per hour says who saw what and when well enough; a reload every few seconds adds none."""
     since = ctx.clock.now() - ACCESS_WINDOW
-    seen = await AuditEvent.filter(
-        actor_id=who.id, target_id=str(conversation_id), action=action, at__gte=since
-    ).exists()
-    if seen:
+    if await store.has_event_since(who.id, str(conversation_id), action, since):
         return None
     return await record(ctx, who.practice_id, who, action, "conversation", conversation_id, None, ip)
 
@@ -327,11 +298,7 @@ async def record_sign_in(
     counts it)."""
     if failure is None and member is not None:
         return await record(ctx, member.practice_id, member, "auth.login", "participant", member.id, ip=ip)
-    accounts = (
-        [member]
-        if member is not None
-        else await Participant.filter(kind=TEAM, email=email.strip().lower()[:254]).order_by("id")
-    )
+    accounts = [member] if member is not None else await store.list_team_accounts(email.strip().lower()[:254])
     action = "auth.login_failed"
     row = None
     for account in accounts:
@@ -339,8 +306,7 @@ async def record_sign_in(
             # Someone hammering an address is refused many times a second: a row a minute says it well.
             action = "auth.login_throttled"
             since = ctx.clock.now() - THROTTLED_WINDOW
-            seen = AuditEvent.filter(actor_id=None, target_id=str(account.id), action=action, at__gte=since)
-            if await seen.exists():
+            if await store.has_event_since(None, str(account.id), action, since):
                 continue
         row = await record(
             ctx,
@@ -358,50 +324,26 @@ async def record_sign_in(
 # --- sealing ------------------------------------------------------------------------------------------
 
 
-_UNSEALED_SQL = (
-    "SELECT id, practice_id, at, actor_id, actor_kind, action, target_type, target_id, detail, ip, mac, "
-    "key_id FROM audit_event WHERE practice_id = ? AND seq IS NULL ORDER BY id LIMIT ?"
-)
-
-
-async def _unsealed(conn: BaseDBAsyncClient, practice_id: int, limit: int) -> list[_Unsealed]:
-    sql = rawsql.pg_sql(_UNSEALED_SQL) if rawsql.is_postgres(conn) else _UNSEALED_SQL
-    found = []
-    for r in await conn.execute_query_dict(sql, [practice_id, limit]):
-        r["at"] = rawsql.to_datetime(r["at"])
-        r["detail"] = rawsql.python_value(AuditEvent, "detail", r["detail"])
-        found.append(_Unsealed(**r))
-    return found
-
-
-async def _send_targets_hold(rows: list[_Unsealed], conn: BaseDBAsyncClient) -> set[int]:
+async def _send_targets_hold(rows: list[Unsealed], conn: BaseDBAsyncClient | None = None) -> set[int]:
     """The ids of send rows whose message is what the row says: that sender, conversation and time."""
     sends = [r for r in rows if r.action == SEND and r.target_id and r.target_id.isdigit()]
     if not sends:
         return set()
-    ids = [int(r.target_id or 0) for r in sends]
-    sql = (
-        "SELECT id, sender_id, conversation_id, created_at FROM message "  # noqa: S608
-        f"WHERE id IN ({rawsql.marks(len(ids))})"
-    )
-    found = {
-        int(m["id"]): m
-        for m in await conn.execute_query_dict(rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, ids)
-    }
+    found = await store.get_sent_messages([int(r.target_id or 0) for r in sends], conn)
     good = set()
     for r in sends:
         m = found.get(int(r.target_id or 0))
         if (
             m is not None
-            and m["sender_id"] == r.actor_id
-            and m["conversation_id"] == (r.detail or {}).get("conversation_id")
-            and _utc(rawsql.to_datetime(m["created_at"]) or r.at) == _utc(r.at)
+            and m.sender_id == r.actor_id
+            and m.conversation_id == (r.detail or {}).get("conversation_id")
+            and _utc(m.created_at or r.at) == _utc(r.at)
         ):
             good.add(r.id)
     return good
 
 
-def _holds(ctx: InboxContext, row: _Unsealed, sends_ok: set[int]) -> bytes | None:
+def _holds(ctx: InboxContext, row: Unsealed, sends_ok: set[int]) -> bytes | None:
     """The row's key when its mac (and, for a send, its message) holds; else None."""
     key = _key(ctx, row.key_id)
     if key is None or not hmac.compare_digest(row.mac or "", row_mac(key, row)):
@@ -413,17 +355,11 @@ def _holds(ctx: InboxContext, row: _Unsealed, sends_ok: set[int]) -> bytes | Non
 
 async def _seal_batch(ctx: InboxContext, practice_id: int, conn: BaseDBAsyncClient) -> tuple[int, bool]:
     """Seal up to SEAL_BATCH rows in this transaction; (rows sealed, whether more may wait)."""
-    if rawsql.is_postgres(conn):
-        await conn.execute_query("SELECT pg_advisory_xact_lock($1, $2)", [_LOCK_SPACE, practice_id])
-    pending = await _unsealed(conn, practice_id, SEAL_BATCH)
+    await store.lock_chain(conn, practice_id)
+    pending = await store.list_unsealed(practice_id, SEAL_BATCH, conn)
     if not pending:
         return 0, False
-    last = (
-        await AuditEvent.filter(practice_id=practice_id, seq__isnull=False)
-        .using_db(conn)
-        .order_by("-seq")
-        .first()
-    )
+    last = await store.get_last_sealed(practice_id, conn)
     prev, seq = (last.hash or GENESIS, last.seq or 0) if last is not None else (GENESIS, 0)
     sends_ok = await _send_targets_hold(pending, conn)
     updates: list[list[Any]] = []
@@ -440,8 +376,7 @@ async def _seal_batch(ctx: InboxContext, practice_id: int, conn: BaseDBAsyncClie
         updates.append([row.seq, row.prev_hash, row.hash, row.id])
         prev = row.hash
     if updates:  # one statement for the batch: a seal holds SQLite's one connection as briefly as it can
-        sql = _SEAL_SQL if not rawsql.is_postgres(conn) else rawsql.pg_sql(_SEAL_SQL)
-        await conn.execute_many(sql, updates)
+        await store.set_seals(conn, updates)
     return len(updates), len(pending) == SEAL_BATCH
 
 
@@ -450,7 +385,7 @@ async def seal(ctx: InboxContext, practice_id: int) -> int:
     total = 0
     for attempt in range(_SEAL_TRIES):
         try:
-            async with in_transaction() as conn:
+            async with db.transaction() as conn:
                 sealed, more = await _seal_batch(ctx, practice_id, conn)
         except IntegrityError:
             # Another process sealed onto the same head a moment ago: read the new head and go on.
@@ -463,7 +398,7 @@ async def seal(ctx: InboxContext, practice_id: int) -> int:
 
 
 async def practices_with_unsealed() -> list[int]:
-    return await ids_of(AuditEvent.filter(seq__isnull=True).distinct().order_by("practice_id"), "practice_id")
+    return await store.list_practices_with_unsealed()
 
 
 async def seal_all(ctx: InboxContext) -> int:
@@ -525,10 +460,7 @@ async def list_events(
     seal are sealed first, so the reader sees everything committed so far."""
     if ctx is not None:
         await seal(ctx, practice_id)
-    query = AuditEvent.filter(practice_id=practice_id, seq__gt=after_seq)
-    if since is not None:
-        query = query.filter(at__gte=since)
-    rows = list(await query.order_by("seq").limit(limit + 1))
+    rows = await store.list_events_after(practice_id, after_seq, limit + 1, since)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -564,9 +496,7 @@ class ChainReport:
 async def _rows(practice_id: int, page: int = 1000) -> AsyncIterator[AuditEvent]:
     after = 0
     while True:
-        rows = list(
-            await AuditEvent.filter(practice_id=practice_id, seq__gt=after).order_by("seq").limit(page)
-        )
+        rows = await store.list_events_after(practice_id, after, page)
         for row in rows:
             yield row
         if len(rows) < page:
@@ -597,7 +527,7 @@ async def _anchors(ctx: InboxContext, practice_id: int) -> dict[int, str]:
     """seq → hash of the last row each purge of this chain took, from the anchors whose mac holds (a row
     slipped into the table without the key cannot vouch for a missing start)."""
     found: dict[int, str] = {}
-    for row in await AuditEvent.filter(practice_id=practice_id, action=PURGED, seq__isnull=False):
+    for row in await store.list_sealed_of_action(practice_id, PURGED):
         key = _key(ctx, row.key_id)
         if key is None or not hmac.compare_digest(row.mac or "", row_mac(key, row)):
             continue
@@ -639,9 +569,8 @@ async def verify_chain(ctx: InboxContext, practice_id: int) -> ChainReport:
         report.keyed_rows += row.key_id is not None
         report.head = row.hash or GENESIS
         expected_seq, prev = seq + 1, report.head
-    conn = rawsql.client()
-    unsealed = await _unsealed(conn, practice_id, SEAL_BATCH)
-    sends_ok = await _send_targets_hold(unsealed, conn)
+    unsealed = await store.list_unsealed(practice_id, SEAL_BATCH)
+    sends_ok = await _send_targets_hold(unsealed)
     for loose in unsealed:
         if _holds(ctx, loose, sends_ok) is None:
             report.bad_row_id = loose.id
@@ -654,7 +583,7 @@ async def verify_chain(ctx: InboxContext, practice_id: int) -> ChainReport:
 
 
 async def practices_with_events() -> list[int]:
-    return await ids_of(AuditEvent.all().distinct().order_by("practice_id"), "practice_id")
+    return await store.list_practices_with_events()
 
 
 async def verify(ctx: InboxContext, practice_id: int | None = None) -> list[ChainReport]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from inbox.audit import event_json, parse_since
 from inbox.errors import Invalid
-from inbox.models import AuditEvent
+from inbox.store import audit as store
 
 MAX_ACTION = 48  # the column's width
 
@@ -58,22 +58,16 @@ def parse_order(raw: str | None) -> bool:
 
 async def list_events(practice_id: int, f: AuditFilter, cursor: int, limit: int = 100) -> dict[str, Any]:
     # Only sealed rows (in the chain, with their seq): the caller seals what has committed first.
-    query = AuditEvent.filter(practice_id=practice_id, seq__isnull=False)
-    if cursor:
-        query = query.filter(seq__lt=cursor) if f.newest else query.filter(seq__gt=cursor)
-    if f.since is not None:
-        query = query.filter(at__gte=f.since)
-    if f.until is not None:
-        query = query.filter(at__lt=f.until)
-    if f.actor_id is not None:
-        query = query.filter(actor_id=f.actor_id)
-    if f.action:
-        query = (
-            query.filter(action__startswith=f.action)
-            if f.action.endswith(".")
-            else query.filter(action=f.action)
-        )
-    rows = list(await query.order_by("-seq" if f.newest else "seq").limit(limit + 1))
+    rows = await store.list_filtered_events(
+        practice_id,
+        cursor,
+        newest=f.newest,
+        since=f.since,
+        until=f.until,
+        actor_id=f.actor_id,
+        action=f.action,
+        limit=limit + 1,
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -84,10 +78,4 @@ async def list_events(practice_id: int, f: AuditFilter, cursor: int, limit: int 
 
 async def actions(practice_id: int) -> list[str]:
     """The actions this practice's log holds, for the page's filter."""
-    rows: list[Any] = (
-        await AuditEvent.filter(practice_id=practice_id)
-        .distinct()
-        .order_by("action")
-        .values_list("action", flat=True)
-    )
-    return [str(r) for r in rows]
+    return await store.list_actions(practice_id)

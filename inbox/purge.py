@@ -34,13 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from tortoise.expressions import F
-from tortoise.functions import Count
-from tortoise.transactions import in_transaction
-
-from inbox import audit
+from inbox import audit, db
 from inbox.context import InboxContext
-from inbox.models import AuditEvent, Conversation, ConversationMember, Message, OutboxJob, Practice
+from inbox.models import Practice
+from inbox.store import audit as audit_store
+from inbox.store import purge as store
 
 FLOOR_YEARS = 7
 BATCH = 500
@@ -93,40 +91,31 @@ class MessageCount:
 
 
 async def practices(practice_id: int | None) -> list[Practice]:
-    query = Practice.all() if practice_id is None else Practice.filter(id=practice_id)
-    return list(await query.order_by("id"))
+    return await store.list_practices(practice_id)
 
 
-def _old_messages(cutoff: datetime, practice_id: int | None) -> Any:
-    query = Message.filter(created_at__lt=cutoff)
-    if practice_id is not None:
-        query = query.filter(conversation__practice_id=practice_id)
-    return query
+async def practice_name(practice_id: int) -> str | None:
+    """The practice's name, or None when there is no such practice."""
+    practice = await store.get_practice(practice_id)
+    return None if practice is None else practice.name
+
+
+async def practice_names(ids: list[int]) -> dict[int, str]:
+    """id → name of those of these practices that exist."""
+    return await store.get_practice_names(ids)
 
 
 async def count_messages(cutoff: datetime, practice_id: int | None) -> list[MessageCount]:
     """What a purge would take, per practice; a dry run reads, never writes."""
     found = {p.id: MessageCount(p.id, p.name) for p in await practices(practice_id)}
-    rows = (
-        await _old_messages(cutoff, practice_id)
-        .annotate(n=Count("id"), convs=Count("conversation_id", distinct=True))
-        .group_by("conversation__practice_id")
-        .values_list("conversation__practice_id", "n", "convs")
-    )
-    for pid, n, convs in rows:
+    for pid, n, convs in await store.count_old_messages(cutoff, practice_id):
         if pid in found:
             found[pid].messages, found[pid].conversations = int(n), int(convs)
     # The notifications still waiting are few (the live queue), the old messages many: ask from this side.
-    pending = await OutboxJob.filter(status="pending", message_id__isnull=False).values_list(
-        "message_id", "practice_id"
-    )
+    pending = await store.list_pending_message_jobs()
     for start in range(0, len(pending), BATCH):
         chunk = pending[start : start + BATCH]
-        old = set(
-            await _old_messages(cutoff, practice_id)
-            .filter(id__in=[m for m, _ in chunk])
-            .values_list("id", flat=True)
-        )
+        old = await store.get_old_message_ids(cutoff, practice_id, [m for m, _ in chunk])
         for mid, pid in chunk:
             if mid in old and pid in found:
                 found[pid].pending_notifications += 1
@@ -157,15 +146,8 @@ async def purge_messages_batch(
     hangs on them and one audit row per practice, in one transaction."""
     result = BatchResult(last_id=after_id)
     now = ctx.clock.now()
-    async with in_transaction() as conn:
-        rows = (
-            await _old_messages(cutoff, practice_id)
-            .filter(id__gt=after_id)
-            .order_by("id")
-            .limit(batch)
-            .using_db(conn)
-            .values("id", "conversation_id", "sender_id", "removed_at", "conversation__practice_id")
-        )
+    async with db.transaction() as conn:
+        rows = await store.list_old_messages(conn, cutoff, practice_id, after_id, batch)
         if not rows:
             return result
         ids = [int(r["id"]) for r in rows]
@@ -176,8 +158,7 @@ async def purge_messages_batch(
             result.messages[int(r["conversation__practice_id"])] += 1
 
         # R15: what a member had not read of these no longer waits for them.
-        members = await ConversationMember.filter(conversation_id__in=list(by_conv)).using_db(conn)
-        for m in members:
+        for m in await store.list_members(conn, by_conv):
             read_upto = m.last_read_message_id or 0
             gone_unread = sum(
                 1
@@ -186,37 +167,14 @@ async def purge_messages_batch(
             )
             if gone_unread:
                 # Relative to the stored count, so a send committing meanwhile is not undone.
-                member = ConversationMember.filter(id=m.id).using_db(conn)
-                await member.filter(unread_count__gte=gone_unread).update(
-                    unread_count=F("unread_count") - gone_unread
-                )
-                await member.filter(unread_count__lt=gone_unread).update(unread_count=0)
+                await store.take_unread(conn, m.id, gone_unread)
 
         # Their finished notifications are history; those still waiting are moot, settled as a removal's are.
-        jobs = OutboxJob.filter(message_id__in=ids).using_db(conn)
-        await jobs.exclude(status="pending").delete()
-        await jobs.filter(status="pending").update(
-            status="skipped", last_error="message purged", finished_at=now
-        )
-        await Message.filter(id__in=ids).using_db(conn).delete()
-
-        for cid in (
-            await Conversation.filter(id__in=list(by_conv), last_message_id__in=ids)
-            .using_db(conn)
-            .values_list("id", flat=True)
-        ):
-            newest = (
-                await Message.filter(conversation_id=cid)
-                .using_db(conn)
-                .order_by("-id")
-                .limit(1)
-                .values_list("id", flat=True)
-            )
-            await (
-                Conversation.filter(id=cid, last_message_id__in=ids)
-                .using_db(conn)
-                .update(last_message_id=newest[0] if newest else None)
-            )
+        await store.delete_finished_jobs(conn, ids)
+        await store.set_pending_jobs_skipped(conn, ids, "message purged", now)
+        await store.delete_messages(conn, ids)
+        # Each conversation whose newest message went points at its newest remaining one.
+        await store.set_newest_messages(conn, by_conv, ids)
 
         for pid, n in sorted(result.messages.items()):
             await audit.record(
@@ -262,16 +220,15 @@ async def plan_audit_purge(ctx: InboxContext, practice_id: int, name: str, cutof
         where = f"row id {report.bad_row_id}" + (f" (seq {report.bad_seq})" if report.bad_seq else "")
         plan.problem = f"its audit chain does not verify ({where}: {report.problem})"
         return plan
-    sealed = AuditEvent.filter(practice_id=practice_id, seq__isnull=False)
-    first = await sealed.order_by("seq").first()
+    first = await audit_store.get_first_sealed(practice_id)
     if first is None:
         return plan
     plan.first_seq = first.seq or 0
-    young = await sealed.filter(at__gte=cutoff).order_by("seq").first()
-    last = young if young is not None else await sealed.order_by("-seq").first()
+    young = await audit_store.get_first_sealed(practice_id, since=cutoff)
+    last = young if young is not None else await audit_store.get_last_sealed(practice_id)
     plan.through_seq = (last.seq or 0) - (young is not None) if last is not None else 0
     if plan.through_seq >= plan.first_seq:
-        row = await sealed.filter(seq=plan.through_seq).first()
+        row = await audit_store.get_sealed(practice_id, plan.through_seq)
         plan.through_hash = (row.hash or "") if row is not None else ""
     return plan
 
@@ -288,7 +245,7 @@ async def purge_audit(
     lo = plan.first_seq
     while lo <= plan.through_seq:
         hi = min(plan.through_seq, lo + batch - 1)
-        async with in_transaction() as conn:
+        async with db.transaction() as conn:
             if lo == plan.first_seq:
                 await audit.record(
                     ctx,
@@ -308,11 +265,7 @@ async def purge_audit(
                     },
                     conn=conn,
                 )
-            removed += (
-                await AuditEvent.filter(practice_id=plan.practice_id, seq__gte=lo, seq__lte=hi)
-                .using_db(conn)
-                .delete()
-            )
+            removed += await audit_store.delete_sealed(conn, plan.practice_id, lo, hi)
         if lo == plan.first_seq:
             await audit.seal(ctx, plan.practice_id)  # the anchor joins the chain before more rows go
         lo = hi + 1

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
-from inbox.models import AuthToken, Device, LinkToken, OutboxJob, WebhookDelivery
+from inbox import db
+from inbox.store import retention as store
 
 DAY_S = 86400
 # What `prune_once` counts, by kind (also the `kind` label of securemsg_retention_pruned_rows_total).
@@ -43,27 +42,21 @@ class Policy:
 
 
 def candidates(policy: Policy, now: datetime) -> dict[str, Any]:
-    """What one call of `prune_once` would remove, as queries of row ids (at most `batch` each), by kind."""
+    """What one call of `prune_once` would remove, as queries of row ids (at most `batch` each), by kind,
+    not run yet (`prune_once` runs each in turn, after the deletes of the kinds before it)."""
 
     def before(days: int) -> datetime:
         return now - timedelta(seconds=days * DAY_S)
 
-    n = policy.batch
     tokens = before(policy.tokens_days)
-    return {
-        "outbox": OutboxJob.filter(finished_at__lt=before(policy.outbox_days), status__in=OUTBOX_DONE)
-        .limit(n)
-        .values_list("id", flat=True),
-        "webhook_deliveries": WebhookDelivery.filter(
-            created_at__lt=before(policy.webhook_deliveries_days), status__in=DELIVERY_DONE
-        )
-        .limit(n)
-        .values_list("id", flat=True),
-        # Two questions rather than one with OR, so that each is one range of one index.
-        "expired_tokens": AuthToken.filter(expires_at__lt=tokens).limit(n).values_list("id", flat=True),
-        "revoked_tokens": AuthToken.filter(revoked_at__lt=tokens).limit(n).values_list("id", flat=True),
-        "links": LinkToken.filter(expires_at__lt=tokens).limit(n).values_list("id", flat=True),
-    }
+    return store.candidate_queries(
+        outbox_before=before(policy.outbox_days),
+        outbox_done=OUTBOX_DONE,
+        deliveries_before=before(policy.webhook_deliveries_days),
+        deliveries_done=DELIVERY_DONE,
+        tokens_before=tokens,
+        limit=policy.batch,
+    )
 
 
 async def prune_once(policy: Policy, now: datetime) -> dict[str, int]:
@@ -72,23 +65,21 @@ async def prune_once(policy: Policy, now: datetime) -> dict[str, int]:
     found = candidates(policy, now)
     removed: dict[str, int] = {}
     for kind, query in found.items():
-        ids = [int(i) for i in await query]
+        ids = await store.list_candidate_ids(query)
         if not ids:
             removed[kind] = 0
             continue
-        async with in_transaction():
+        async with db.transaction():
             if kind == "outbox":
                 # Guarded again, in case a row was taken back into work since it was read.
-                removed[kind] = await OutboxJob.filter(id__in=ids, status__in=OUTBOX_DONE).delete()
+                removed[kind] = await store.delete_outbox_jobs(ids, OUTBOX_DONE)
             elif kind == "webhook_deliveries":
-                removed[kind] = await WebhookDelivery.filter(id__in=ids, status__in=DELIVERY_DONE).delete()
+                removed[kind] = await store.delete_webhook_deliveries(ids, DELIVERY_DONE)
             elif kind == "links":
-                removed[kind] = await LinkToken.filter(id__in=ids).delete()
+                removed[kind] = await store.delete_links(ids)
             else:
-                revoked = await AuthToken.filter(id__in=ids, revoked_at__isnull=False).values_list(
-                    "id", flat=True
-                )
+                revoked = await store.list_revoked_token_ids(ids)
                 if revoked:
-                    await Device.filter(auth_token_id__in=list(revoked)).delete()
-                removed[kind] = await AuthToken.filter(id__in=ids).delete()
+                    await store.delete_devices_of_tokens(revoked)
+                removed[kind] = await store.delete_tokens(ids)
     return removed
