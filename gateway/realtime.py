@@ -13,7 +13,9 @@ CLOSE_TIMEOUT_S, else its TCP connection is aborted (a client that reads nothing
 Without Redis, events are delivered in this process. With `SECUREMSG_REDIS_URL`, every event goes through
 one Redis pub/sub channel and each process delivers to the sockets it holds, so a socket on gateway A sees
 what was sent through gateway B. A request never waits on Redis for that: `publish` puts the event in a
-bounded queue and returns, and one publisher task sends what is queued (several events in one round trip).
+bounded queue and returns, and one publisher task sends what is queued: the events queued meanwhile go as
+one relay message (a JSON array, `pack`), so under load each process publishes, and every process decodes,
+one message per batch rather than one per event (bench/send.py, `--processes`).
 Every Redis call gives up after SECUREMSG_REDIS_TIMEOUT_S, and then the events are delivered to this
 process's sockets only. Should the queue fill (Redis slow or away for long), an event is dropped with a
 log line and counted (`dropped_publish`): the messages themselves are stored, and clients catch up through
@@ -63,6 +65,7 @@ CLOSE_TIMEOUT_S = 2.0
 CHANNEL = "securemsg:events"  # + ":" + the deployment's scope (redis_scope): one channel per database
 PUBLISH_QUEUE_LIMIT = 10_000  # events waiting for Redis
 PUBLISH_BATCH = 500  # events sent in one round trip
+RELAY_MESSAGE_BYTES = 256 << 10  # events packed into one Redis message up to this size (`pack`)
 WARN_EVERY_S = 30.0
 RECHECK_EVERY_S = 1.0
 PG_CHANNEL = "securemsg_events"
@@ -373,11 +376,12 @@ class _RelayHub(Hub):
 
     def _received(self, raw: str | bytes) -> None:
         data = json.loads(raw)
-        if "a" in data:  # an access notice (R27), not an event
-            if data.get("o") != self._origin:
-                self.recheck_local(data["a"])
-            return
-        self.deliver_local(data["r"], data["p"])
+        for item in data if isinstance(data, list) else (data,):  # a packed batch, or one item
+            if "a" in item:  # an access notice (R27), not an event
+                if item.get("o") != self._origin:
+                    self.recheck_local(item["a"])
+                continue
+            self.deliver_local(item["r"], item["p"])
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         """Queue the event for the relay and return at once (see the module docstring)."""
@@ -439,6 +443,25 @@ class _RelayHub(Hub):
         await super().close()
 
 
+def pack(items: list[str], limit: int) -> list[str]:
+    """Items (each one JSON object: an event or an access notice) joined into as few relay messages as fit
+    in `limit` bytes each, in their order: each message a JSON array. An item larger than `limit` on its own
+    goes alone (as a one-item array); the caller decides whether such an item may be sent at all. The items
+    are ASCII (json.dumps escapes the rest), so their length is their size in bytes."""
+    messages: list[str] = []
+    chunk: list[str] = []
+    size = 2  # the brackets
+    for item in items:
+        if chunk and size + len(item) + 1 > limit:
+            messages.append("[" + ",".join(chunk) + "]")
+            chunk, size = [], 2
+        chunk.append(item)
+        size += len(item) + (1 if len(chunk) > 1 else 0)
+    if chunk:
+        messages.append("[" + ",".join(chunk) + "]")
+    return messages
+
+
 def redis_scope(database_url: str) -> str:
     """What keeps one deployment's Redis keys and channels apart from another's on a shared Redis: its
     database (every process of one deployment uses the same one)."""
@@ -497,8 +520,12 @@ class RedisHub(_RelayHub):
 
     async def _send(self, messages: list[str]) -> None:
         async with asyncio.timeout(2 * self.timeout_s):
+            packed = pack(messages, RELAY_MESSAGE_BYTES)
+            if len(packed) == 1:
+                await self._redis.publish(self.channel, packed[0])
+                return
             async with self._redis.pipeline(transaction=False) as pipe:
-                for message in messages:
+                for message in packed:
                     pipe.publish(self.channel, message)
                 await pipe.execute()
 
@@ -580,7 +607,7 @@ class PgHub(_RelayHub):
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         ids = list(recipients)
         message = json.dumps({"r": ids, "p": payload}, separators=(",", ":"))
-        if len(message.encode()) > NOTIFY_LIMIT:
+        if len(message.encode()) + 2 > NOTIFY_LIMIT:  # + the brackets of its relay message (`pack`)
             self.too_large += 1
             if self._warn_now("large"):
                 log.warning(
@@ -598,13 +625,17 @@ class PgHub(_RelayHub):
         if conn is None:
             raise ConnectionError("no LISTEN connection")
         async with self._sending, asyncio.timeout(self.timeout_s):  # one statement at a time on a connection
-            await conn.executemany("SELECT pg_notify($1, $2)", [(PG_CHANNEL, m) for m in messages])
+            packed = pack(messages, NOTIFY_LIMIT)
+            if len(packed) == 1:
+                await conn.execute("SELECT pg_notify($1, $2)", PG_CHANNEL, packed[0])
+            else:
+                await conn.executemany("SELECT pg_notify($1, $2)", [(PG_CHANNEL, m) for m in packed])
 
     async def access_changed(self, participant_ids: Iterable[int]) -> None:
         ids = sorted(set(participant_ids))
         self.recheck_local(ids)
         notice = self._notice(ids)
-        if len(notice.encode()) > NOTIFY_LIMIT:
+        if len(notice.encode()) + 2 > NOTIFY_LIMIT:
             return  # thousands of people at once: the others' periodic re-check closes their sockets
         await self._send_notice(notice)
 

@@ -153,3 +153,33 @@ async def test_events_flow_again_after_the_listen_connection_is_cut(
     assert any("LISTEN connection to PostgreSQL was lost" in r.getMessage() for r in caplog.records)
     await a.hub.publish([7], {"type": "message.created", "n": 3})
     assert await next_json(on_b) == {"type": "message.created", "n": 3}
+
+
+class Counting(PgHub):
+    """A real PgHub that counts the notifications that reach it."""
+
+    notifications = 0
+
+    def _received(self, raw: str | bytes) -> None:
+        self.notifications += 1
+        super()._received(raw)
+
+
+async def test_a_burst_of_events_goes_as_few_notifications_in_order(pg_url: str, aiohttp_client: Any) -> None:
+    a = await start(pg_url, aiohttp_client)
+    b = Process(Counting(pg_url, check, timeout_s=5), None)
+    await b.hub.start()
+    try:
+        on_b = []
+        b.hub.deliver_local = lambda r, p: on_b.append((list(r), p))  # type: ignore[method-assign]
+        for n in range(300):  # about 60 bytes each: more than one notification's worth
+            await a.hub.publish([7, 8], {"type": "unread", "n": n})
+        for _ in range(250):
+            if len(on_b) >= 300:
+                break
+            await asyncio.sleep(0.02)
+        assert on_b == [([7, 8], {"type": "unread", "n": n}) for n in range(300)]
+        assert 2 <= b.hub.notifications < 300  # packed, each within NOTIFY_LIMIT
+    finally:
+        await a.hub.close()
+        await b.hub.close()

@@ -1,14 +1,16 @@
 """Publishing to Redis after the answer: `RedisHub.publish` only queues the event, and a full queue (Redis
-slow or away for long) drops it with a log line and a count instead of holding the request or growing."""
+slow or away for long) drops it with a log line and a count instead of holding the request or growing.
+What is queued goes as few relay messages as fit (`pack`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import pytest
 
-from gateway.realtime import RedisHub
+from gateway.realtime import RedisHub, pack
 
 
 async def test_a_full_publish_queue_drops_with_a_log_line_and_a_count(
@@ -28,3 +30,15 @@ async def test_a_full_publish_queue_drops_with_a_log_line_and_a_count(
         ]  # one line for the outage, not one per event
     finally:
         await hub.close()
+
+
+def test_pack_joins_items_in_order_into_messages_within_the_limit() -> None:
+    items = [json.dumps({"r": [n], "p": {"n": n}}, separators=(",", ":")) for n in range(50)]
+    messages = pack(items, 200)
+    assert len(messages) > 1
+    assert all(len(m) <= 200 for m in messages)
+    assert [item for m in messages for item in json.loads(m)] == [json.loads(i) for i in items]
+    assert pack(items[:3], 10_000) == ["[" + ",".join(items[:3]) + "]"]  # all in one when they fit
+    big = json.dumps({"r": [1], "p": {"body": "x" * 300}})
+    assert pack([items[0], big, items[1]], 200) == [f"[{items[0]}]", f"[{big}]", f"[{items[1]}]"]
+    assert pack([], 200) == []

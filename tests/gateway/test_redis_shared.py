@@ -50,3 +50,44 @@ async def test_r12_a_deployment_sharing_redis_never_gets_anothers_events() -> No
     finally:
         for hub in (a1, a2, b):
             await hub.close()
+
+
+async def test_a_burst_of_events_crosses_redis_in_order_in_fewer_messages() -> None:
+    url = need("redis", redis_url())
+    channel = f"{CHANNEL}:{redis_scope('postgres://db.example/burst-' + str(id(object())))}"
+
+    class Counting(Heard):
+        messages = 0
+
+        def _received(self, raw: str | bytes) -> None:
+            self.messages += 1
+            super()._received(raw)
+
+    sender, other = Heard(url, "unused"), Counting(url, "unused")
+    sender.channel = other.channel = channel
+    for hub in (sender, other):
+        await hub.start()
+    try:
+        for _ in range(100):  # wait until the other's listener has subscribed
+            await sender.publish([1], {"type": "ping"})
+            await asyncio.sleep(0.05)
+            if other.heard:
+                break
+        assert other.heard
+        other.heard.clear()
+        other.messages = 0
+        for n in range(500):
+            await sender.publish([2, 3], {"type": "unread", "n": n})
+
+        def bursts() -> list[tuple[list[int], dict[str, Any]]]:  # a late "ping" may still come in
+            return [h for h in other.heard if h[1]["type"] == "unread"]
+
+        for _ in range(100):
+            if len(bursts()) >= 500:
+                break
+            await asyncio.sleep(0.05)
+        assert bursts() == [([2, 3], {"type": "unread", "n": n}) for n in range(500)]
+        assert 1 <= other.messages < 500
+    finally:
+        for hub in (sender, other):
+            await hub.close()
