@@ -51,7 +51,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/links.py": "9 ORM/SQL calls",
     "inbox/notify.py": "10 ORM/SQL calls",
     "inbox/oidc_accounts.py": "19 ORM/SQL calls",
-    "inbox/outbox.py": "14 ORM/SQL calls; imports the store's SQL machinery, tortoise, tortoise.expressions, tortoise.functions",
     "inbox/passwords.py": "10 ORM/SQL calls; imports tortoise.transactions",
     "inbox/portal.py": "4 ORM/SQL calls",
     "inbox/pushes.py": "7 ORM/SQL calls; imports tortoise.expressions",
