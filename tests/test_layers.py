@@ -45,7 +45,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/blocked.py": "10 ORM/SQL calls; imports tortoise.expressions",
     "inbox/audit.py": "15 ORM/SQL calls; imports the store's SQL machinery, tortoise.backends.base.client, tortoise.transactions",
     "inbox/audit_view.py": "2 ORM/SQL calls",
-    "inbox/devices.py": "10 ORM/SQL calls; imports tortoise.transactions",
     "inbox/exports.py": "19 ORM/SQL calls; imports tortoise.expressions, tortoise.transactions",
     "inbox/installation.py": "3 ORM/SQL calls",
     "inbox/links.py": "9 ORM/SQL calls",
