@@ -59,7 +59,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/sealed.py": "4 ORM/SQL calls; imports tortoise.transactions",
     "inbox/signin.py": "3 ORM/SQL calls; imports tortoise.transactions",
     "inbox/visibility.py": "2 ORM/SQL calls; imports tortoise.expressions",
-    "inbox/webhooks.py": "13 ORM/SQL calls; imports tortoise.transactions",
 }
 
 ORM_QUERY_METHODS = frozenset(
