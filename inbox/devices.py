@@ -27,15 +27,14 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
 from inbox.exchange import iso
 from inbox.ids import MAX_ID
-from inbox.models import AuthToken, Device, Participant
+from inbox.models import Device, Participant
 from inbox.sealed import open_webpush_subscription, seal_webpush_subscription
-from inbox.store.orm import ids_of
+from inbox.store import devices as devices_store
 from inbox.webhooks import host_may_be_public
 from push.base import ALERT_TYPES, WebPushKeys
 
@@ -302,29 +301,28 @@ async def register_device(
         token = check_token(platform, token)
     app = check_app(app)
     practice_id = actor.practice_id
-    existing = await Device.filter(practice_id=practice_id, platform=platform, token=token).first()
+    existing = await devices_store.find_device(practice_id, platform, token)
     if existing is None:
         try:
-            # A savepoint: inside the caller's transaction, a refused insert must not abort it (PostgreSQL).
-            async with in_transaction():
-                device = await Device.create(
-                    practice_id=practice_id,
-                    participant_id=actor.id,
-                    platform=platform,
-                    token=token,
-                    app=app,
-                    alerts=default_alerts(),
-                    enabled=True,
-                    auth_token_id=auth_token_id,
-                    created_at=ctx.clock.now(),
-                    last_seen_at=ctx.clock.now(),
-                )
+            # In a savepoint: inside the caller's transaction, a refused insert must not abort it.
+            device = await devices_store.add_device(
+                practice_id=practice_id,
+                participant_id=actor.id,
+                platform=platform,
+                token=token,
+                app=app,
+                alerts=default_alerts(),
+                enabled=True,
+                auth_token_id=auth_token_id,
+                created_at=ctx.clock.now(),
+                last_seen_at=ctx.clock.now(),
+            )
             if sub is not None:
                 await _seal(ctx, device, sub)
             return device, True
         except IntegrityError:
             # The same token registered at the same moment from another request: one device.
-            existing = await Device.get(practice_id=practice_id, platform=platform, token=token)
+            existing = await devices_store.get_device(practice_id, platform, token)
     moved = existing.participant_id != actor.id
     if moved:
         # Someone else's opt-outs do not carry over to the new owner of the phone.
@@ -335,8 +333,7 @@ async def register_device(
     existing.disabled_reason = None
     existing.auth_token_id = auth_token_id
     existing.last_seen_at = ctx.clock.now()
-    cols = ["participant_id", "app", "enabled", "disabled_reason", "auth_token_id", "alerts", "last_seen_at"]
-    await existing.save(update_fields=cols)
+    await devices_store.set_registration(existing)
     if sub is not None:
         await _seal(ctx, existing, sub)
     return existing, moved
@@ -345,34 +342,34 @@ async def register_device(
 async def _seal(ctx: InboxContext, device: Device, sub: Subscription) -> None:
     # Sealed under the row's own id (R30), so the row comes first; a browser may bring new keys to the same
     # endpoint, so a registration again seals what it brought.
-    device.subscription_cipher = seal_webpush_subscription(ctx.keyring, device.id, sub.to_json())
-    await device.save(update_fields=["subscription_cipher"])
+    await devices_store.set_subscription_cipher(
+        device, seal_webpush_subscription(ctx.keyring, device.id, sub.to_json())
+    )
 
 
 async def get_own_device(actor: Participant, device_id: int) -> Device:
     device = None
     if 0 < device_id <= MAX_ID:
-        device = await Device.filter(id=device_id, participant_id=actor.id).first()
+        device = await devices_store.get_device_for(actor.id, device_id)
     if device is None:
         raise NotFound("device")
     return device
 
 
 async def list_devices(actor: Participant) -> list[Device]:
-    return list(await Device.filter(participant_id=actor.id).order_by("id"))
+    return await devices_store.list_devices_for(actor.id)
 
 
 async def update_alerts(actor: Participant, device_id: int, alerts: Mapping[str, Any]) -> Device:
     changes = check_alerts(alerts)
     device = await get_own_device(actor, device_id)
-    device.alerts = {**default_alerts(), **device.alerts, **changes}
-    await device.save(update_fields=["alerts"])
+    await devices_store.set_alerts(device, {**default_alerts(), **device.alerts, **changes})
     return device
 
 
 async def remove_device(actor: Participant, device_id: int) -> None:
     device = await get_own_device(actor, device_id)
-    await device.delete()
+    await devices_store.delete_device(device)
 
 
 # --- the dispatcher's side ---------------------------------------------------------------------------
@@ -385,13 +382,11 @@ async def push_targets(participant_ids: Iterable[int], flag: str | None) -> dict
     by_participant: dict[int, list[Device]] = {pid: [] for pid in ids}
     if not ids:
         return by_participant
-    found = list(await Device.filter(participant_id__in=ids, enabled=True).order_by("id"))
+    found = await devices_store.list_enabled_devices_for(ids)
     session_ids = {d.auth_token_id for d in found if d.auth_token_id is not None}
     revoked: set[int] = set()
     if session_ids:
-        revoked = set(
-            await ids_of(AuthToken.filter(id__in=list(session_ids), revoked_at__isnull=False), "id")
-        )
+        revoked = await devices_store.get_revoked_session_ids(list(session_ids))
     for device in found:
         if device.auth_token_id in revoked:
             continue
@@ -407,8 +402,6 @@ async def disable(reasons: Mapping[int, str]) -> list[int]:
     dead; the device is disabled, and counted, once)."""
     disabled = []
     for device_id, reason in reasons.items():
-        if await Device.filter(id=device_id, enabled=True).update(
-            enabled=False, disabled_reason=reason[:200]
-        ):
+        if await devices_store.set_disabled(device_id, reason[:200]):
             disabled.append(device_id)
     return disabled

@@ -60,6 +60,8 @@ from inbox.models import (
     Practice,
 )
 from inbox.outbox import CLIENT_EMAIL, UNREAD_CHECK
+from inbox.store import outbox as outbox_store
+from inbox.store import recipients
 
 THROTTLE_S = 3600
 EMAIL_KINDS = (CLIENT_EMAIL, UNREAD_CHECK)
@@ -166,30 +168,24 @@ class _Facts:
     @classmethod
     async def load(cls, ctx: InboxContext, kind: str, rows: Sequence[OutboxJob]) -> _Facts:
         now = ctx.clock.now()
-        msgs = {m.id: m for m in await Message.filter(id__in=[j.message_id for j in rows if j.message_id])}
+        msgs = await recipients.get_messages([j.message_id for j in rows if j.message_id])
         recipient_ids = list({j.recipient_id for j in rows if j.recipient_id})
-        people = {p.id: p for p in await Participant.filter(id__in=recipient_ids)}
+        people = await recipients.get_people(recipient_ids)
         client_ids = [p.client_id for p in people.values() if p.kind == CONTACT and p.client_id]
-        clients = {p.id: p for p in await Participant.filter(id__in=client_ids)} if client_ids else {}
-        practices = {p.id: p for p in await Practice.filter(id__in=list({j.practice_id for j in rows}))}
-        members = {
-            (m.conversation_id, m.participant_id): m
-            for m in await ConversationMember.filter(
-                conversation_id__in=list({j.conversation_id for j in rows if j.conversation_id}),
-                participant_id__in=recipient_ids,
-            )
-        }
+        clients = await recipients.get_people(client_ids) if client_ids else {}
+        practices = await recipients.get_practices(list({j.practice_id for j in rows}))
+        members = await recipients.get_memberships(
+            list({j.conversation_id for j in rows if j.conversation_id}), recipient_ids
+        )
         since = min([m.created_at for m in msgs.values()] + [now - timedelta(seconds=THROTTLE_S)])
         sent_before: dict[tuple[int, int], list[OutboxJob]] = defaultdict(list)
-        for row in await OutboxJob.filter(
-            recipient_id__in=recipient_ids, kind__in=list(EMAIL_KINDS), status="done", finished_at__gte=since
-        ).exclude(id__in=[j.id for j in rows]):
+        for row in await outbox_store.list_done_since(
+            recipient_ids, EMAIL_KINDS, since, [j.id for j in rows]
+        ):
             sent_before[(row.recipient_id or 0, row.conversation_id or 0)].append(row)
         told_at_once: set[tuple[int, int]] = set()
         if kind == UNREAD_CHECK:
-            told = await OutboxJob.filter(
-                kind=CLIENT_EMAIL, message_id__in=list(msgs), recipient_id__in=recipient_ids
-            ).exclude(status="failed")
+            told = await outbox_store.list_not_failed(CLIENT_EMAIL, list(msgs), recipient_ids)
             told_at_once = {(r.recipient_id or 0, r.message_id or 0) for r in told}
         return cls(now, kind, msgs, people, clients, practices, members, sent_before, told_at_once)
 
@@ -237,12 +233,8 @@ async def plan_message_emails(ctx: InboxContext, jobs: Sequence[OutboxJob], kind
     # Unread checks not due yet, for the same people: messages in the same window join the email.
     later: list[OutboxJob] = []
     if kind == UNREAD_CHECK:
-        later = list(
-            await OutboxJob.filter(
-                kind=UNREAD_CHECK,
-                status="pending",
-                recipient_id__in=list({j.recipient_id for j in jobs if j.recipient_id}),
-            ).exclude(id__in=[j.id for j in jobs])
+        later = await outbox_store.list_pending(
+            UNREAD_CHECK, list({j.recipient_id for j in jobs if j.recipient_id}), [j.id for j in jobs]
         )
     facts = await _Facts.load(ctx, kind, [*jobs, *later])
 
@@ -313,8 +305,8 @@ async def plan_signin_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Pl
     newest = newest_per_recipient(plan, jobs, "nobody who may use the portal has that address")
     if not newest:
         return plan
-    people = {p.id: p for p in await Participant.filter(id__in=list(newest))}
-    practices = {p.id: p for p in await Practice.filter(id__in=[p.practice_id for p in people.values()])}
+    people = await recipients.get_people(list(newest))
+    practices = await recipients.get_practices([p.practice_id for p in people.values()])
     for person_id, job in newest.items():
         person = people.get(person_id)
         if person is None or not await links.may_use_portal(person):

@@ -24,13 +24,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from tortoise.expressions import Q
-from tortoise.functions import Count, Min
-
 from inbox import db
 from inbox.context import InboxContext
 from inbox.models import TEAM, Message, OutboxJob, Participant, Practice
-from inbox.store import sql as rawsql
+from inbox.store import outbox as outbox_store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,9 +42,7 @@ MESSAGE_KINDS = (CLIENT_EMAIL, UNREAD_CHECK, PUSH)
 
 async def enqueue(ctx: InboxContext, kind: str, *, delay_s: float = 0, **fields: Any) -> OutboxJob:
     now = ctx.clock.now()
-    return await OutboxJob.create(
-        kind=kind, due_at=now + timedelta(seconds=delay_s), created_at=now, **fields
-    )
+    return await outbox_store.add_job(kind, due_at=now + timedelta(seconds=delay_s), created_at=now, **fields)
 
 
 def new_message_rows(
@@ -99,13 +94,13 @@ async def enqueue_for_new_message(
         now=ctx.clock.now(),
     )
     if rows:
-        await OutboxJob.bulk_create([OutboxJob(**row) for row in rows])
+        await outbox_store.add_rows(rows)
 
 
 async def cancel_for_message(ctx: InboxContext, message_id: int) -> int:
     """A removed message's pending notifications are moot (R14)."""
-    return await OutboxJob.filter(message_id=message_id, status="pending", kind__in=MESSAGE_KINDS).update(
-        status="skipped", last_error="message removed", finished_at=ctx.clock.now()
+    return await outbox_store.set_skipped_for_message(
+        message_id, MESSAGE_KINDS, last_error="message removed", finished_at=ctx.clock.now()
     )
 
 
@@ -130,34 +125,11 @@ async def claim_due_jobs(
     """Claim up to `limit` due rows for this worker.
 
     PostgreSQL: `FOR UPDATE SKIP LOCKED`, so several workers never take the same row. SQLite has one writer
-    at a time, so the same UPDATE … RETURNING is already a single claimant.
+    at a time, so the same UPDATE … RETURNING is already a single claimant (`inbox.store.outbox`).
     """
-    from tortoise import Tortoise
-
-    conn = Tortoise.get_connection("default")
     now = ctx.clock.now()
     until = now + timedelta(seconds=ctx.outbox_lease_s)
-    pg = conn.capabilities.dialect == "postgres"
-    ph = (lambda i: f"${i}") if pg else (lambda i: "?")
-    kind_sql = ""
-    params: list[Any] = [worker_id, until, now, now]
-    if kinds:
-        marks = ",".join(ph(5 + i) for i in range(len(kinds)))
-        kind_sql = f" AND kind IN ({marks})"
-        params += list(kinds)
-    params.append(limit)
-    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
-    sql = (
-        f"UPDATE outbox_job SET claimed_by={ph(1)}, claimed_until={ph(2)} WHERE id IN ("  # noqa: S608
-        f"SELECT id FROM outbox_job WHERE status='pending' AND due_at <= {ph(3)} "
-        f"AND (claimed_until IS NULL OR claimed_until < {ph(4)}){kind_sql} "
-        f"ORDER BY due_at, id LIMIT {ph(len(params))}{lock}) RETURNING id"
-    )
-    rows = await conn.execute_query_dict(sql, params)
-    ids = [int(r["id"]) for r in rows]
-    if not ids:
-        return []
-    return list(await OutboxJob.filter(id__in=ids, claimed_by=worker_id).order_by("due_at", "id"))
+    return await outbox_store.set_claim_on_due_rows(worker_id, until=until, now=now, limit=limit, kinds=kinds)
 
 
 async def claim_rows(ctx: InboxContext, worker_id: str, ids: Sequence[int]) -> list[OutboxJob]:
@@ -166,34 +138,24 @@ async def claim_rows(ctx: InboxContext, worker_id: str, ids: Sequence[int]) -> l
     if not ids or not worker_id:
         return []
     now = ctx.clock.now()
-    await OutboxJob.filter(
-        Q(claimed_until=None) | Q(claimed_until__lt=now), id__in=list(ids), status="pending"
-    ).update(claimed_by=worker_id, claimed_until=now + timedelta(seconds=ctx.outbox_lease_s))
-    return list(await OutboxJob.filter(id__in=list(ids), claimed_by=worker_id, status="pending"))
+    return await outbox_store.set_claim_on_rows(
+        worker_id, ids, now=now, until=now + timedelta(seconds=ctx.outbox_lease_s)
+    )
 
 
 async def release(job: OutboxJob) -> None:
     """Give a claimed row back untouched (a row taken in early whose email did not go)."""
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-        claimed_by=None, claimed_until=None
-    )
+    await outbox_store.set_released(job)
 
 
 async def finish(ctx: InboxContext, job: OutboxJob, status: str, note: str | None = None) -> None:
     """done / skipped / failed: the row leaves the queue (guarded by the claim, so a stale worker cannot)."""
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-        status=status, last_error=note, finished_at=ctx.clock.now(), claimed_until=None
-    )
+    await outbox_store.set_finished(job, status, note, ctx.clock.now())
 
 
 async def postpone(ctx: InboxContext, job: OutboxJob, delay_s: float, note: str | None = None) -> None:
     """Due again later, and not a failure: the attempts and the give-up clock are untouched."""
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-        due_at=ctx.clock.now() + timedelta(seconds=max(0.0, delay_s)),
-        last_error=note,
-        claimed_until=None,
-        claimed_by=None,
-    )
+    await outbox_store.set_postponed(job, ctx.clock.now() + timedelta(seconds=max(0.0, delay_s)), note)
 
 
 async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after: float | None = None) -> str:
@@ -201,24 +163,14 @@ async def retry_later(ctx: InboxContext, job: OutboxJob, error: str, retry_after
     now = ctx.clock.now()
     attempts = job.attempts + 1
     if (now - job.created_at).total_seconds() >= GIVE_UP_AFTER_S:
-        await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-            status="failed",
-            attempts=attempts,
-            last_error=f"gave up after {attempts} attempts over a day: {error}"[:2000],
-            finished_at=now,
-            claimed_until=None,
+        await outbox_store.set_given_up(
+            job, attempts, f"gave up after {attempts} attempts over a day: {error}"[:2000], now
         )
         return "failed"
     delay = max(backoff_s(attempts), retry_after or 0.0)
     # Guarded by status too: a row a handler already settled (an email sent before the handler failed on
     # a later one) stays settled.
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by, status="pending").update(
-        attempts=attempts,
-        last_error=error[:2000],
-        due_at=now + timedelta(seconds=delay),
-        claimed_until=None,
-        claimed_by=None,
-    )
+    await outbox_store.set_retry(job, attempts, error[:2000], now + timedelta(seconds=delay))
     return "pending"
 
 
@@ -264,16 +216,7 @@ class Lease:
             return
         now = self.ctx.clock.now()
         until = now + timedelta(seconds=self.ctx.outbox_lease_s)
-        ids = sorted(self.held)
-        sql = (
-            f"UPDATE outbox_job SET claimed_until=? WHERE id IN ({rawsql.marks(len(ids))}) "  # noqa: S608
-            "AND claimed_by=? AND status='pending' RETURNING id"
-        )
-        conn = rawsql.client()
-        rows = await conn.execute_query_dict(
-            rawsql.pg_sql(sql) if rawsql.is_postgres(conn) else sql, [until, *ids, self.claimant]
-        )
-        kept = {int(r["id"]) for r in rows}
+        kept = await outbox_store.set_claim_until(sorted(self.held), self.claimant, until)
         self.lost |= self.held - kept
         self.held = kept
         self.held_until = until
@@ -305,14 +248,8 @@ async def backlog_by_kind(ctx: InboxContext, kinds: Iterable[str] = ()) -> dict[
     due one has waited (s). One grouped query over the pending rows, on the (status, due_at) index, so it
     costs what is waiting, not what is stored. Each of `kinds` is in the answer, at zero when idle."""
     now = ctx.clock.now()
-    rows = await (
-        OutboxJob.filter(status="pending")
-        .group_by("kind")
-        .annotate(n=Count("id"), due=Count("id", _filter=Q(due_at__lte=now)), oldest=Min("due_at"))
-        .values("kind", "n", "due", "oldest")
-    )
     out = dict.fromkeys(kinds, (0, 0, 0.0))
-    for row in rows:
+    for row in await outbox_store.get_backlog(now):
         n_due = int(row["due"] or 0)
         # The oldest pending row is the oldest due one whenever any is due.
         waited = max(0.0, (now - row["oldest"]).total_seconds()) if n_due and row["oldest"] else 0.0

@@ -34,13 +34,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import Q
-
 from inbox import devices, messaging, outbox
 from inbox.context import InboxContext
 from inbox.errors import Invalid, NotFound
 from inbox.ids import MAX_ID
-from inbox.models import TEAM, ConversationMember, Device, Message, OutboxJob, Participant
+from inbox.models import TEAM, Device, Message, OutboxJob, Participant
+from inbox.store import devices as devices_store
+from inbox.store import outbox as outbox_store
+from inbox.store import recipients
 from push.base import ALERT_FLAG_FOR, DEFAULT_TITLES, PushMessage
 
 PUSH_NEW_MESSAGE = outbox.PUSH
@@ -129,9 +130,8 @@ async def accept_event(
         )
     appointment = check_appointment_id(appointment_id)
     when = check_starts_at(starts_at)
-    if (
-        not 0 < participant_id <= MAX_ID
-        or not await Participant.filter(id=participant_id, practice_id=practice_id).exists()
+    if not 0 < participant_id <= MAX_ID or not await recipients.get_participant_exists(
+        practice_id, participant_id
     ):
         raise NotFound("participant")
     return await outbox.enqueue(
@@ -155,14 +155,9 @@ async def enqueue_badge_update(
     Nothing is written when there is no such device, or when an update for the same devices is already
     waiting (the badge is counted when the row is sent, so one row covers several reads).
     """
-    others = Device.filter(participant_id=participant.id, enabled=True).exclude(platform="webpush")
-    if exclude_auth_token_id is not None:
-        others = others.filter(Q(auth_token_id__isnull=True) | Q(auth_token_id__not=exclude_auth_token_id))
-    if not await others.exists():
+    if not await devices_store.get_has_other_phones(participant.id, exclude_auth_token_id):
         return None
-    waiting = await OutboxJob.filter(
-        recipient_id=participant.id, kind=PUSH_BADGE, status="pending", claimed_by__isnull=True
-    )
+    waiting = await outbox_store.list_unclaimed_pending(participant.id, PUSH_BADGE)
     for row in waiting:
         if row.payload.get("exclude_auth_token_id") == exclude_auth_token_id:
             return row
@@ -255,7 +250,7 @@ class _Facts:
 
 async def _load_facts(live: Sequence[OutboxJob]) -> _Facts:
     recipient_ids = list({j.recipient_id for j in live if j.recipient_id is not None})
-    people = {p.id: p for p in await Participant.filter(id__in=recipient_ids)}
+    people = await recipients.get_people(recipient_ids)
     totals = await messaging.unread_totals(list(people))
     targets: dict[str | None, dict[int, list[Device]]] = {}
     for flag in {_flag(j) for j in live}:
@@ -263,14 +258,13 @@ async def _load_facts(live: Sequence[OutboxJob]) -> _Facts:
         targets[flag] = await devices.push_targets(ids, flag)
     message_jobs = [j for j in live if j.kind == PUSH_NEW_MESSAGE]
     message_ids = [j.message_id for j in message_jobs if j.message_id]
-    messages = {m.id: m for m in await Message.filter(id__in=message_ids)} if message_ids else {}
+    messages = await recipients.get_messages(message_ids) if message_ids else {}
     read_upto: dict[tuple[int, int], int | None] = {}
     if message_jobs:
-        rows = await ConversationMember.filter(
-            conversation_id__in=list({j.conversation_id for j in message_jobs if j.conversation_id}),
-            participant_id__in=list({j.recipient_id for j in message_jobs if j.recipient_id}),
-        ).values_list("conversation_id", "participant_id", "last_read_message_id")
-        read_upto = {(int(c), int(p)): (int(r) if r is not None else None) for c, p, r in rows}
+        read_upto = await recipients.get_read_upto(
+            list({j.conversation_id for j in message_jobs if j.conversation_id}),
+            list({j.recipient_id for j in message_jobs if j.recipient_id}),
+        )
     return _Facts(people, totals, targets, messages, read_upto)
 
 
@@ -367,4 +361,4 @@ async def plan_jobs(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> dict[int, P
 async def keep_pending(job: OutboxJob, device_ids: Sequence[int]) -> None:
     """Remember which devices still need this push, so the retry goes to them alone."""
     payload = {**job.payload, "pending": sorted(set(device_ids))}
-    await OutboxJob.filter(id=job.id, claimed_by=job.claimed_by).update(payload=payload)
+    await outbox_store.set_payload(job, payload)

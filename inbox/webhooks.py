@@ -22,14 +22,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tortoise.transactions import in_transaction
-
-from inbox import outbox, sealed
+from inbox import db, outbox, sealed
 from inbox.context import InboxContext
 from inbox.crypto import DataKeyring
 from inbox.errors import Conflict, Invalid, NotFound
 from inbox.ids import MAX_ID
 from inbox.models import OutboxJob, Webhook, WebhookDelivery
+from inbox.store import webhooks as webhooks_store
 
 EVENTS = ("message.created", "message.removed", "conversation.read")
 WEBHOOK = "webhook"  # the outbox kind
@@ -153,45 +152,36 @@ async def create_webhook(
 ) -> tuple[Webhook, str]:
     url = check_url(url, allow_private=allow_private)
     chosen = check_events(events)
-    if await Webhook.filter(practice_id=practice_id, active=True).count() >= MAX_WEBHOOKS_PER_PRACTICE:
+    if await webhooks_store.get_active_count(practice_id) >= MAX_WEBHOOKS_PER_PRACTICE:
         raise Conflict(
             "too_many_webhooks",
             f"A practice may have at most {MAX_WEBHOOKS_PER_PRACTICE} webhooks; remove one.",
         )
     secret = "whsec_" + secrets.token_urlsafe(32)
-    async with in_transaction():
+    async with db.transaction():
         # Sealed under the row's own id (R30), so the row comes first; the clear column stays empty.
-        hook = await Webhook.create(
-            practice_id=practice_id,
-            url=url,
-            events=chosen,
-            secret="",
-            active=True,
-            created_at=ctx.clock.now(),
-        )
-        hook.secret_cipher = sealed.seal_webhook_secret(ctx.keyring, hook.id, secret)
-        await hook.save(update_fields=["secret_cipher"])
+        hook = await webhooks_store.add_webhook(practice_id, url, chosen, ctx.clock.now())
+        await webhooks_store.set_secret_cipher(hook, sealed.seal_webhook_secret(ctx.keyring, hook.id, secret))
     return hook, secret
 
 
 async def get_webhook(practice_id: int, webhook_id: int) -> Webhook:
     hook = None
     if 0 < webhook_id <= MAX_ID:
-        hook = await Webhook.filter(id=webhook_id, practice_id=practice_id).first()
+        hook = await webhooks_store.get_webhook(practice_id, webhook_id)
     if hook is None:
         raise NotFound("webhook")
     return hook
 
 
 async def list_webhooks(practice_id: int) -> list[Webhook]:
-    return list(await Webhook.filter(practice_id=practice_id, active=True).order_by("id"))
+    return await webhooks_store.list_active_webhooks(practice_id)
 
 
 async def deactivate(practice_id: int, webhook_id: int) -> Webhook:
     """Stop a webhook: nothing new is queued for it and what is waiting is dropped; its history stays."""
     hook = await get_webhook(practice_id, webhook_id)
-    hook.active = False
-    await hook.save(update_fields=["active"])
+    await webhooks_store.set_inactive(hook)
     return hook
 
 
@@ -200,10 +190,7 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     """Newest first, paged by `before` (the `next_before` of the previous page)."""
     hook = await get_webhook(practice_id, webhook_id)
-    query = WebhookDelivery.filter(webhook_id=hook.id)
-    if before is not None:
-        query = query.filter(id__lt=before)
-    rows = list(await query.order_by("-id").limit(limit + 1))
+    rows = await webhooks_store.list_deliveries(hook.id, before=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [delivery_json(d) for d in rows], "next_before": rows[-1].id if more and rows else None}
@@ -222,13 +209,11 @@ async def enqueue_event(ctx: InboxContext, practice_id: int, event: str, data: M
     """Queue one delivery per active webhook of the practice that subscribed to `event` (call inside the
     transaction of the change). `data` holds ids only. Returns how many were queued."""
     assert event in EVENTS
-    hooks = [h for h in await Webhook.filter(practice_id=practice_id, active=True) if event in h.events]
+    hooks = [h for h in await webhooks_store.list_active_webhooks_unordered(practice_id) if event in h.events]
     now = ctx.clock.now()
     for hook in hooks:
         delivery_id, body = new_delivery(event, data, now)
-        delivery = await WebhookDelivery.create(
-            webhook_id=hook.id, delivery_id=delivery_id, event=event, payload=body, created_at=now
-        )
+        delivery = await webhooks_store.add_delivery(hook.id, delivery_id, event, body, now)
         await outbox.enqueue(ctx, WEBHOOK, practice_id=practice_id, payload={"delivery": delivery.id})
     return len(hooks)
 
@@ -256,12 +241,12 @@ def signed_headers(
 
 async def load_delivery(job: OutboxJob) -> tuple[WebhookDelivery, Webhook] | str:
     """The delivery and its webhook for an outbox row, or why there is nothing to send any more."""
-    delivery = await WebhookDelivery.filter(id=int(job.payload.get("delivery", -1))).first()
+    delivery = await webhooks_store.get_delivery(int(job.payload.get("delivery", -1)))
     if delivery is None:
         return "the delivery no longer exists"
-    hook = await Webhook.get(id=delivery.webhook_id)
+    hook = await webhooks_store.get_webhook_by_id(delivery.webhook_id)
     if not hook.active:
-        await WebhookDelivery.filter(id=delivery.id).update(status="cancelled", last_error="webhook removed")
+        await webhooks_store.set_delivery_cancelled(delivery.id, "webhook removed")
         return "webhook removed"
     return delivery, hook
 
@@ -275,7 +260,8 @@ async def record_attempt(
     error: str | None,
 ) -> None:
     now = ctx.clock.now()
-    await WebhookDelivery.filter(id=delivery.id).update(
+    await webhooks_store.set_attempt(
+        delivery.id,
         status=status,
         attempts=delivery.attempts + 1,
         last_status_code=status_code,

@@ -40,17 +40,12 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/accounts.py": "25 ORM/SQL calls; imports tortoise.expressions, tortoise.transactions",
     "inbox/apikeys.py": "6 ORM/SQL calls",
     "inbox/blocked.py": "10 ORM/SQL calls; imports tortoise.expressions",
-    "inbox/devices.py": "10 ORM/SQL calls; imports tortoise.transactions",
     "inbox/links.py": "9 ORM/SQL calls",
-    "inbox/notify.py": "10 ORM/SQL calls",
     "inbox/oidc_accounts.py": "19 ORM/SQL calls",
-    "inbox/outbox.py": "14 ORM/SQL calls; imports the store's SQL machinery, tortoise, tortoise.expressions, tortoise.functions",
     "inbox/passwords.py": "10 ORM/SQL calls; imports tortoise.transactions",
     "inbox/portal.py": "4 ORM/SQL calls",
-    "inbox/pushes.py": "7 ORM/SQL calls; imports tortoise.expressions",
     "inbox/signin.py": "3 ORM/SQL calls; imports tortoise.transactions",
     "inbox/visibility.py": "2 ORM/SQL calls; imports tortoise.expressions",
-    "inbox/webhooks.py": "13 ORM/SQL calls; imports tortoise.transactions",
 }
 
 ORM_QUERY_METHODS = frozenset(
