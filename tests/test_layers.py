@@ -40,7 +40,6 @@ GATEWAY_NOT_YET: dict[str, str] = {
 DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/access.py": "10 ORM/SQL calls; imports tortoise.expressions, tortoise.transactions",
     "inbox/accounts.py": "25 ORM/SQL calls; imports tortoise.expressions, tortoise.transactions",
-    "inbox/apikeys.py": "6 ORM/SQL calls",
     "inbox/purge.py": "13 ORM/SQL calls; imports tortoise.expressions, tortoise.functions, tortoise.transactions",
     "inbox/blocked.py": "10 ORM/SQL calls; imports tortoise.expressions",
     "inbox/audit.py": "15 ORM/SQL calls; imports the store's SQL machinery, tortoise.backends.base.client, tortoise.transactions",
