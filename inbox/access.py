@@ -16,14 +16,14 @@ The open websockets of the person are closed by the gateway after the commit (R2
 
 from __future__ import annotations
 
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
-
+from inbox import db
 from inbox.accounts import Principal, check_team_change
 from inbox.context import InboxContext
 from inbox.errors import Conflict
-from inbox.models import TEAM, AuthToken, Device, LinkToken, Participant, Practice
-from inbox.store.orm import ids_of
+from inbox.models import Participant
+from inbox.store import access as access_store
+from inbox.store import accounts as accounts_store
+from inbox.store import people
 
 
 async def end_access(
@@ -32,18 +32,9 @@ async def end_access(
     """End every session, token, link and trusted device of `member` but the token `keep_token_id`;
     run it inside the transaction of the change that calls for it. How many tokens ended."""
     now = ctx.clock.now()
-    tokens = AuthToken.filter(participant_id=member.id, revoked_at=None)
-    if keep_token_id is not None:
-        tokens = tokens.exclude(id=keep_token_id)
-    ended = await ids_of(tokens, "id")
-    if ended:
-        await AuthToken.filter(id__in=ended).update(revoked_at=now)
-    if all_devices:
-        await Device.filter(participant_id=member.id).delete()
-    elif ended:
-        await Device.filter(participant_id=member.id, auth_token_id__in=ended).delete()
-    await LinkToken.filter(participant_id=member.id, revoked_at=None).update(revoked_at=now)
-    await Participant.filter(id=member.id).update(credential_epoch=F("credential_epoch") + 1)
+    ended = await access_store.end_access(
+        member.id, now, keep_token_id=keep_token_id, all_devices=all_devices
+    )
     member.credential_epoch += 1
     return len(ended)
 
@@ -56,17 +47,12 @@ async def deactivate(ctx: InboxContext, principal: Principal, member: Participan
     check_team_change(principal, member, None, False)
     if not member.active:
         return False
-    async with in_transaction():
+    async with db.transaction():
         # Two owners deactivating each other at once must not both pass the check below: the practice row
         # is the lock (PostgreSQL; SQLite runs one writer at a time anyway).
-        await Practice.filter(id=member.practice_id).select_for_update().first()
-        if (
-            "account_owner" in member.role_set
-            and not await Participant.filter(
-                practice_id=member.practice_id, kind=TEAM, active=True, roles__contains="account_owner"
-            )
-            .exclude(id=member.id)
-            .exists()
+        await accounts_store.lock_practice(member.practice_id)
+        if "account_owner" in member.role_set and not await people.has_other_active_owner(
+            member.practice_id, member.id
         ):
             raise Conflict(
                 "last_account_owner",
@@ -74,7 +60,7 @@ async def deactivate(ctx: InboxContext, principal: Principal, member: Participan
                 rule="R26",
             )
         member.active = False
-        await member.save(update_fields=["active"])
+        await people.set_active(member)
         await end_access(ctx, member, all_devices=True)
     return True
 
@@ -88,5 +74,5 @@ async def reactivate(principal: Principal, member: Participant) -> bool:
     member.active = True
     member.failed_logins = 0
     member.locked_until = None
-    await member.save(update_fields=["active", "failed_logins", "locked_until"])
+    await people.set_active_and_unlock(member)
     return True

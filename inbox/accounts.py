@@ -15,26 +15,14 @@ import argon2
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
-from inbox import apikeys, sealed, timezones
+from inbox import apikeys, db, sealed, timezones
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
-from inbox.models import (
-    CLIENT,
-    CONTACT,
-    ROLES,
-    TEAM,
-    AuthToken,
-    ClientAccess,
-    Device,
-    LinkToken,
-    Participant,
-    Practice,
-)
-from inbox.store import tokens
+from inbox.models import CLIENT, CONTACT, ROLES, TEAM, AuthToken, Participant, Practice
+from inbox.store import access, people, tokens
+from inbox.store import accounts as accounts_store
 from portal_links import hash_token, new_token
 
 _hasher = PasswordHasher()  # argon2id with RFC 9106's low-memory profile (64 MiB, 3 passes)
@@ -92,11 +80,10 @@ async def create_practice(
     now = ctx.clock.now()
     # Team addresses are unique per practice, and a new practice has nobody yet: the same address at
     # another practice is neither refused nor revealed.
-    async with in_transaction():
-        practice = await Practice.create(name=name.strip(), created_at=now)
-        owner = await Participant.create(
-            practice=practice,
-            kind=TEAM,
+    async with db.transaction():
+        practice = await accounts_store.add_practice(name.strip(), now)
+        owner = await people.add_team_member(
+            practice,
             name=owner_name.strip(),
             email=email,
             roles="account_owner,clinician",
@@ -167,7 +154,7 @@ async def update_settings(
         practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
     if zone is not None:
         practice.time_zone = zone
-    await practice.save()
+    await accounts_store.set_practice(practice)
     return practice
 
 
@@ -235,10 +222,7 @@ def _check_roles(roles: list[str]) -> str:
 async def get_participant(practice_id: int, participant_id: int, *, kind: str | None = None) -> Participant:
     found = None
     if is_id(participant_id):
-        query = Participant.filter(id=participant_id, practice_id=practice_id)
-        if kind:
-            query = query.filter(kind=kind)
-        found = await query.first()
+        found = await people.get_participant(practice_id, participant_id, kind)
     if found is None:
         raise NotFound(
             {TEAM: "team member", CLIENT: "client", CONTACT: "contact"}.get(kind or "", "participant")
@@ -267,12 +251,11 @@ async def create_team_member(
     pw_hash = await hash_password(password) if password else None
     # Unique within the practice only: whether another practice has this address is not this one's
     # business, and refusing it would let anyone holding an API key probe for (or reserve) addresses.
-    async with in_transaction():
-        if await Participant.filter(practice_id=practice_id, kind=TEAM, email=email).exists():
+    async with db.transaction():
+        if await people.has_team_member_with_email(practice_id, email):
             raise Conflict("email_taken", "A team member of this practice already has this email address.")
-        member = await Participant.create(
-            practice_id=practice_id,
-            kind=TEAM,
+        member = await people.add_team_member(
+            practice_id,
             name=_check_name(name, "name"),
             email=email,
             roles=role_str,
@@ -303,7 +286,7 @@ async def update_team_member(ctx: InboxContext, member: Participant, changes: di
             "Only an account owner or practice manager can export data.",
             field="can_export",
         )
-    await member.save()
+    await people.set_person(member)
     return member
 
 
@@ -320,9 +303,8 @@ async def create_client(
     clinician = None
     if primary_clinician_id is not None:
         clinician = await _primary_clinician(practice.id, primary_clinician_id)
-    return await Participant.create(
-        practice_id=practice.id,
-        kind=CLIENT,
+    return await people.add_client(
+        practice.id,
         name=_check_name(name, "name"),
         email=_check_email(email),
         primary_clinician=clinician,
@@ -368,8 +350,8 @@ async def update_client(ctx: InboxContext, client: Participant, changes: dict[st
         if flag in changes:
             turned_off |= getattr(client, flag) and not changes[flag]
             setattr(client, flag, changes[flag])
-    async with in_transaction():
-        await client.save()
+    async with db.transaction():
+        await people.set_person(client)
         if turned_off:
             # R4: nothing keeps working after "off": the links and sessions of the client and its
             # contacts end now.
@@ -379,26 +361,20 @@ async def update_client(ctx: InboxContext, client: Participant, changes: dict[st
 
 async def client_and_contacts(client: Participant) -> list[int]:
     """The client and its contacts: whose access a change to the client's flags ends (R4, R10)."""
-    contacts: list[Any] = await Participant.filter(client_id=client.id, kind=CONTACT).values_list(
-        "id", flat=True
-    )
-    return [client.id, *(int(c) for c in contacts)]
+    return [client.id, *await people.list_contact_ids(client.id)]
 
 
 async def revoke_everything_for_client(ctx: InboxContext, client: Participant) -> None:
     ids = await client_and_contacts(client)
     now = ctx.clock.now()
-    await LinkToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
-    await AuthToken.filter(participant_id__in=ids, revoked_at=None).update(revoked_at=now)
+    await access.revoke_links_and_tokens(ids, now)
 
 
 async def add_contact(ctx: InboxContext, client: Participant, *, name: str, email: str) -> Participant:
-    return await Participant.create(
-        practice_id=client.practice_id,
-        kind=CONTACT,
+    return await people.add_contact(
+        client,
         name=_check_name(name, "name"),
         email=_check_email(email),
-        client=client,
         portal_access=True,
         messaging_enabled=True,
         created_at=ctx.clock.now(),
@@ -406,24 +382,16 @@ async def add_contact(ctx: InboxContext, client: Participant, *, name: str, emai
 
 
 async def grant_access(ctx: InboxContext, client: Participant, member: Participant) -> bool:
-    _, created = await ClientAccess.get_or_create(
-        client_id=client.id, team_member_id=member.id, defaults={"created_at": ctx.clock.now()}
-    )
-    return created
+    return await people.add_access_grant(client.id, member.id, ctx.clock.now())
 
 
 async def withdraw_access(client: Participant, member: Participant) -> bool:
-    return bool(await ClientAccess.filter(client_id=client.id, team_member_id=member.id).delete())
+    return bool(await people.delete_access_grant(client.id, member.id))
 
 
 async def access_list(client: Participant) -> list[int]:
     """The team members granted access to this client's profile (the primary clinician has it anyway)."""
-    rows: list[Any] = (
-        await ClientAccess.filter(client_id=client.id)
-        .order_by("team_member_id")
-        .values_list("team_member_id", flat=True)
-    )
-    return [int(r) for r in rows]
+    return await people.list_grantees(client.id)
 
 
 # --- sign-in and tokens ------------------------------------------------------------------------------
@@ -451,11 +419,10 @@ async def issue_token(
 ) -> tuple[str, AuthToken]:
     token = new_token()
     now = ctx.clock.now()
-    row = await AuthToken.create(
+    row = await tokens.add_token(
+        participant,
         token_hash=hash_token(token, ctx.secret),
         kind=kind,
-        practice_id=participant.practice_id,
-        participant=participant,
         csrf_token=new_token(24) if csrf else None,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_s or ctx.session_ttl_s),
@@ -509,8 +476,7 @@ def principal_from_row(
 
 async def revoke_token(ctx: InboxContext, principal: Principal) -> None:
     """Sign out: the token stops working and the devices this session registered stop getting pushes."""
-    await AuthToken.filter(id=principal.token_id).update(revoked_at=ctx.clock.now())
-    await Device.filter(auth_token_id=principal.token_id).delete()
+    await access.revoke_token(principal.token_id, ctx.clock.now())
 
 
 WRONG_CREDENTIALS = ("invalid_credentials", "The email or password is not right.")
@@ -533,12 +499,9 @@ class OtpRequired(Unauthenticated):
 async def team_accounts(email: str, practice_id: int | None = None) -> list[Participant]:
     """The team accounts with this address: one per practice at most (addresses are unique per practice,
     not across practices)."""
-    query = Participant.filter(kind=TEAM, email=email.strip().lower()[:254])
-    if practice_id is not None:
-        if not is_id(practice_id):
-            return []
-        query = query.filter(practice_id=practice_id)
-    return list(await query.order_by("id"))
+    if practice_id is not None and not is_id(practice_id):
+        return []
+    return await people.list_team_accounts(email.strip().lower()[:254], practice_id)
 
 
 def _locked(member: Participant, now: datetime) -> bool:
@@ -672,11 +635,11 @@ async def authenticate(
                     await _count_failure(member, now)
         raise wrong_credentials()
     if len(usable) > 1:
-        practices = await Practice.filter(id__in=[m.practice_id for m in usable]).order_by("id")
+        choices = await accounts_store.list_practices([m.practice_id for m in usable])
         raise Conflict(
             "practice_required",
             "This address and password open accounts at more than one practice; choose one.",
-            practices=[{"id": p.id, "name": p.name} for p in practices],
+            practices=[{"id": p.id, "name": p.name} for p in choices],
         )
     member = usable[0]
     trusted = member.id == trusted_member_id
@@ -712,14 +675,14 @@ async def _count_failure(member: Participant, now: datetime) -> None:
     if member.failed_logins >= LOCKOUT_AFTER:
         member.locked_until = now + timedelta(seconds=LOCKOUT_S)
         member.failed_logins = 0
-    await member.save(update_fields=["failed_logins", "locked_until"])
+    await people.set_login_failures(member)
 
 
 async def _clear_failures(member: Participant) -> None:
     if member.failed_logins or member.locked_until:
         member.failed_logins = 0
         member.locked_until = None
-        await member.save(update_fields=["failed_logins", "locked_until"])
+        await people.set_login_failures(member)
 
 
 DEVICE_TOKEN_PREFIX = "smd_"  # noqa: S105 - a label, not a secret
@@ -776,7 +739,7 @@ async def set_totp_secret(
     member.totp_secret = None
     member.totp_enabled = True
     member.totp_last_step = last_step
-    await member.save(update_fields=["totp_secret_cipher", "totp_secret", "totp_enabled", "totp_last_step"])
+    await people.set_totp(member)
 
 
 def totp_step(ctx: InboxContext, member: Participant, code: str, *, pending: str | None = None) -> int | None:
@@ -801,11 +764,7 @@ def totp_step(ctx: InboxContext, member: Participant, code: str, *, pending: str
 async def _use_totp_step(member: Participant, step: int) -> bool:
     """Record `step` as the last accepted — unless another request (another process) accepted this step or a
     later one first: then this use is a replay and is refused."""
-    won = await (
-        Participant.filter(id=member.id)
-        .filter(Q(totp_last_step__isnull=True) | Q(totp_last_step__lt=step))
-        .update(totp_last_step=step)
-    )
+    won = await people.set_totp_step_if_later(member.id, step)
     member.totp_last_step = step
     return bool(won)
 

@@ -21,6 +21,7 @@ from inbox.context import InboxContext
 from inbox.errors import Forbidden, Invalid, NotFound
 from inbox.ids import is_id
 from inbox.models import AuthToken
+from inbox.store import apikeys as keys
 from portal_links import hash_token, new_token
 
 if TYPE_CHECKING:
@@ -75,10 +76,9 @@ async def issue(
 ) -> tuple[AuthToken, str]:
     """A new key (shown once: the caller gives it to whoever asked) and its row."""
     key = API_KEY_PREFIX + new_token()
-    row = await AuthToken.create(
+    row = await keys.add_api_key(
+        practice_id,
         token_hash=hash_token(key, ctx.secret),
-        kind="api_key",
-        practice_id=practice_id,
         name=name,
         scopes=",".join(check_scopes(scopes)),
         created_at=ctx.clock.now(),
@@ -91,7 +91,7 @@ async def create(
 ) -> tuple[AuthToken, str]:
     chosen = check_scopes(scopes)
     name = check_name(name)
-    live = await AuthToken.filter(practice_id=practice_id, kind="api_key", revoked_at=None).count()
+    live = await keys.get_live_key_count(practice_id)
     if live >= MAX_KEYS_PER_PRACTICE:
         raise Invalid(
             "too_many_api_keys",
@@ -101,19 +101,19 @@ async def create(
 
 
 async def list_keys(practice_id: int) -> list[AuthToken]:
-    return list(await AuthToken.filter(practice_id=practice_id, kind="api_key").order_by("id"))
+    return await keys.list_keys(practice_id)
 
 
 async def revoke(ctx: InboxContext, practice_id: int, key_id: int) -> AuthToken:
     """Revoke at once; revoking a revoked key again changes nothing."""
     row = None
     if is_id(key_id):
-        row = await AuthToken.filter(id=key_id, practice_id=practice_id, kind="api_key").first()
+        row = await keys.get_key(practice_id, key_id)
     if row is None:
         raise NotFound("API key")
     if row.revoked_at is None:
         now = ctx.clock.now()
-        await AuthToken.filter(id=row.id, revoked_at=None).update(revoked_at=now)
+        await keys.set_revoked(row.id, now)
         row.revoked_at = now
     return row
 
@@ -128,5 +128,5 @@ async def note_use(ctx: InboxContext, principal: Principal) -> None:
     now = ctx.clock.now()
     last = principal.last_used_at
     if principal.is_api_key and (last is None or now - last >= LAST_USED_RESOLUTION):
-        await AuthToken.filter(id=principal.token_id).update(last_used_at=now)
+        await keys.set_last_used(principal.token_id, now)
         principal.last_used_at = now

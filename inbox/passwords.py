@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
-from inbox import outbox
+from inbox import db, outbox
 from inbox.access import end_access
 from inbox.accounts import (
     check_new_password,
@@ -40,8 +38,11 @@ from inbox.accounts import (
 )
 from inbox.context import InboxContext
 from inbox.errors import Forbidden
-from inbox.models import TEAM, LinkToken, OutboxJob, Participant, Practice
+from inbox.models import LinkToken, OutboxJob, Participant
 from inbox.notify import Plan, PlannedEmail, Skip, duration_text, newest_per_recipient
+from inbox.store import accounts as accounts_store
+from inbox.store import passwords as passwords_store
+from inbox.store import people as people_store
 from portal_links import hash_token, link_for, new_token
 
 RESET = "reset"
@@ -73,8 +74,8 @@ async def change(
         raise Forbidden("wrong_password", "The current password is not right.", field="current_password")
     check_new_password(new, "new_password")
     member.password_hash = await hash_password(new)
-    async with in_transaction():
-        await member.save(update_fields=["password_hash"])
+    async with db.transaction():
+        await people_store.set_password_hash(member)
         ended = await end_access(ctx, member, keep_token_id=keep_token_id)
         if then is not None:
             await then(ended)
@@ -99,7 +100,7 @@ async def request_reset(ctx: InboxContext, email: str) -> None:
         )
         for p in people
     ] or [OutboxJob(kind=outbox.PASSWORD_EMAIL, due_at=now, created_at=now, payload={"purpose": RESET})]
-    await OutboxJob.bulk_create(rows)
+    await passwords_store.add_email_jobs(rows)
 
 
 async def add_team_member(
@@ -114,7 +115,7 @@ async def add_team_member(
     audit row, in that transaction too."""
     if fields.get("password") is not None:
         return await create_team_member(ctx, practice_id, then=then, **fields)
-    async with in_transaction():
+    async with db.transaction():
         member = await create_team_member(ctx, practice_id, **fields)
         await invite(ctx, member)
         if then is not None:
@@ -139,14 +140,12 @@ async def invite(ctx: InboxContext, member: Participant) -> None:
 async def issue_link(ctx: InboxContext, member: Participant, purpose: str) -> str:
     """The absolute URL `/reset/{token}`. Only the newest link of a person works, whichever its purpose."""
     now = ctx.clock.now()
-    await LinkToken.filter(
-        participant_id=member.id, purpose__in=[RESET, INVITE], used_at=None, revoked_at=None
-    ).update(revoked_at=now)
+    await passwords_store.revoke_links(member.id, [RESET, INVITE], now)
     token = new_token()
-    await LinkToken.create(
+    await passwords_store.add_link(
+        member.id,
         token_hash=hash_token(token, ctx.secret),
         purpose=purpose,
-        participant_id=member.id,
         created_at=now,
         expires_at=now + timedelta(seconds=_TTL[purpose]),
     )
@@ -160,8 +159,8 @@ async def plan_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
     newest = newest_per_recipient(plan, jobs, "no active team member has that address")
     if not newest:
         return plan
-    people = {p.id: p for p in await Participant.filter(id__in=list(newest), kind=TEAM)}
-    practices = {p.id: p for p in await Practice.filter(id__in=[p.practice_id for p in people.values()])}
+    people = {p.id: p for p in await people_store.get_team_members(newest)}
+    practices = await accounts_store.get_practices([p.practice_id for p in people.values()])
     for person_id, job in newest.items():
         person = people.get(person_id)
         if person is None or not person.active:
@@ -206,7 +205,7 @@ async def resolve(ctx: InboxContext, token: str) -> PasswordLink | None:
     used, revoked — by a newer link, a password change or a deactivation — or meant for something else)."""
     if not _TOKEN_SHAPE.match(token or ""):
         return None
-    link = await LinkToken.filter(token_hash=hash_token(token, ctx.secret)).first()
+    link = await passwords_store.get_link(hash_token(token, ctx.secret))
     if (
         link is None
         or link.purpose not in (RESET, INVITE)
@@ -215,7 +214,7 @@ async def resolve(ctx: InboxContext, token: str) -> PasswordLink | None:
         or link.expires_at <= ctx.clock.now()
     ):
         return None
-    member = await Participant.filter(id=link.participant_id, kind=TEAM, active=True).first()
+    member = await people_store.get_active_team_member(link.participant_id)
     return PasswordLink(link, member) if member is not None else None
 
 
@@ -229,16 +228,14 @@ async def set_with_link(
     member = found.member
     pw_hash = await hash_password(new)
     now = ctx.clock.now()
-    async with in_transaction():
-        used = await LinkToken.filter(
-            id=found.link.id, used_at=None, revoked_at=None, expires_at__gt=now
-        ).update(used_at=now)
+    async with db.transaction():
+        used = await passwords_store.set_link_used(found.link.id, now)
         if used != 1:
             return False
         member.password_hash = pw_hash
         member.failed_logins = 0
         member.locked_until = None
-        await member.save(update_fields=["password_hash", "failed_logins", "locked_until"])
+        await people_store.set_password_hash_and_unlock(member)
         ended = await end_access(ctx, member)
         if then is not None:
             await then(ended)

@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pyotp
-from tortoise.transactions import in_transaction
 
-from inbox import accounts
+from inbox import accounts, db
 from inbox.context import InboxContext
 from inbox.errors import Invalid
-from inbox.models import TEAM, AuthToken, Participant, Practice
+from inbox.models import Participant
+from inbox.store import people, practices, tokens
 from portal_links import hash_token, new_token
 
 PENDING_SIGNIN_TTL_S = 5 * 60
@@ -94,7 +94,7 @@ def read_pending_signin(ctx: InboxContext, ticket: str | None) -> int | None:
 
 
 async def pending_member(member_id: int) -> Participant | None:
-    return await Participant.filter(id=member_id, kind=TEAM, active=True).first()
+    return await people.get_active_team_member(member_id)
 
 
 async def check_code(
@@ -120,9 +120,7 @@ async def start_session(ctx: InboxContext, member: Participant, previous: str | 
 async def end_session(ctx: InboxContext, token: str) -> None:
     if not token or len(token) > 200:
         return
-    await AuthToken.filter(token_hash=hash_token(token, ctx.secret), kind="session", revoked_at=None).update(
-        revoked_at=ctx.clock.now()
-    )
+    await tokens.revoke_session(hash_token(token, ctx.secret), ctx.clock.now())
 
 
 # --- TOTP enrolment from the page -----------------------------------------------------------------
@@ -141,7 +139,7 @@ class Enrolment:
 
 
 async def _issuer(member: Participant) -> str:
-    practice = await Practice.get(id=member.practice_id)
+    practice = await practices.get_practice(member.practice_id)
     return f"securemsg ({practice.name})"
 
 
@@ -191,7 +189,7 @@ async def confirm_enrolment(
     if step is None:
         raise Invalid("invalid_otp", "That code is not right. Check the app and try again.", field="code")
     await accounts.reconfirm(ctx, member, password, current_code)
-    async with in_transaction():
+    async with db.transaction():
         # The confirming code is used: it cannot also sign in.
         await accounts.set_totp_secret(ctx, member, enrolment.secret, last_step=step)
         if then is not None:

@@ -6,7 +6,8 @@ named function (docs/architecture.md).
   `_compat`: the only place that touches a library's private names.
 - aggregates: `conversations`, `messages` (with the send path's prepared SQL), `people`, `practices`,
   `tokens`, `audit`, `exports`, `records`, `keys`, `installation`, `purge`, `retention`, `outbox`,
-  `devices`, `webhooks`, `recipients`.
+  `devices`, `webhooks`, `recipients`, `accounts`,
+  `access`, `apikeys`, `passwords`.
 
 The domain (`inbox.*`) calls these; the gateway never does (it calls the domain). Nothing here imports a
 domain module: what a unit needs of the domain's rules (a row shape, the caller's judgement) is passed in.

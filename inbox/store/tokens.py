@@ -1,6 +1,8 @@
-"""Bearer tokens and session cookies (`auth_token`): the lookups every request makes, in prepared SQL.
+"""Bearer tokens and session cookies (`auth_token`): the lookups every request makes, in prepared SQL, and
+the rows sign-in and sign-out write.
 
-The domain (`inbox.accounts`) judges the rows (expired, deactivated, R27); these only fetch them.
+The domain (`inbox.accounts`) judges the rows (expired, deactivated, R27); these only fetch them. The
+practice's API keys are `auth_token` rows too: `inbox.store.apikeys`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from inbox.models import Participant
+from inbox.models import AuthToken, Participant
 from inbox.store import sql
 
 # The token's columns, as `t_…`, for a query on `auth_token t` (here, and `inbox.store.messages`, which asks
@@ -70,3 +72,29 @@ def participant_from_row(row: Mapping[str, Any], prefix: str = "") -> Participan
 def as_datetime(value: Any) -> datetime | None:
     """A stored timestamp (a datetime, or SQLite's text) as an aware UTC datetime."""
     return sql.to_datetime(value)
+
+
+async def add_token(
+    participant: Participant,
+    *,
+    token_hash: str,
+    kind: str,
+    csrf_token: str | None,
+    created_at: datetime,
+    expires_at: datetime,
+) -> AuthToken:
+    """A new token of the participant (a session, or an app's bearer token), at their practice."""
+    return await AuthToken.create(
+        token_hash=token_hash,
+        kind=kind,
+        practice_id=participant.practice_id,
+        participant=participant,
+        csrf_token=csrf_token,
+        created_at=created_at,
+        expires_at=expires_at,
+    )
+
+
+async def revoke_session(token_hash: str, now: datetime) -> None:
+    """Revoke the live session (not another kind of token) with this hash, if there is one."""
+    await AuthToken.filter(token_hash=token_hash, kind="session", revoked_at=None).update(revoked_at=now)
