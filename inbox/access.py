@@ -22,8 +22,8 @@ from inbox.context import InboxContext
 from inbox.errors import Conflict
 from inbox.models import Participant
 from inbox.store import access as access_store
-from inbox.store import accounts as accounts_store
 from inbox.store import people
+from inbox.store import practices as practices_store
 
 
 async def end_access(
@@ -50,7 +50,7 @@ async def deactivate(ctx: InboxContext, principal: Principal, member: Participan
     async with db.transaction():
         # Two owners deactivating each other at once must not both pass the check below: the practice row
         # is the lock (PostgreSQL; SQLite runs one writer at a time anyway).
-        await accounts_store.lock_practice(member.practice_id)
+        await practices_store.lock_practice(member.practice_id)
         if "account_owner" in member.role_set and not await people.has_other_active_owner(
             member.practice_id, member.id
         ):

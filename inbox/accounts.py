@@ -22,7 +22,7 @@ from inbox.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from inbox.ids import is_id
 from inbox.models import CLIENT, CONTACT, ROLES, TEAM, AuthToken, Participant, Practice
 from inbox.store import access, people, tokens
-from inbox.store import accounts as accounts_store
+from inbox.store import practices as practices_store
 from portal_links import hash_token, new_token
 
 _hasher = PasswordHasher()  # argon2id with RFC 9106's low-memory profile (64 MiB, 3 passes)
@@ -81,7 +81,7 @@ async def create_practice(
     # Team addresses are unique per practice, and a new practice has nobody yet: the same address at
     # another practice is neither refused nor revealed.
     async with db.transaction():
-        practice = await accounts_store.add_practice(name.strip(), now)
+        practice = await practices_store.add_practice(name.strip(), now)
         owner = await people.add_team_member(
             practice,
             name=owner_name.strip(),
@@ -154,7 +154,7 @@ async def update_settings(
         practice.allow_unencrypted_exports = changes["allow_unencrypted_exports"]
     if zone is not None:
         practice.time_zone = zone
-    await accounts_store.set_practice(practice)
+    await practices_store.set_practice(practice)
     return practice
 
 
@@ -635,7 +635,7 @@ async def authenticate(
                     await _count_failure(member, now)
         raise wrong_credentials()
     if len(usable) > 1:
-        choices = await accounts_store.list_practices([m.practice_id for m in usable])
+        choices = await practices_store.list_practices([m.practice_id for m in usable])
         raise Conflict(
             "practice_required",
             "This address and password open accounts at more than one practice; choose one.",

@@ -40,9 +40,9 @@ from inbox.context import InboxContext
 from inbox.errors import Forbidden
 from inbox.models import LinkToken, OutboxJob, Participant
 from inbox.notify import Plan, PlannedEmail, Skip, duration_text, newest_per_recipient
-from inbox.store import accounts as accounts_store
 from inbox.store import passwords as passwords_store
 from inbox.store import people as people_store
+from inbox.store import practices as practices_store
 from portal_links import hash_token, link_for, new_token
 
 RESET = "reset"
@@ -160,7 +160,7 @@ async def plan_emails(ctx: InboxContext, jobs: Sequence[OutboxJob]) -> Plan:
     if not newest:
         return plan
     people = {p.id: p for p in await people_store.get_team_members(newest)}
-    practices = await accounts_store.get_practices([p.practice_id for p in people.values()])
+    practices = await practices_store.get_practices([p.practice_id for p in people.values()])
     for person_id, job in newest.items():
         person = people.get(person_id)
         if person is None or not person.active:

@@ -6,7 +6,7 @@ named function (docs/architecture.md).
   `_compat`: the only place that touches a library's private names.
 - aggregates: `conversations`, `messages` (with the send path's prepared SQL), `people`, `practices`,
   `tokens`, `audit`, `exports`, `records`, `keys`, `installation`, `purge`, `retention`, `outbox`,
-  `devices`, `webhooks`, `recipients`, `accounts`,
+  `devices`, `webhooks`, `recipients`,
   `access`, `apikeys`, `passwords`.
 
 The domain (`inbox.*`) calls these; the gateway never does (it calls the domain). Nothing here imports a
