@@ -16,10 +16,7 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-import aiohttp
 
 from bench.common import (
     REDIS_URL,
@@ -37,39 +34,10 @@ from bench.common import (
     start_securemsg,
     summary_ms,
 )
+from bench.loadgen import blast
 
 CONCURRENCY = (1, 8, 32)
 SCALE_CONCURRENCY = 32
-
-
-async def blast(
-    url: str | list[str], token: str, conv_id: int | list[int], n: int, concurrency: int
-) -> tuple[float, list[float]]:
-    """Send n messages with `concurrency` workers; returns (messages/s, latencies). Given lists, worker k
-    sends through server k mod len(urls) into conversation k mod len(conv_ids)."""
-    latencies: list[float] = []
-    urls = url if isinstance(url, list) else [url]
-    convs = conv_id if isinstance(conv_id, list) else [conv_id]
-    headers = {"Authorization": f"Bearer {token}"}
-    counter = iter(range(n))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-
-        async def worker(k: int) -> None:
-            path = f"{urls[k % len(urls)]}/api/v1/conversations/{convs[k % len(convs)]}/messages"
-            for i in counter:
-                body = {"body": f"benchmark message {i}", "client_msg_id": uuid.uuid4().hex}
-                t0 = time.perf_counter()
-                async with http.post(path, json=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status not in (200, 201):
-                        raise RuntimeError(f"send answered {resp.status}")
-                latencies.append(time.perf_counter() - t0)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    return n / elapsed, latencies
 
 
 def cpu_s(pid: int) -> float:
@@ -209,11 +177,17 @@ async def processes(name: str, database_url: str | None, messages: int, rounds: 
             await blast(url, token, convs, 400, SCALE_CONCURRENCY)  # warm up every process
         rates: dict[str, list[float]] = {"one": [], "two": [], "bare": []}
         busy: dict[str, list[float]] = {"one": [], "two": []}
+        spent: dict[str, list[tuple[float, ...]]] = {"one": [], "two": []}
+        relay = "postgres" if database_url else "redis-server"
         for _ in range(rounds):
-            for label, url in (("one", one.url), ("two", two.url)):
-                before = machine_cpu()
-                rates[label].append((await blast(url, token, convs, messages, SCALE_CONCURRENCY))[0])
+            for label, server in (("one", one), ("two", two)):
+                before, cpu_before = machine_cpu(), where_cpu_goes(server, relay)
+                rates[label].append((await blast(server.url, token, convs, messages, SCALE_CONCURRENCY))[0])
                 busy[label].append(busy_since(before))
+                after = where_cpu_goes(server, relay)
+                spent[label].append(
+                    tuple((b - a) / messages * 1000 for a, b in zip(cpu_before, after, strict=True))
+                )
             rates["bare"].append((await blast(bare.url, "x", convs, messages, SCALE_CONCURRENCY))[0])
     finally:
         for server in (one, two, bare):
@@ -221,13 +195,61 @@ async def processes(name: str, database_url: str | None, messages: int, rounds: 
     r1, r2, ceiling = (statistics.median(rates[k]) for k in ("one", "two", "bare"))
     ratio = r2 / r1
     rounds_text = " ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(rates["one"], rates["two"], strict=True))
+    cpu = {k: [statistics.median(x) for x in zip(*v, strict=True)] for k, v in spent.items()}
     return (
         f"{name:8s} c={SCALE_CONCURRENCY} --processes 1 {r1:.0f} msg/s (machine "
         f"{statistics.median(busy['one']):.0%} busy)  |  --processes 2 {r2:.0f} msg/s (machine "
         f"{statistics.median(busy['two']):.0%} busy)  |  bare {ceiling:.0f} req/s  |  ×{ratio:.2f} "
         f"(goal ≥ 1.6: {'met' if ratio >= 1.6 else 'NOT met'}; medians of {rounds} rounds, one/two in each: "
-        f"{rounds_text})"
+        f"{rounds_text})\n"
+        f"{name:8s} c={SCALE_CONCURRENCY} CPU per send, --processes 1 / 2: gateways {cpu['one'][0]:.3f} / "
+        f"{cpu['two'][0]:.3f} ms, load generator {cpu['one'][1]:.3f} / {cpu['two'][1]:.3f} ms, "
+        f"{'PostgreSQL' if database_url else 'Redis'} {cpu['one'][2]:.3f} / {cpu['two'][2]:.3f} ms"
     )
+
+
+def where_cpu_goes(server: Server, relay: str) -> tuple[float, float, float]:
+    """CPU seconds so far of: the gateway processes (the supervisor and its children), this process (the
+    load generator), and the relay's or database's server processes on this machine (redis-server, or
+    every postgres process: other users of this PostgreSQL count too)."""
+    gateways = [server.proc.pid, *children_of(server.proc.pid)]
+    return (
+        sum(cpu_s_or_0(p) for p in gateways),
+        cpu_s(os.getpid()),
+        sum(cpu_s_or_0(p) for p in pids_named(relay)),
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def cpu_s_or_0(pid: int) -> float:
+    try:
+        return cpu_s(pid)
+    except (OSError, ValueError, IndexError):
+        return 0.0  # gone meanwhile
 
 
 async def scale_out(
