@@ -128,6 +128,12 @@ async def get_member(conversation_id: int, participant_id: int) -> ConversationM
     return await ConversationMember.get(conversation_id=conversation_id, participant_id=participant_id)
 
 
+async def get_member_or_none(conversation_id: int, participant_id: int) -> ConversationMember | None:
+    return await ConversationMember.get_or_none(
+        conversation_id=conversation_id, participant_id=participant_id
+    )
+
+
 async def set_read(member_id: int, up_to_message_id: int, unread_count: int) -> None:
     await ConversationMember.filter(id=member_id).update(
         last_read_message_id=up_to_message_id, unread_count=unread_count
