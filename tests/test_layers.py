@@ -42,7 +42,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/accounts.py": "25 ORM/SQL calls; imports tortoise.expressions, tortoise.transactions",
     "inbox/apikeys.py": "6 ORM/SQL calls",
     "inbox/purge.py": "13 ORM/SQL calls; imports tortoise.expressions, tortoise.functions, tortoise.transactions",
-    "inbox/blocked.py": "10 ORM/SQL calls; imports tortoise.expressions",
     "inbox/audit.py": "15 ORM/SQL calls; imports the store's SQL machinery, tortoise.backends.base.client, tortoise.transactions",
     "inbox/audit_view.py": "2 ORM/SQL calls",
     "inbox/devices.py": "10 ORM/SQL calls; imports tortoise.transactions",
@@ -57,7 +56,6 @@ DOMAIN_NOT_YET: dict[str, str] = {
     "inbox/rotation.py": "imports tortoise.models, tortoise.transactions",
     "inbox/sealed.py": "4 ORM/SQL calls; imports tortoise.transactions",
     "inbox/signin.py": "3 ORM/SQL calls; imports tortoise.transactions",
-    "inbox/visibility.py": "2 ORM/SQL calls; imports tortoise.expressions",
     "inbox/webhooks.py": "13 ORM/SQL calls; imports tortoise.transactions",
 }
 

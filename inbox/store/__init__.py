@@ -5,7 +5,7 @@ named function (docs/architecture.md).
   statement through Tortoise); `groupcommit`: concurrent write units sharing transactions;
   `_compat`: the only place that touches a library's private names.
 - aggregates: `conversations`, `messages` (with the send path's prepared SQL), `people`, `practices`,
-  `tokens`, `audit`.
+  `tokens`, `audit`, `links`, `oidc`, `portal`, `visibility`.
 
 The domain (`inbox.*`) calls these; the gateway never does (it calls the domain). Nothing here imports a
 domain module: what a unit needs of the domain's rules (a row shape, the caller's judgement) is passed in.

@@ -35,6 +35,12 @@ async def get_members(conversation_id: int) -> list[Participant]:
     return list(await Participant.filter(id__in=list(ids)).order_by("id"))
 
 
+async def get_members_unordered(conversation_id: int) -> list[Participant]:
+    """The conversation's members, in the database's order."""
+    ids = await ids_of(ConversationMember.filter(conversation_id=conversation_id), "participant_id")
+    return list(await Participant.filter(id__in=ids))
+
+
 async def find_by_member_key(practice_id: int, member_key: str) -> Conversation | None:
     """The practice's conversation of exactly these members (R11), if there is one."""
     return await Conversation.filter(practice_id=practice_id, member_key=member_key).first()
@@ -101,6 +107,11 @@ async def get_recent_conversation_ids(participant_id: int, limit: int) -> list[i
 
 async def get_conversation_ids(participant_id: int) -> list[int]:
     return await ids_of(ConversationMember.filter(participant_id=participant_id), "conversation_id")
+
+
+async def get_client_conversation_ids(client_id: int) -> list[int]:
+    """The conversations in this client's file (`conversation.client_id`)."""
+    return await ids_of(Conversation.filter(client_id=client_id), "id")
 
 
 async def get_member_ids(conversation_ids: Collection[int]) -> list[int]:
