@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tortoise.expressions import Q
-
 from inbox.exchange import refusal_of
-from inbox.messaging import ids_of, load_facts
-from inbox.models import TEAM, Conversation, ConversationMember, Participant, Practice
+from inbox.messaging import load_facts
+from inbox.models import TEAM, Participant
 from inbox.permissions import Refusal, participation_refusal
+from inbox.store import conversations, practices
+from inbox.store import visibility as visibility_store
 
 MANAGERS_CAN = "The account owner or a practice manager can turn it on in Settings."
 MAX_PICKER_NOTICES = 5
@@ -34,9 +34,7 @@ async def why_blocked(person: Participant, conversation_id: int, people: list[Pa
     """Why `person` cannot write in this conversation now (with `people` its participants), or None."""
     others = [p for p in people if p.id != person.id]
     facts = await load_facts(person.practice_id, [person, *others])
-    writers = await ids_of(
-        ConversationMember.filter(conversation_id=conversation_id, has_written=True), "participant_id"
-    )
+    writers = await conversations.get_writer_ids(conversation_id)
     refusal = refusal_of(person, others, facts, writers)
     if refusal is None:
         return None
@@ -76,8 +74,7 @@ async def team_notice(
     Messaging" for those who may), so it is not said twice."""
     if actor.kind != TEAM:
         return None
-    member_ids = await ids_of(ConversationMember.filter(conversation_id=conversation_id), "participant_id")
-    people = list(await Participant.filter(id__in=member_ids))
+    people = await conversations.get_members_unordered(conversation_id)
     blocked = await why_blocked(actor, conversation_id, people)
     if blocked is None:
         return None
@@ -97,7 +94,7 @@ async def picker_notices(actor: Participant, q: str | None) -> list[dict[str, An
     (messaging off, deactivated), so a missing name is explained rather than silently absent."""
     if actor.kind != TEAM:
         return []
-    practice = await Practice.get(id=actor.practice_id)
+    practice = await practices.get_practice(actor.practice_id)
     notes: list[dict[str, Any]] = []
 
     rules = {
@@ -121,13 +118,10 @@ async def picker_notices(actor: Participant, q: str | None) -> list[dict[str, An
         note("team_member_messaging_disabled", f"Secure messaging is off for you. {MANAGERS_CAN}", actor.id)
     needle = (q or "").strip()[:100]
     if needle:
-        unreachable = (
-            Participant.filter(practice_id=actor.practice_id, kind=TEAM)
-            .exclude(id=actor.id)
-            .filter(Q(active=False) | Q(messaging_enabled=False))
-            .filter(Q(name__icontains=needle) | Q(email__icontains=needle))
+        unreachable = await visibility_store.list_unreachable_team_members(
+            actor.practice_id, actor.id, needle, MAX_PICKER_NOTICES
         )
-        for p in await unreachable.order_by("name", "id").limit(MAX_PICKER_NOTICES):
+        for p in unreachable:
             if not p.active:
                 note(
                     "team_member_deactivated",
@@ -149,20 +143,16 @@ async def picker_notices(actor: Participant, q: str | None) -> list[dict[str, An
 
 async def practice_people(practice_id: int) -> list[int]:
     """The practice's messaging was switched: everyone in it may be writing somewhere it concerns."""
-    return await ids_of(Participant.filter(practice_id=practice_id), "id")
+    return await visibility_store.get_practice_people_ids(practice_id)
 
 
 async def people_sharing_conversations(participant_id: int) -> list[int]:
     """A team member's messaging or account changed: the people in conversations with them."""
-    conv_ids = await ids_of(ConversationMember.filter(participant_id=participant_id), "conversation_id")
-    return sorted(
-        set(await ids_of(ConversationMember.filter(conversation_id__in=conv_ids), "participant_id"))
-    )
+    conv_ids = await conversations.get_conversation_ids(participant_id)
+    return sorted(set(await conversations.get_member_ids(conv_ids)))
 
 
 async def people_in_client_conversations(client_id: int) -> list[int]:
     """A client's messaging or portal access changed: the people in that client's conversations."""
-    conv_ids = await ids_of(Conversation.filter(client_id=client_id), "id")
-    return sorted(
-        set(await ids_of(ConversationMember.filter(conversation_id__in=conv_ids), "participant_id"))
-    )
+    conv_ids = await conversations.get_client_conversation_ids(client_id)
+    return sorted(set(await conversations.get_member_ids(conv_ids)))

@@ -29,6 +29,8 @@ from inbox import outbox
 from inbox.accounts import issue_token, takes_part
 from inbox.context import InboxContext
 from inbox.models import CLIENT, CONTACT, AuthToken, LinkToken, OutboxJob, Participant
+from inbox.store import links as link_store
+from inbox.store import portal as portal_store
 from portal_links import hash_token, link_for, new_token
 
 NOTIFY = "notify"
@@ -55,7 +57,7 @@ async def may_use_portal(person: Participant) -> bool:
         return False
     client = None
     if person.kind == CONTACT and person.messaging_enabled and person.portal_access:
-        client = await Participant.get_or_none(id=person.client_id or 0, practice_id=person.practice_id)
+        client = await portal_store.get_person(person.client_id or 0, practice_id=person.practice_id)
     # The same conditions as the websocket's re-check (R27), from one definition.
     return takes_part(person, client)
 
@@ -68,7 +70,7 @@ async def _issue(
 ) -> str:
     token = new_token()
     now = ctx.clock.now()
-    await LinkToken.create(
+    await link_store.add_link(
         token_hash=hash_token(token, ctx.secret),
         purpose=purpose,
         participant_id=person.id,
@@ -87,9 +89,7 @@ async def issue_notify_link(ctx: InboxContext, person: Participant, conversation
 
 async def issue_signin_link(ctx: InboxContext, person: Participant) -> str:
     """The absolute URL for an Instant Sign In email: `/portal/s/{token}`. Only the newest one works."""
-    await LinkToken.filter(participant_id=person.id, purpose=SIGNIN, used_at=None, revoked_at=None).update(
-        revoked_at=ctx.clock.now()
-    )
+    await link_store.set_live_links_revoked(person.id, SIGNIN, ctx.clock.now())
     token = await _issue(ctx, person, SIGNIN, ctx.signin_link_ttl_s)
     return link_for(ctx.public_url, "/portal/s/", token)
 
@@ -101,7 +101,7 @@ async def resolve(ctx: InboxContext, token: str, purposes: tuple[str, ...] = PUR
     """The working link for `token`, or None (for every kind of failure alike)."""
     if not _TOKEN_SHAPE.match(token or ""):
         return None
-    link = await LinkToken.filter(token_hash=hash_token(token, ctx.secret)).first()
+    link = await link_store.get_link(hash_token(token, ctx.secret))
     if (
         link is None
         or link.purpose not in purposes
@@ -110,7 +110,7 @@ async def resolve(ctx: InboxContext, token: str, purposes: tuple[str, ...] = PUR
         or link.expires_at <= ctx.clock.now()
     ):
         return None
-    person = await Participant.get_or_none(id=link.participant_id)
+    person = await portal_store.get_person(link.participant_id)
     if person is None or not await may_use_portal(person):
         return None
     return Resolved(link, person)
@@ -126,11 +126,7 @@ async def use(ctx: InboxContext, link: LinkToken) -> bool:
 
 async def use_up(ctx: InboxContext, link: LinkToken) -> bool:
     """Mark the link used, exactly once: of two concurrent presses of "Sign in", one wins."""
-    now = ctx.clock.now()
-    changed = await LinkToken.filter(id=link.id, used_at=None, revoked_at=None, expires_at__gt=now).update(
-        used_at=now
-    )
-    return changed == 1
+    return await link_store.set_link_used(link.id, ctx.clock.now())
 
 
 def session_ttl_for(ctx: InboxContext, link: LinkToken) -> int:
@@ -157,9 +153,7 @@ async def open_session(ctx: InboxContext, resolved: Resolved, kind: str) -> tupl
 async def revoke_links(ctx: InboxContext, participant_ids: list[int]) -> int:
     """Every live link of these people stops working now (R4; `accounts.update_client` does the same, with
     their sessions, when a client's messaging or portal access is turned off)."""
-    return await LinkToken.filter(participant_id__in=participant_ids, revoked_at=None).update(
-        revoked_at=ctx.clock.now()
-    )
+    return await link_store.set_links_revoked(participant_ids, ctx.clock.now())
 
 
 # --- asking for an Instant Sign In link -------------------------------------------------------------
@@ -178,7 +172,7 @@ async def request_signin(ctx: InboxContext, email: str) -> None:
     address = normalise_email(email)[:254]
     people = [
         p
-        for p in await Participant.filter(email=address, kind__in=list(PORTAL_KINDS))
+        for p in await portal_store.get_people_with_email(address, PORTAL_KINDS)
         if p.messaging_enabled and p.portal_access
     ]
     now = ctx.clock.now()
@@ -192,4 +186,4 @@ async def request_signin(ctx: InboxContext, email: str) -> None:
         )
         for p in people
     ] or [OutboxJob(kind=outbox.SIGNIN_EMAIL, due_at=now, created_at=now)]
-    await OutboxJob.bulk_create(rows)
+    await link_store.add_signin_requests(rows)

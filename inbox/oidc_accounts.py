@@ -26,12 +26,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from tortoise.exceptions import IntegrityError
-
 from inbox.context import InboxContext
 from inbox.links import PORTAL_KINDS, may_use_portal, normalise_email
 from inbox.models import OidcAttempt, OidcIdentity, Participant
-from inbox.store.orm import ids_of
+from inbox.store import oidc as oidc_store
+from inbox.store import people as people_store
+from inbox.store import portal as portal_store
 from portal_links import new_token
 
 SIGNIN, LINK = "signin", "link"
@@ -65,9 +65,9 @@ def well_formed(value: str | None) -> bool:
 async def begin(ctx: InboxContext, browser: str, purpose: str, participant_id: int | None = None) -> str:
     """A new attempt for this browser; its `state`."""
     now = ctx.clock.now()
-    await OidcAttempt.filter(expires_at__lt=now - timedelta(seconds=_KEEP_OLD_ATTEMPTS_S)).delete()
+    await oidc_store.delete_attempts_expired_before(now - timedelta(seconds=_KEEP_OLD_ATTEMPTS_S))
     state = new_token(32)
-    await OidcAttempt.create(
+    await oidc_store.add_attempt(
         state_hash=_keyed(ctx, "state", state),
         browser_hash=_keyed(ctx, "browser", browser),
         purpose=purpose,
@@ -82,7 +82,7 @@ async def _find(ctx: InboxContext, state: str | None, browser: str | None) -> Oi
     if not well_formed(state) or not well_formed(browser):
         return None
     assert state is not None and browser is not None
-    attempt = await OidcAttempt.get_or_none(state_hash=_keyed(ctx, "state", state))
+    attempt = await oidc_store.get_attempt(_keyed(ctx, "state", state))
     if attempt is None or attempt.expires_at <= ctx.clock.now():
         return None
     if not hmac.compare_digest(attempt.browser_hash, _keyed(ctx, "browser", browser)):
@@ -96,14 +96,11 @@ async def take(ctx: InboxContext, state: str | None, browser: str | None) -> Oid
     attempt = await _find(ctx, state, browser)
     if attempt is None:
         return None
-    now = ctx.clock.now()
-    changed = await OidcAttempt.filter(id=attempt.id, used_at=None).update(used_at=now)
-    return attempt if changed == 1 else None
+    return attempt if await oidc_store.set_attempt_used(attempt.id, ctx.clock.now()) else None
 
 
 async def offer_choice(attempt: OidcAttempt, people: list[Participant]) -> None:
-    attempt.candidates = [p.id for p in people]
-    await attempt.save(update_fields=["candidates"])
+    await oidc_store.set_attempt_candidates(attempt, [p.id for p in people])
 
 
 async def take_choice(
@@ -111,12 +108,16 @@ async def take_choice(
 ) -> Participant | None:
     """The person chosen on the "which practice?" page, once, from those this attempt matched."""
     attempt = await _find(ctx, state, browser)
-    if attempt is None or attempt.used_at is None or participant_id not in (attempt.candidates or []):
+    if (
+        attempt is None
+        or attempt.used_at is None
+        or participant_id is None  # (never a candidate: those are ids)
+        or participant_id not in (attempt.candidates or [])
+    ):
         return None
-    changed = await OidcAttempt.filter(id=attempt.id, chosen_at=None).update(chosen_at=ctx.clock.now())
-    if changed != 1:
+    if not await oidc_store.set_attempt_chosen(attempt.id, ctx.clock.now()):
         return None
-    person = await Participant.get_or_none(id=participant_id)
+    person = await portal_store.get_person(participant_id)
     return person if person is not None and await may_use_portal(person) else None
 
 
@@ -131,10 +132,10 @@ class Match:
 
 
 async def match(issuer: str, subject: str, email: str | None, email_verified: bool) -> Match:
-    linked = await ids_of(OidcIdentity.filter(issuer=issuer, subject=subject), "participant_id")
+    linked = await oidc_store.get_linked_ids(issuer, subject)
     if linked:
         found = Match("subject")
-        for person in await Participant.filter(id__in=linked).order_by("id"):
+        for person in await people_store.get_participants(linked):
             if await may_use_portal(person):
                 found.people.append(person)
             else:
@@ -144,12 +145,8 @@ async def match(issuer: str, subject: str, email: str | None, email_verified: bo
     address = normalise_email(email or "")[:254]
     if not address:
         return found
-    people = await Participant.filter(email=address, kind__in=list(PORTAL_KINDS)).order_by("id")
-    other = set(
-        await ids_of(
-            OidcIdentity.filter(participant_id__in=[p.id for p in people], issuer=issuer), "participant_id"
-        )
-    )
+    people = await portal_store.get_people_with_email(address, PORTAL_KINDS, by_id=True)
+    other = set(await oidc_store.get_ids_linked_at([p.id for p in people], issuer))
     for person in people:
         if not email_verified:
             found.refused.append((person, EMAIL_UNVERIFIED))
@@ -167,35 +164,24 @@ async def claimed_by(issuer: str, subject: object, email: object) -> list[Partic
     record that it was refused."""
     ids: set[int] = set()
     if isinstance(subject, str) and subject:
-        ids.update(await ids_of(OidcIdentity.filter(issuer=issuer, subject=subject[:255]), "participant_id"))
+        ids.update(await oidc_store.get_linked_ids(issuer, subject[:255]))
     if isinstance(email, str) and email.strip():
         address = normalise_email(email)[:254]
-        ids.update(await ids_of(Participant.filter(email=address, kind__in=list(PORTAL_KINDS)), "id"))
-    return list(await Participant.filter(id__in=sorted(ids)).order_by("id")) if ids else []
+        ids.update(await portal_store.get_ids_with_email(address, PORTAL_KINDS))
+    return await people_store.get_participants(sorted(ids)) if ids else []
 
 
 # --- linking --------------------------------------------------------------------------------------------
 
 
 async def linked(person: Participant, issuer: str) -> OidcIdentity | None:
-    return await OidcIdentity.get_or_none(participant_id=person.id, issuer=issuer)
+    return await oidc_store.get_identity(person.id, issuer)
 
 
 async def link(ctx: InboxContext, person: Participant, issuer: str, subject: str) -> None:
     """Link (or re-link to another account at the same provider)."""
-    now = ctx.clock.now()
-    changed = await OidcIdentity.filter(participant_id=person.id, issuer=issuer).update(
-        subject=subject, linked_at=now
-    )
-    if changed:
-        return
-    try:
-        await OidcIdentity.create(participant_id=person.id, issuer=issuer, subject=subject, linked_at=now)
-    except IntegrityError:  # linked by a concurrent request a moment ago: this one's account wins
-        await OidcIdentity.filter(participant_id=person.id, issuer=issuer).update(
-            subject=subject, linked_at=now
-        )
+    await oidc_store.set_identity(person.id, issuer, subject, ctx.clock.now())
 
 
 async def unlink(person: Participant, issuer: str) -> bool:
-    return await OidcIdentity.filter(participant_id=person.id, issuer=issuer).delete() > 0
+    return await oidc_store.delete_identity(person.id, issuer)

@@ -13,16 +13,12 @@ be worked around one id at a time.
 
 from __future__ import annotations
 
-from typing import Any
-
-from tortoise.expressions import Q
-
 from inbox.accounts import Principal
 from inbox.errors import NotFound
 from inbox.ids import is_id
-from inbox.models import CLIENT, TEAM, ClientAccess, Participant
+from inbox.models import TEAM, Participant
 from inbox.permissions import ANY_CLIENT_ROLES
-from inbox.store.orm import ids_of
+from inbox.store import visibility as visibility_store
 
 MAX_LIST = 1000
 
@@ -32,25 +28,28 @@ def sees_every_client(principal: Principal) -> bool:
     return member is None or bool(member.role_set & ANY_CLIENT_ROLES)
 
 
-async def _visible(principal: Principal) -> Any:
-    query = Participant.filter(practice_id=principal.practice_id, kind=CLIENT)
+def _limited_to(principal: Principal) -> int | None:
+    """The team member whose clients alone this caller sees, or None: every client of the practice."""
     member = principal.participant
     if sees_every_client(principal):
-        return query
+        return None
     assert member is not None and member.kind == TEAM
-    granted = await ids_of(ClientAccess.filter(team_member_id=member.id), "client_id")
-    return query.filter(Q(primary_clinician_id=member.id) | Q(id__in=granted))
+    return member.id
 
 
 async def visible_clients(principal: Principal) -> list[Participant]:
     """The clients this caller may see, by name (at most MAX_LIST)."""
-    return list(await (await _visible(principal)).order_by("name", "id").limit(MAX_LIST))
+    return await visibility_store.list_visible_clients(
+        principal.practice_id, _limited_to(principal), MAX_LIST
+    )
 
 
 async def visible_client(principal: Principal, client_id: int) -> Participant:
     found = None
     if is_id(client_id):
-        found = await (await _visible(principal)).filter(id=client_id).first()
+        found = await visibility_store.get_visible_client(
+            principal.practice_id, _limited_to(principal), client_id
+        )
     if found is None:
         raise NotFound("client")
     return found

@@ -35,6 +35,12 @@ async def get_members(conversation_id: int) -> list[Participant]:
     return list(await Participant.filter(id__in=list(ids)).order_by("id"))
 
 
+async def get_members_unordered(conversation_id: int) -> list[Participant]:
+    """The conversation's members, in the database's order."""
+    ids = await ids_of(ConversationMember.filter(conversation_id=conversation_id), "participant_id")
+    return list(await Participant.filter(id__in=ids))
+
+
 async def find_by_member_key(practice_id: int, member_key: str) -> Conversation | None:
     """The practice's conversation of exactly these members (R11), if there is one."""
     return await Conversation.filter(practice_id=practice_id, member_key=member_key).first()
@@ -103,6 +109,11 @@ async def get_conversation_ids(participant_id: int) -> list[int]:
     return await ids_of(ConversationMember.filter(participant_id=participant_id), "conversation_id")
 
 
+async def get_client_conversation_ids(client_id: int) -> list[int]:
+    """The conversations in this client's file (`conversation.client_id`)."""
+    return await ids_of(Conversation.filter(client_id=client_id), "id")
+
+
 async def get_member_ids(conversation_ids: Collection[int]) -> list[int]:
     """Everyone in any of these conversations (an id once per conversation)."""
     return await ids_of(
@@ -126,6 +137,12 @@ async def get_unread_totals(participant_ids: Sequence[int]) -> dict[int, int]:
 
 async def get_member(conversation_id: int, participant_id: int) -> ConversationMember:
     return await ConversationMember.get(conversation_id=conversation_id, participant_id=participant_id)
+
+
+async def get_member_or_none(conversation_id: int, participant_id: int) -> ConversationMember | None:
+    return await ConversationMember.get_or_none(
+        conversation_id=conversation_id, participant_id=participant_id
+    )
 
 
 async def set_read(member_id: int, up_to_message_id: int, unread_count: int) -> None:
