@@ -216,6 +216,13 @@ async def connect(database_url: str, *, timeout_s: float | None = None) -> None:
     # `Tortoise.init(_enable_global_fallback=True)` does; closing the connections clears it again).
     set_global_context(await Tortoise.init(config=tortoise_config(database_url, timeout_s=timeout_s)))
     _users, _connected_to = 1, database_url
+    if dialect() == "sqlite":
+        # Open SQLite's connection now rather than in whichever query comes first: aiosqlite opens it in a
+        # thread of its own, and a first query cancelled meanwhile (a background loop stopped by a start
+        # that fails, or by a shutdown) strands that thread for good, with the file open, the client
+        # unusable and the process unable to exit (tests/inbox/test_db_connect.py). PostgreSQL's pool
+        # stays lazy: a server that starts while its database is down answers 503 until it is back.
+        await Tortoise.get_connection("default").execute_query("SELECT 1")
 
 
 async def disconnect() -> None:
