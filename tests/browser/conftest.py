@@ -108,3 +108,13 @@ async def screenshot(page: Any, name: str, *, full_page: bool = False) -> None:
     """A still for docs/screenshots: transitions finished, and no passing status line over the page."""
     await page.evaluate("() => document.getElementById('toast')?.classList.remove('show')")
     await page.screenshot(path=str(screenshot_dir() / name), full_page=full_page, animations="disabled")
+
+
+async def search_people(page: Any, text: str) -> None:
+    """Type into the new-message picker's "To" field and wait for that search's own answer: until it comes,
+    the rows are the previous list's (the recent people, which may hold the same names), and a click on
+    one of them lands on a list about to be replaced."""
+    from playwright.async_api import expect
+
+    await page.get_by_label("To", exact=True).fill(text)
+    await expect(page.locator("#picker-hint")).to_have_text(f"People matching “{text.strip()}”.")

@@ -17,7 +17,7 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import messaging
 from inbox.models import Participant
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted, search_people
 from tests.browser.seed import seed_practice, sign_in
 from tests.gateway.mail_helpers import drain, link_in, mail_config, path_of, to
 
@@ -45,7 +45,7 @@ async def test_clinician_and_client_end_to_end(browser, client, config, clock, s
     page = clinician.page
     await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
     await page.get_by_role("button", name="New message").click()
-    await page.get_by_label("To", exact=True).fill("Alex")
+    await search_people(page, "Alex")
     await page.locator(".recipient-button", has_text="Alex Morgan").click()
     await page.get_by_role("button", name="Start conversation").click()
     composer = page.get_by_label("Write a message")

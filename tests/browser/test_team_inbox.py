@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from inbox.crypto import DataKeyring
 from inbox.models import ClientAccess, Message, Participant
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted, search_people
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,7 @@ NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.inner
 
 async def new_message(page, search, name):
     await page.get_by_role("button", name="New message").click()
-    await page.get_by_label("To", exact=True).fill(search)
+    await search_people(page, search)
     await page.locator(".recipient-button", has_text=name).click()
     await page.get_by_role("button", name="Start conversation").click()
     await expect(page.locator("#thread-title")).to_have_text(re.compile("^" + re.escape(name)))
@@ -149,7 +149,7 @@ async def test_team_inbox_end_to_end_in_chromium(browser, client, config, clock)
 
     # --- a biller is told who can turn a client's messaging on; the owner can, from the picker ---
     await priya.page.get_by_role("button", name="New message").click()
-    await priya.page.get_by_label("To", exact=True).fill("Jordan")
+    await search_people(priya.page, "Jordan")
     off = priya.page.locator(".recipient.off", has_text="Jordan Lee")
     await expect(off).to_contain_text("Secure messaging is off for this client.")
     await expect(off).to_contain_text(
@@ -161,7 +161,7 @@ async def test_team_inbox_end_to_end_in_chromium(browser, client, config, clock)
     dana = await open_tab(browser)
     await sign_in(dana.page, base, seeded.emails["dana"])
     await dana.page.get_by_role("button", name="New message").click()
-    await dana.page.get_by_label("To", exact=True).fill("Jordan")
+    await search_people(dana.page, "Jordan")
     await dana.page.get_by_role("button", name="Enable Secure Messaging for Jordan Lee").click()
     await expect(dana.page.locator(".chip > span")).to_have_text(["Jordan Lee"])
     await dana.page.get_by_role("button", name="Start conversation").click()

@@ -12,7 +12,15 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import messaging
 from inbox.models import Participant
-from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+    search_people,
+)
 from tests.browser.seed import seed_practice, sign_in
 from tests.browser.test_portal_screens import portal_tab
 
@@ -123,7 +131,7 @@ async def test_team_thread_and_picker_say_blocked_states_live(browser, client, c
     # Turned on again while the picker is open: the notice goes and the client is back.
     await as_key(client, seeded.api_key, "PATCH", "/practice/settings", {"client_messaging_enabled": True})
     await expect(notices).to_be_hidden()
-    await page.get_by_label("To", exact=True).fill("Alex")
+    await search_people(page, "Alex")
     await expect(page.locator(".recipient", has_text="Alex Morgan")).to_have_count(1)
     assert tab.problems == []
 
