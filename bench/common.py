@@ -66,9 +66,10 @@ def base_env(var_dir: Path, database_url: str | None = None, **extra: str) -> di
     return env
 
 
-async def run_cli(env: dict[str, str], *args: str) -> str:
+async def run_cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> str:
+    """`securemsg ARGS` from the code tree `cwd` (bench/ab.py runs another commit's tree)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args, env=env, cwd=ROOT,
+        sys.executable, "-m", "gateway", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await proc.communicate()
@@ -106,24 +107,30 @@ async def wait_ready(url: str, path: str = "/healthz") -> None:
 
 
 async def start_process(
-    argv: list[str], env: dict[str, str], port: int, ready_path: str = "/healthz"
+    argv: list[str], env: dict[str, str], port: int, ready_path: str = "/healthz", cwd: Path = ROOT
 ) -> Server:
     proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     await wait_ready(url, ready_path)
     return Server(proc, url)
 
 
-async def start_securemsg(env: dict[str, str], *extra: str, variant: Sequence[str] = ()) -> Server:
+async def start_securemsg(
+    env: dict[str, str], *extra: str, variant: Sequence[str] = (), cwd: Path = ROOT
+) -> Server:
     """One process unless `extra` asks for more (`--processes N`): the figures are per process. `variant`:
     flags of bench/variant_server.py (`--uvloop`, `--orjson`) to start it with."""
     port = free_port()
     count = [] if "--processes" in extra else ["--processes", "1"]
     launcher = ["bench.variant_server", *variant, "--"] if variant else ["gateway"]
     return await start_process(
-        [sys.executable, "-m", *launcher, "serve", "--port", str(port), *count, *extra], env, port, "/readyz"
+        [sys.executable, "-m", *launcher, "serve", "--port", str(port), *count, *extra],
+        env,
+        port,
+        "/readyz",
+        cwd,
     )
 
 
@@ -146,11 +153,12 @@ class Practice:
     conversation_id: int
 
 
-async def make_practice(env: dict[str, str], url: str) -> Practice:
+async def make_practice(env: dict[str, str], url: str, cwd: Path = ROOT) -> Practice:
     made = json.loads(
         await run_cli(
             env, "create-practice", "--name", "Bench Clinic", "--owner-name", "Owner",
             "--owner-email", f"o-{uuid.uuid4().hex[:8]}@bench.example", "--owner-password", "bench password 1",
+            cwd=cwd,
         )
     )  # fmt: skip
     key = {"Authorization": f"Bearer {made['api_key']}"}
