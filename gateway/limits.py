@@ -2,10 +2,12 @@
 
 Fixed windows: a counter per key per window of `window_s` seconds; over the limit → 429 with Retry-After
 until the window ends. In one process by default; shared by every gateway process through Redis (INCR +
-EXPIRE on one key per window) when `SECUREMSG_REDIS_URL` is set. Every Redis call gives up after
-SECUREMSG_REDIS_TIMEOUT_S; when Redis does not answer, each process counts on its own (the in-process
-counters, never no limit) and says so in the log, and Redis is asked again in the background, so requests
-do not wait on a Redis that is down or hung: a Redis outage must not stop or slow a practice's work.
+EXPIRE on one key per window) when `SECUREMSG_REDIS_URL` is set: a request's counters (per IP, per person)
+in one round trip, one small Lua script that counts them in turn and stops at the first over its limit.
+Every Redis call gives up after SECUREMSG_REDIS_TIMEOUT_S; when Redis does not answer, each process counts
+on its own (the in-process counters, never no limit) and says so in the log, and Redis is asked again in
+the background, so requests do not wait on a Redis that is down or hung: a Redis outage must not stop or
+slow a practice's work.
 
 Time comes from the injected clock, so tests move the clock rather than sleep.
 
@@ -25,7 +27,7 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -65,6 +67,10 @@ class Limiter(Protocol):
     async def check(self, key: str, limit: int, window_s: int) -> None:
         """Count one hit on `key`; raise SlowDown (429, Retry-After) when over `limit` in this window."""
 
+    async def check_all(self, hits: Sequence[tuple[str, int, int]]) -> None:
+        """`check` each (key, limit, window_s) in turn; the first over its limit raises, and the keys after
+        it are not counted."""
+
     async def close(self) -> None: ...
 
 
@@ -95,8 +101,25 @@ class MemoryLimiter:
         if hits > limit:
             raise SlowDown(left)
 
+    async def check_all(self, hits: Sequence[tuple[str, int, int]]) -> None:
+        for key, limit, window_s in hits:
+            await self.check(key, limit, window_s)
+
     async def close(self) -> None:
         self._counts.clear()
+
+
+# KEYS: the counters; ARGV: each one's limit and time to live, in turn. Counts the keys in order, stops at the
+# first over its limit and returns its position (1-based), else 0: one round trip for a request's counters,
+# and the same counting as INCR then EXPIRE one key at a time.
+COUNT_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  local hits = redis.call('INCR', key)
+  if hits == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  if hits > tonumber(ARGV[2 * i - 1]) then return i end
+end
+return 0
+"""
 
 
 class RedisLimiter:
@@ -117,31 +140,38 @@ class RedisLimiter:
         self.prefix = prefix
         self.timeout_s = timeout_s
         self._redis = aioredis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._count = self._redis.register_script(COUNT_SCRIPT)  # EVALSHA, loading the script when needed
         self.fallback = MemoryLimiter(clock)
         self._away_until: float | None = None  # monotonic time to ask Redis again; None: Redis answers
         self._probe: asyncio.Task[None] | None = None
         self._warned_at = -60.0
 
     async def check(self, key: str, limit: int, window_s: int) -> None:
+        await self.check_all([(key, limit, window_s)])
+
+    async def check_all(self, hits: Sequence[tuple[str, int, int]]) -> None:
         if self._away_until is not None:
             if time.monotonic() >= self._away_until and (self._probe is None or self._probe.done()):
                 self._probe = asyncio.create_task(self._ask_again(), name="securemsg-limiter-probe")
-            await self.fallback.check(key, limit, window_s)
+            await self.fallback.check_all(hits)
             return
-        number, left = _window(self.clock, window_s)
-        rkey = f"{self.prefix}{key}:{window_s}:{number}"
+        keys: list[str] = []
+        args: list[int] = []
+        waits: list[int] = []
+        for key, limit, window_s in hits:
+            number, left = _window(self.clock, window_s)
+            keys.append(f"{self.prefix}{key}:{window_s}:{number}")
+            args += [limit, window_s + 5]
+            waits.append(left)
         try:
             async with asyncio.timeout(2 * self.timeout_s):
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    pipe.incr(rkey)
-                    pipe.expire(rkey, window_s + 5)
-                    hits, _ = await pipe.execute()
+                over = int(await self._count(keys=keys, args=args))
         except Exception as exc:
             self._away(exc)
-            await self.fallback.check(key, limit, window_s)
+            await self.fallback.check_all(hits)
             return
-        if int(hits) > limit:
-            raise SlowDown(left)
+        if over:
+            raise SlowDown(waits[over - 1])
 
     def _away(self, exc: BaseException) -> None:
         self._away_until = time.monotonic() + self.RETRY_S
@@ -225,9 +255,10 @@ async def enforce(request: web.Request, action: str, who: str | int | None = Non
         return
     policy = request.app.get(LIMIT_POLICIES, POLICIES)[action]
     limit, window = policy["ip"]
-    await limiter.check(f"{action}:ip:{client_ip(request)}", limit, window)
+    hits = [(f"{action}:ip:{client_ip(request)}", limit, window)]
     if who is not None:
         limit, window = policy["who"]
         secret = request.app[CTX].secret
         digest = hmac.new(secret, str(who).strip().lower().encode(), hashlib.sha256).hexdigest()[:24]
-        await limiter.check(f"{action}:who:{digest}", limit, window)
+        hits.append((f"{action}:who:{digest}", limit, window))
+    await limiter.check_all(hits)

@@ -167,3 +167,44 @@ async def test_two_gateways_share_sign_in_limits_through_redis(aiohttp_client, c
     for gateway in (one, two):
         status, body = await gateway.post("/auth/login", {"email": email, "password": PASSWORD})
         assert status == 429, body
+
+
+async def _counts_in_turn_and_stops_at_the_first_over(limiter, clock) -> None:  # type: ignore[no-untyped-def]
+    clock.advance(3600 - clock.now().timestamp() % 3600)  # the start of a window of each length
+    await limiter.check_all([("ip", 2, 60), ("who", 5, 3600)])
+    await limiter.check_all([("ip", 2, 60), ("who", 5, 3600)])
+    clock.advance(10)
+    with pytest.raises(SlowDown) as caught:  # the per-IP counter is over: "who" is not counted
+        await limiter.check_all([("ip", 2, 60), ("who", 5, 3600)])
+    assert caught.value.retry_after == 50  # the per-IP window's own end
+    for _ in range(3):  # "who" has 2 hits: three more reach its limit of 5
+        await limiter.check_all([("other-ip", 100, 60), ("who", 5, 3600)])
+    with pytest.raises(SlowDown) as caught:
+        await limiter.check_all([("other-ip", 100, 60), ("who", 5, 3600)])
+    assert caught.value.retry_after == 3590
+
+
+async def test_memory_limiter_counts_a_requests_keys_in_turn(clock):
+    await _counts_in_turn_and_stops_at_the_first_over(MemoryLimiter(clock), clock)
+
+
+@pytest.mark.redis
+async def test_redis_limiter_counts_a_requests_keys_in_turn_in_one_round_trip(clock):
+    url = need("redis", redis_url())
+    import redis.asyncio as aioredis
+
+    prefix = f"securemsg:test:{uuid.uuid4().hex}:"
+    limiter, other = RedisLimiter(url, clock, prefix), RedisLimiter(url, clock, prefix)
+    reader = aioredis.from_url(url)
+    try:
+        await _counts_in_turn_and_stops_at_the_first_over(limiter, clock)
+        with pytest.raises(SlowDown):  # the counts are in Redis: another process sees "who" over its limit
+            await other.check_all([("a-third-ip", 100, 60), ("who", 5, 3600)])
+        keys = await reader.keys(prefix + "*")
+        assert len(keys) == 4  # ip, other-ip, a-third-ip, who
+        ttls = sorted([await reader.ttl(k) for k in keys])
+        assert 0 < ttls[0] <= 65 and 3600 < ttls[-1] <= 3605  # each key ends with its window (and 5 s)
+    finally:
+        await limiter.close()
+        await other.close()
+        await reader.aclose()
