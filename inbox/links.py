@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from inbox import outbox
 from inbox.accounts import issue_token, takes_part
 from inbox.context import InboxContext
-from inbox.models import CLIENT, CONTACT, AuthToken, LinkToken, OutboxJob, Participant
+from inbox.models import CLIENT, CONTACT, AuthToken, LinkToken, Participant
 from inbox.store import links as link_store
+from inbox.store import outbox as outbox_store
 from inbox.store import portal as portal_store
 from portal_links import hash_token, link_for, new_token
 
@@ -89,7 +91,7 @@ async def issue_notify_link(ctx: InboxContext, person: Participant, conversation
 
 async def issue_signin_link(ctx: InboxContext, person: Participant) -> str:
     """The absolute URL for an Instant Sign In email: `/portal/s/{token}`. Only the newest one works."""
-    await link_store.set_live_links_revoked(person.id, SIGNIN, ctx.clock.now())
+    await link_store.set_live_links_revoked(person.id, [SIGNIN], ctx.clock.now())
     token = await _issue(ctx, person, SIGNIN, ctx.signin_link_ttl_s)
     return link_for(ctx.public_url, "/portal/s/", token)
 
@@ -176,14 +178,14 @@ async def request_signin(ctx: InboxContext, email: str) -> None:
         if p.messaging_enabled and p.portal_access
     ]
     now = ctx.clock.now()
-    rows = [
-        OutboxJob(
-            kind=outbox.SIGNIN_EMAIL,
-            due_at=now,
-            created_at=now,
-            practice_id=p.practice_id,
-            recipient_id=p.id,
-        )
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": outbox.SIGNIN_EMAIL,
+            "due_at": now,
+            "created_at": now,
+            "practice_id": p.practice_id,
+            "recipient_id": p.id,
+        }
         for p in people
-    ] or [OutboxJob(kind=outbox.SIGNIN_EMAIL, due_at=now, created_at=now)]
-    await link_store.add_signin_requests(rows)
+    ] or [{"kind": outbox.SIGNIN_EMAIL, "due_at": now, "created_at": now}]
+    await outbox_store.add_rows(rows)

@@ -40,7 +40,8 @@ from inbox.context import InboxContext
 from inbox.errors import Forbidden
 from inbox.models import LinkToken, OutboxJob, Participant
 from inbox.notify import Plan, PlannedEmail, Skip, duration_text, newest_per_recipient
-from inbox.store import passwords as passwords_store
+from inbox.store import links as link_store
+from inbox.store import outbox as outbox_store
 from inbox.store import people as people_store
 from inbox.store import practices as practices_store
 from portal_links import hash_token, link_for, new_token
@@ -89,18 +90,18 @@ async def request_reset(ctx: InboxContext, email: str) -> None:
     """Queue a reset email for every active team account with this address (one per practice at most)."""
     people = [p for p in await team_accounts(email) if p.active]
     now = ctx.clock.now()
-    rows = [
-        OutboxJob(
-            kind=outbox.PASSWORD_EMAIL,
-            due_at=now,
-            created_at=now,
-            practice_id=p.practice_id,
-            recipient_id=p.id,
-            payload={"purpose": RESET},
-        )
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": outbox.PASSWORD_EMAIL,
+            "due_at": now,
+            "created_at": now,
+            "practice_id": p.practice_id,
+            "recipient_id": p.id,
+            "payload": {"purpose": RESET},
+        }
         for p in people
-    ] or [OutboxJob(kind=outbox.PASSWORD_EMAIL, due_at=now, created_at=now, payload={"purpose": RESET})]
-    await passwords_store.add_email_jobs(rows)
+    ] or [{"kind": outbox.PASSWORD_EMAIL, "due_at": now, "created_at": now, "payload": {"purpose": RESET}}]
+    await outbox_store.add_rows(rows)
 
 
 async def add_team_member(
@@ -140,12 +141,13 @@ async def invite(ctx: InboxContext, member: Participant) -> None:
 async def issue_link(ctx: InboxContext, member: Participant, purpose: str) -> str:
     """The absolute URL `/reset/{token}`. Only the newest link of a person works, whichever its purpose."""
     now = ctx.clock.now()
-    await passwords_store.revoke_links(member.id, [RESET, INVITE], now)
+    await link_store.set_live_links_revoked(member.id, [RESET, INVITE], now)
     token = new_token()
-    await passwords_store.add_link(
+    await link_store.add_link(
+        hash_token(token, ctx.secret),
+        purpose,
         member.id,
-        token_hash=hash_token(token, ctx.secret),
-        purpose=purpose,
+        None,
         created_at=now,
         expires_at=now + timedelta(seconds=_TTL[purpose]),
     )
@@ -205,7 +207,7 @@ async def resolve(ctx: InboxContext, token: str) -> PasswordLink | None:
     used, revoked — by a newer link, a password change or a deactivation — or meant for something else)."""
     if not _TOKEN_SHAPE.match(token or ""):
         return None
-    link = await passwords_store.get_link(hash_token(token, ctx.secret))
+    link = await link_store.get_link(hash_token(token, ctx.secret))
     if (
         link is None
         or link.purpose not in (RESET, INVITE)
@@ -229,8 +231,7 @@ async def set_with_link(
     pw_hash = await hash_password(new)
     now = ctx.clock.now()
     async with db.transaction():
-        used = await passwords_store.set_link_used(found.link.id, now)
-        if used != 1:
+        if not await link_store.set_link_used(found.link.id, now):  # another request used it first
             return False
         member.password_hash = pw_hash
         member.failed_logins = 0

@@ -6,7 +6,7 @@ named function (docs/architecture.md).
   `_compat`: the only place that touches a library's private names.
 - aggregates, one module each: people (`people`, `access`: grants and what ends access), practices
   (`practices`, `installation`, `keys`: the data keys' sealed columns), sign-in (`tokens`, `apikeys`,
-  `passwords`, `links`, `oidc`, `portal`), conversations (`conversations`, `visibility`, `messages` with the
+  `links`, `oidc`, `portal`), conversations (`conversations`, `visibility`, `messages` with the
   send path's prepared SQL, `records`, `purge`), delivery (`outbox`, `recipients`, `devices`, `webhooks`),
   and `audit`, `exports`, `retention`.
 

@@ -1,11 +1,13 @@
-"""Links in emails (`link_token`), and the Instant Sign In requests waiting for the dispatcher
-(`outbox_job`)."""
+"""Links in emails (`link_token`): Instant Sign In and conversation links, and the team's password reset and
+invitation links. Which purposes there are, how long a link lives and whether one still works is the
+domain's (`inbox.links`, `inbox.passwords`)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from inbox.models import LinkToken, OutboxJob
+from inbox.models import LinkToken
 
 
 async def add_link(
@@ -31,10 +33,10 @@ async def get_link(token_hash: str) -> LinkToken | None:
     return await LinkToken.filter(token_hash=token_hash).first()
 
 
-async def set_live_links_revoked(participant_id: int, purpose: str, at: datetime) -> None:
-    """Revoke this person's links of this purpose that are neither used nor revoked yet."""
+async def set_live_links_revoked(participant_id: int, purposes: Collection[str], at: datetime) -> None:
+    """Revoke this person's links of these purposes that are neither used nor revoked yet."""
     await LinkToken.filter(
-        participant_id=participant_id, purpose=purpose, used_at=None, revoked_at=None
+        participant_id=participant_id, purpose__in=list(purposes), used_at=None, revoked_at=None
     ).update(revoked_at=at)
 
 
@@ -50,8 +52,3 @@ async def set_link_used(link_id: int, at: datetime) -> bool:
 async def set_links_revoked(participant_ids: list[int], at: datetime) -> int:
     """Revoke every link of these people not revoked yet; how many."""
     return await LinkToken.filter(participant_id__in=participant_ids, revoked_at=None).update(revoked_at=at)
-
-
-async def add_signin_requests(rows: list[OutboxJob]) -> None:
-    """Queue these Instant Sign In requests (unsaved `outbox_job` rows), in one insert."""
-    await OutboxJob.bulk_create(rows)
