@@ -113,8 +113,13 @@ async def start_process(
         *argv, env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
-    await wait_ready(url, ready_path)
-    return Server(proc, url)
+    server = Server(proc, url)
+    try:
+        await wait_ready(url, ready_path)
+    except BaseException:
+        await server.stop()  # never left running behind a benchmark that gave up on it
+        raise
+    return server
 
 
 async def start_securemsg(

@@ -104,7 +104,13 @@ class Server:
                 sys.executable, "-m", "gateway", "serve", "--port", str(self.port), *args,
                 env=self.env, cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
-        await self.wait_ready()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            # Never leave it running: a supervisor (`--processes N`) whose test gave up would outlive the
+            # run, starting children against a dropped database every 30 s and slowing every later test.
+            await self.stop()
+            raise
 
     async def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_WITHIN_S
