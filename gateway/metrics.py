@@ -168,12 +168,15 @@ class Metrics:
 
     async def refresh(self, app: web.Application) -> None:
         snap = Snapshot()
-        hub = app[HUB]
-        snap.websockets = hub.connected()
-        snap.dropped_slow = hub.dropped_slow
-        snap.access_ended = hub.ended_access
-        if isinstance(hub, RedisHub | PgHub):
-            snap.publish_dropped = hub.dropped_publish
+        # The listener starts before the app's other parts (a taken address stops the start before anything
+        # else opens): a scrape while they start finds no hub yet, and no database until it has connected.
+        hub = app.get(HUB)
+        if hub is not None:
+            snap.websockets = hub.connected()
+            snap.dropped_slow = hub.dropped_slow
+            snap.access_ended = hub.ended_access
+            if isinstance(hub, RedisHub | PgHub):
+                snap.publish_dropped = hub.dropped_publish
         try:
             snap.outbox = await asyncio.wait_for(
                 outbox.backlog_by_kind(app[CTX], app[DISPATCHER].handlers), timeout=SCRAPE_TIMEOUT_S

@@ -573,3 +573,21 @@ async def test_rows_the_dispatchers_retention_pruning_removed_are_counted_by_kin
     assert not await OutboxJob.filter(id__in=jobs).exists()
     assert all(set(s.labels) == {"kind"} for s in seen.families[family].samples)  # no id, no person
     assert {s.labels["kind"] for s in seen.families[family].samples} == set(retention.KINDS)
+
+
+async def test_a_scrape_while_the_app_is_still_starting_answers_and_says_the_database_is_not_up(
+    aiohttp_client, config, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The metrics listener starts before the app's other parts (so a taken address stops the start before
+    anything else opens): a scrape in between finds no realtime hub and no database yet, and still answers."""
+    from gateway.app import create_app
+    from gateway.metrics import metrics_app
+
+    app = create_app(config)  # not started: no hub, no database connection
+    listener = await aiohttp_client(metrics_app(app))
+    resp = await listener.get("/metrics")
+    assert resp.status == 200, await resp.text()
+    seen = Scrape(await resp.text())
+    assert seen.value("securemsg_database_up") == 0
+    assert seen.value("securemsg_websocket_connections") == 0
+    assert "metrics: the outbox query failed" in caplog.text
