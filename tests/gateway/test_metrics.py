@@ -458,7 +458,12 @@ async def test_a_worker_process_serves_its_own_metrics_of_what_it_sent(
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                         seen = Scrape(await resp.text())
-                    if seen.value("securemsg_emails_sent", "securemsg_emails_sent_total") >= 1:
+                    # The email counts as sent once the SMTP server took it, a moment before its row is
+                    # settled: wait for both.
+                    if (
+                        seen.value("securemsg_emails_sent", "securemsg_emails_sent_total") >= 1
+                        and seen.value("securemsg_outbox_due", kind="client_email") == 0
+                    ):
                         break
                 except aiohttp.ClientConnectionError:
                     pass
