@@ -14,17 +14,22 @@ from inbox import db
 from tests.conftest import _sqlite_threads
 
 
+async def cancel_a_first_query() -> None:
+    """Start the first query after connecting and cancel it while it is under way."""
+    first = asyncio.create_task(db.ready(5))
+    await asyncio.sleep(0)  # under way
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+
+
 async def test_a_query_cancelled_at_once_after_connect_leaves_no_thread_behind(sqlite_url: str) -> None:
     before = _sqlite_threads()
     await db.connect(sqlite_url)
     try:
         opened = _sqlite_threads() - before
         assert len(opened) == 1  # the connection is open already
-        first = asyncio.create_task(db.ready(5))
-        await asyncio.sleep(0)  # under way
-        first.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await first
+        await cancel_a_first_query()
         assert await db.ready(5)
     finally:
         await db.disconnect()
@@ -37,11 +42,7 @@ async def test_a_query_cancelled_at_once_after_connect_leaves_no_thread_behind(s
 async def test_the_database_answers_after_a_first_query_was_cancelled(db_url: str) -> None:
     await db.connect(db_url)
     try:
-        first = asyncio.create_task(db.ready(5))
-        await asyncio.sleep(0)
-        first.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await first
+        await cancel_a_first_query()
         assert await db.ready(5)
     finally:
         await db.disconnect()
