@@ -11,7 +11,14 @@
 
 What a test can make it do wrong: `claims` (merged into every ID token: a wrong `aud`, `iss`, `exp`, `nonce`,
 `email_verified`, ...), `forge` (sign with a key it does not publish, under a published key id), `kid` (name
-a key id nobody has). It counts discovery and JWKS fetches and records every token request's outcome.
+a key id nobody has), `attack_alg` ("none": an unsigned token; "HS256": signed with the client secret as an
+HMAC key, the classic confusion attack), `discovery` (merged into the discovery document: another `issuer`).
+It counts discovery and JWKS fetches and records every token request's outcome.
+
+Other providers than Google's shape: `path` puts everything under a path, as Microsoft's
+(`/{tenant}/v2.0`) and Okta's (`/oauth2/default`) issuers are; `auth_methods` is what the token endpoint
+accepts and the discovery document says (Basic, or only `client_secret_post`); `signing` is the key type
+it signs with ("RS256" or "ES256").
 
     fake = FakeOidc(clock)
     await fake.start()
@@ -23,6 +30,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +38,7 @@ from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from inbox.clock import Clock
 
@@ -39,6 +47,15 @@ from inbox.clock import Clock
 def _key(n: int) -> RSAKey:
     """Throwaway RSA keys, made once per test session (generating them is the slow part)."""
     return RSAKey.generate_key(2048, parameters={"kid": f"fake-key-{n}", "use": "sig", "alg": "RS256"})
+
+
+@functools.cache
+def _ec_key(n: int) -> ECKey:
+    return ECKey.generate_key("P-256", parameters={"kid": f"fake-ec-key-{n}", "use": "sig", "alg": "ES256"})
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 @dataclass
@@ -67,6 +84,11 @@ class FakeOidc:
     forge: bool = False
     kid: str | None = None
     deny: bool = False
+    attack_alg: str | None = None
+    discovery: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+    auth_methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post")
+    signing: str = "RS256"
     discovery_fetches: int = 0
     jwks_fetches: int = 0
     token_outcomes: list[str] = field(default_factory=list)
@@ -74,17 +96,20 @@ class FakeOidc:
     port: int = 0
 
     def __post_init__(self) -> None:
-        self._keys = [_key(0)]
+        self._keys: list[Any] = [self._new_key(0)]
         self._codes: dict[str, _Code] = {}
         self._runner: web.AppRunner | None = None
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def _new_key(self, n: int) -> Any:
+        return _ec_key(n) if self.signing == "ES256" else _key(n)
 
     def rotate(self) -> None:
         """Publish a new key and sign with it from now on (the old one stays published)."""
-        self._keys.append(_key(len(self._keys)))
+        self._keys.append(self._new_key(len(self._keys)))
 
     def retire_old_keys(self) -> None:
         self._keys = self._keys[-1:]
@@ -93,10 +118,10 @@ class FakeOidc:
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_get("/.well-known/openid-configuration", self._discovery)
-        app.router.add_get("/jwks", self._jwks)
-        app.router.add_get("/authorize", self._authorize)
-        app.router.add_post("/token", self._token)
+        app.router.add_get(f"{self.path}/.well-known/openid-configuration", self._discovery)
+        app.router.add_get(f"{self.path}/jwks", self._jwks)
+        app.router.add_get(f"{self.path}/authorize", self._authorize)
+        app.router.add_post(f"{self.path}/token", self._token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -118,11 +143,12 @@ class FakeOidc:
                 "jwks_uri": f"{self.issuer}/jwks",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"],
+                "id_token_signing_alg_values_supported": [self.signing],
                 "scopes_supported": ["openid", "email"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "token_endpoint_auth_methods_supported": list(self.auth_methods),
                 "code_challenge_methods_supported": ["S256"],
             }
+            | self.discovery
         )
 
     async def _jwks(self, request: web.Request) -> web.Response:
@@ -154,8 +180,12 @@ class FakeOidc:
     def _client_ok(self, request: web.Request, form: dict[str, str]) -> bool:
         header = request.headers.get("Authorization", "")
         if header.startswith("Basic "):
+            if "client_secret_basic" not in self.auth_methods:
+                return False
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             return unquote_plus(user) == self.client_id and unquote_plus(password) == self.client_secret
+        if "client_secret_post" not in self.auth_methods:
+            return False
         return form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret
 
     def _refuse(self, status: int, error: str) -> web.Response:
@@ -200,5 +230,11 @@ class FakeOidc:
             claims["nonce"] = nonce
         claims.update(self.claims)
         current = self._keys[-1]
-        key = _key(99) if self.forge else current
-        return jwt.encode({"alg": "RS256", "kid": self.kid or current.kid}, claims, key)
+        kid = self.kid or current.kid
+        if self.attack_alg == "none":
+            header = json.dumps({"alg": "none", "kid": kid}).encode()
+            return f"{_b64url(header)}.{_b64url(json.dumps(claims).encode())}."
+        if self.attack_alg == "HS256":
+            return jwt.encode({"alg": "HS256", "kid": kid}, claims, OctKey.import_key(self.client_secret))
+        key = self._new_key(99) if self.forge else current
+        return jwt.encode({"alg": self.signing, "kid": kid}, claims, key)

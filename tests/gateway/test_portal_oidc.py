@@ -210,6 +210,9 @@ WRONG = {
     "wrong_issuer": ("claims", {"iss": "https://accounts.example"}, "iss"),
     "wrong_nonce": ("claims", {"nonce": "a-nonce-from-another-sign-in"}, "nonce"),
     "issued_long_ago": ("claims", {"iat": 0}, "iat"),
+    # Never an unsigned token, never the client secret as an HMAC key (algorithm confusion).
+    "unsigned_alg_none": ("attack_alg", "none", "algorithm"),
+    "hmac_with_the_client_secret": ("attack_alg", "HS256", "algorithm"),
 }
 
 
@@ -231,6 +234,26 @@ async def test_a_token_that_does_not_verify_signs_nobody_in_and_is_audited(
     [row] = await audit_rows("auth.oidc_refused")
     assert row.actor_kind == "anonymous" and row.target_id == str(cast.id("client"))
     assert row.detail == {"reason": "invalid_token", "check": check}
+
+
+async def test_a_discovery_document_naming_another_issuer_is_not_followed(client, api, cast, smtp, fake_oidc):
+    """OpenID Connect Discovery §4.3: the document must name the configured issuer exactly, so a document
+    served from elsewhere cannot point the sign-in at another provider's endpoints and keys."""
+    fake_oidc.user = FakeUser("g-client-1", await email_of(cast.id("client")))
+    fake_oidc.discovery = {"issuer": "https://accounts.google.com"}
+    _, html = await page(client, "/portal/sign-in")
+    found = re.search(
+        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
+    )
+    assert found
+    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    assert resp.status == 503 and "did not answer just now" in html
+    assert "Refresh" not in resp.headers and fake_oidc.issuer not in html
+    assert fake_oidc.discovery_fetches == 1 and fake_oidc.authorize_queries == []
+    # Once the provider serves its own document, the same button works.
+    fake_oidc.discovery = {}
+    resp, _, _ = await google_sign_in(client)
+    assert resp.status == 303 and await sessions() == 1
 
 
 async def test_an_unknown_key_id_fetches_the_keys_once_and_at_most_once_a_minute(
