@@ -26,7 +26,7 @@ from aiohttp import web
 
 from gateway.auditing import audit_request
 from gateway.cookies import del_cookie, read_cookie, set_cookie
-from gateway.keys import CTX, DISPATCHER
+from gateway.keys import CONFIG, CTX, DISPATCHER
 from gateway.limits import client_ip, retry_after
 from gateway.oidc import (
     OIDC,
@@ -251,7 +251,8 @@ async def account(request: web.Request) -> web.Response:
         return see_other("/portal/sign-in")
     person = person_of(principal)
     linked = await oidc_accounts.linked(person, client.issuer)
-    notice = {"linked": "Your Google account is linked.", "unlinked": "Your Google account is unlinked."}
+    name = request.app[CONFIG].oidc_name  # SECUREMSG_OIDC_NAME: the provider may not be Google
+    notice = {"linked": f"Your {name} account is linked.", "unlinked": f"Your {name} account is unlinked."}
     return portal_page(
         request,
         "portal/account.html",
