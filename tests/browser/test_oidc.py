@@ -1,6 +1,7 @@
 """In a real browser: a client whose email link has expired signs in with "Sign in with Google" and reads
-the thread. The provider is the loopback OpenID Connect server of tests/fakes/oidc.py; Chromium follows its
-redirects itself, carrying the app's HttpOnly cookies as it would with Google."""
+the thread, then links the Google account from "Sign-in options". The provider is the loopback OpenID
+Connect server of tests/fakes/oidc.py; Chromium follows its redirects itself, carrying the app's HttpOnly
+cookies as it would with Google."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from playwright.async_api import expect
 from gateway.app import create_app, make_context
 from gateway.keys import CONFIG
 from inbox import messaging
-from inbox.models import AuditEvent, Participant
+from inbox.models import AuditEvent, OidcIdentity, Participant
 from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import seed_practice
 from tests.conftest import make_config
@@ -23,6 +24,17 @@ from tests.gateway.mail_helpers import drain, text_of, to
 pytestmark = pytest.mark.browser
 
 NOTE = "Here is the worksheet for Thursday :smile:"
+# Pairs of the top bar's items (the practice's name, each link, Sign out) whose boxes overlap.
+TOP_BAR_OVERLAPS = """() => {
+  const items = [...document.querySelectorAll(".top-row .brand span:last-child, .top-row .account-link,"
+    + " .top-row .sign-out button")];
+  const boxes = items.map(el => [el.textContent.trim(), el.getBoundingClientRect()]);
+  const hits = [];
+  boxes.forEach(([a, r], i) => boxes.slice(i + 1).forEach(([b, q]) => {
+    if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom) hits.push([a, b]);
+  }));
+  return hits;
+}"""
 
 
 def _free_port() -> int:
@@ -86,5 +98,20 @@ async def test_a_client_whose_link_expired_signs_in_with_google_and_reads_the_th
     await expect(portal.locator(".thread-title")).to_have_text("Dr. Sam Rivera")
     assert fake_oidc.token_outcomes == ["ok"]
     assert await AuditEvent.filter(action="auth.oidc_sign_in", actor_id=seeded.ids["alex"]).count() == 1
+
+    # On the phone the top bar holds one more link with Sign in with Google on: nothing in it overlaps.
+    assert await portal.evaluate(TOP_BAR_OVERLAPS) == []
+    assert await portal.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+
+    # Sign-in options: linking the Google account goes through the provider and back to this page.
+    await portal.get_by_role("link", name="Sign-in options").click()
+    await expect(portal.get_by_role("heading", name="Sign in with Google")).to_be_visible()
+    await portal.get_by_role("button", name="Link your Google account").click()
+    await expect(portal).to_have_url(base_url(client) + "/portal/account?done=linked")
+    await expect(portal.locator(".notice")).to_have_text("Your Google account is linked.")
+    await expect(portal.get_by_role("button", name="Unlink your Google account")).to_be_visible()
+    assert await OidcIdentity.filter(participant_id=seeded.ids["alex"], subject="alex-google-sub").exists()
+    if screenshots_wanted(config):
+        await screenshot(portal, "portal-account-google.png", full_page=True)
     alex.allow("status of 404")  # the expired link's page is a 404, on purpose
     assert alex.problems == []
