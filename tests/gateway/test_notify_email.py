@@ -7,6 +7,8 @@ received, byte for byte.
 from __future__ import annotations
 
 import asyncio
+import logging
+from datetime import timedelta
 
 import pytest
 
@@ -480,6 +482,43 @@ async def test_two_workers_never_send_the_same_email_twice(client, api, cast, sm
     assert len(ids) == 16 and len(set(ids)) == 16
     assert sorted(m.rcpt_tos[0] for m in smtp.received) == sorted(f"c{n}@example.net" for n in range(16))
     assert all(b"CANARY" not in m.raw for m in smtp.received)
+
+
+async def test_r16_an_email_whose_claim_another_worker_took_mid_batch_is_left_to_it(
+    client, api, cast, smtp, clock, caplog
+):
+    """Issue #14: the batch's claim ran out while an email was on the wire (its renewals failed for a whole
+    lease) and another worker took the rows still waiting. Right before each later email the worker checks
+    its claim: those emails are not sent by it, and their rows are left to the other worker untouched."""
+    for who in ("client", "client2", "contact"):
+        await open_with(api, cast, "clinician", [who])
+    ctx = client.server.app[CTX]
+    other = "other-host:1:1/taken"
+    taken: list[int] = []
+
+    async def another_worker_takes_the_rest(mail):
+        if taken:
+            return
+        sent_row = int(str(mail.message["Message-ID"]).removeprefix("<outbox-").split(".", 1)[0])
+        clock.advance(ctx.outbox_lease_s + 1)  # no renewal ran meanwhile: the claim has run out
+        rest = OutboxJob.filter(kind=outbox.CLIENT_EMAIL, status="pending").exclude(id=sent_row)
+        taken.extend(await rest.values_list("id", flat=True))
+        await rest.update(claimed_by=other, claimed_until=clock.now() + timedelta(seconds=ctx.outbox_lease_s))
+
+    smtp.before_answer(another_worker_takes_the_rest)
+    with caplog.at_level(logging.WARNING, logger="inbox.outbox"):
+        await drain(client)
+
+    assert len(taken) == 2
+    [mail] = smtp.received  # the one on the wire went; the two the other worker holds did not
+    by_id = {r.id: r for r in await rows(outbox.CLIENT_EMAIL)}
+    [sent_row] = set(by_id) - set(taken)
+    assert by_id[sent_row].status == "done" and by_id[sent_row].last_error.startswith("sent as <outbox-")
+    # The other worker's claim stands: this worker neither settled nor released those rows.
+    assert [(by_id[i].status, by_id[i].claimed_by, by_id[i].attempts) for i in taken] == [
+        ("pending", other, 0)
+    ] * 2
+    assert "the claim was taken by another worker or settled; not sent by this one" in caplog.text
 
 
 async def test_the_emails_text_part_is_plain_and_names_how_long_the_link_works(client, api, cast, smtp):

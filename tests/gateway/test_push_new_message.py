@@ -9,6 +9,7 @@ from inbox import links, pushes
 from inbox.models import OutboxJob, Participant
 from tests.conftest import PASSWORD
 from tests.fakes.fixtures import APNS_TOPIC
+from tests.gateway.claims import OTHER_WORKER, taken_before_sending
 from tests.gateway.pages import email_of, post_sign_in
 from tests.gateway.pushkit import (  # noqa: F401
     CANARY,
@@ -86,6 +87,23 @@ async def test_r19_new_message_reaches_apns_and_fcm_once_with_badge_link_and_no_
     sent = everything_received(fake_apns, fake_fcm)
     for secret in (CANARY, "CANARY", "Client Person", "Clinician", "Riverbend", "example.net", "example.org"):
         assert secret.encode() not in sent, secret
+
+
+async def test_r19_a_push_whose_claim_another_worker_took_is_left_to_it(
+    client, api, cast, clock, fake_apns, fake_fcm
+):
+    """Issue #14: the claim on a push row ran out before it was sent (renewals failed for a whole lease)
+    and another worker took the row: this worker pushes nothing and leaves the row to that one."""
+    await register(api, cast.tok("clinician"), "apns", apns_token(9))
+    await register(api, cast.tok("clinician"), "fcm", fcm_token(9))
+    taken = taken_before_sending(client, clock, pushes.PUSH_NEW_MESSAGE)
+    await client_writes(api, cast, "hello")
+    await drain(client)
+
+    [row] = await jobs(pushes.PUSH_NEW_MESSAGE)
+    assert taken == [row.id]
+    assert fake_apns.received == [] and fake_fcm.received == []
+    assert (row.status, row.claimed_by, row.attempts) == ("pending", OTHER_WORKER, 0)
 
 
 async def test_r19_opting_out_of_new_message_stops_those_pushes(client, api, cast, fake_apns, fake_fcm):

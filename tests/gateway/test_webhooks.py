@@ -20,6 +20,7 @@ from gateway.keys import CONFIG
 from inbox import webhooks
 from inbox.models import OutboxJob, WebhookDelivery
 from tests.conftest import build_cast, make_config
+from tests.gateway.claims import OTHER_WORKER, taken_before_sending
 from tests.gateway.pushkit import CANARY, drain
 
 EVENTS = ["message.created", "message.removed", "conversation.read"]
@@ -123,6 +124,22 @@ async def test_deliveries_are_signed_verifiable_and_carry_ids_only(client, api, 
     listed = await deliveries(api, cast, hook_id)
     assert sorted(d["event"] for d in listed) == sorted(EVENTS)
     assert {(d["status"], d["attempts"], d["last_status_code"]) for d in listed} == {("delivered", 1, 200)}
+
+
+async def test_a_delivery_whose_claim_another_worker_took_is_left_to_it(client, api, cast, clock, receiver):
+    """Issue #14: the claim on a webhook row ran out before it was posted (renewals failed for a whole
+    lease) and another worker took the row: this worker posts nothing and records no attempt."""
+    hook_id, _ = await subscribe(api, cast, receiver.url, ["message.created"])
+    taken = taken_before_sending(client, clock, webhooks.WEBHOOK)
+    await client_writes(api, cast, "hello")
+    await drain(client)
+
+    [row] = await OutboxJob.filter(kind=webhooks.WEBHOOK)
+    assert taken == [row.id]
+    assert receiver.requests == []
+    assert (row.status, row.claimed_by, row.attempts) == ("pending", OTHER_WORKER, 0)
+    [listed] = await deliveries(api, cast, hook_id)
+    assert (listed["status"], listed["attempts"]) == ("pending", 0)
 
 
 async def test_a_500_is_retried_with_backoff_and_the_same_delivery_id(client, api, cast, clock, receiver):
