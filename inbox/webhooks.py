@@ -244,6 +244,9 @@ async def load_delivery(job: OutboxJob) -> tuple[WebhookDelivery, Webhook] | str
     delivery = await webhooks_store.get_delivery(int(job.payload.get("delivery", -1)))
     if delivery is None:
         return "the delivery no longer exists"
+    if delivery.status in ("delivered", "failed", "cancelled"):
+        # Its outcome was recorded, but not its outbox row's: a worker died between the two (issue #14).
+        return f"already {delivery.status}"
     hook = await webhooks_store.get_webhook_by_id(delivery.webhook_id)
     if not hook.active:
         await webhooks_store.set_delivery_cancelled(delivery.id, "webhook removed")

@@ -142,6 +142,27 @@ async def test_a_delivery_whose_claim_another_worker_took_is_left_to_it(client, 
     assert (listed["status"], listed["attempts"]) == ("pending", 0)
 
 
+async def test_a_delivery_recorded_as_delivered_is_not_posted_again(client, api, cast, receiver):
+    """A worker killed after it recorded the delivery and before it settled the outbox row leaves the row
+    pending; the worker that takes it next finds the delivery done and posts nothing (issue #14: only the
+    post in flight when a process dies can go twice)."""
+    hook_id, _ = await subscribe(api, cast, receiver.url, ["message.created"])
+    await client_writes(api, cast, "hello")
+    await drain(client)
+    assert len(receiver.requests) == 1
+    # As the killed worker left it: the delivery recorded, the row still pending and its claim run out.
+    await OutboxJob.filter(kind=webhooks.WEBHOOK).update(
+        status="pending", finished_at=None, claimed_by=None, claimed_until=None
+    )
+    await drain(client)
+
+    assert len(receiver.requests) == 1
+    [row] = await OutboxJob.filter(kind=webhooks.WEBHOOK)
+    assert (row.status, row.last_error) == ("skipped", "already delivered")
+    [listed] = await deliveries(api, cast, hook_id)
+    assert (listed["status"], listed["attempts"]) == ("delivered", 1)
+
+
 async def test_a_500_is_retried_with_backoff_and_the_same_delivery_id(client, api, cast, clock, receiver):
     hook_id, secret = await subscribe(api, cast, receiver.url, ["message.created"])
     receiver.answers = [(500, {}), (503, {})]
