@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import pytest
 
@@ -19,10 +18,8 @@ async def test_a_full_publish_queue_drops_with_a_log_line_and_a_count(
     hub = RedisHub("redis://127.0.0.1:1/0", timeout_s=0.1, queue_limit=2)  # publisher not started
     try:
         with caplog.at_level(logging.WARNING, logger="gateway.realtime"):
-            started = time.monotonic()
-            for n in range(5):
+            for n in range(5):  # the publisher is not started: nothing takes from the queue
                 await hub.publish([1], {"type": "message.created", "n": n})
-            assert time.monotonic() - started < 0.1  # no Redis call in the request
         assert hub.dropped_publish == 3
         assert [r.getMessage() for r in caplog.records if "queue of events" in r.getMessage()] == [
             "realtime: the queue of events for Redis is full; event dropped (1 so far); clients catch up "
