@@ -18,6 +18,7 @@ from inbox.passwords import INVITE_TTL_S, RESET_TTL_S
 from tests.conftest import PASSWORD, build_cast
 from tests.gateway.mail_helpers import PUBLIC_URL, drain, html_of, mail_config, text_of, to
 from tests.gateway.pages import cookie, hidden_fields, post_sign_in, session_cookie
+from tests.gateway.records_helpers import by_people, download, open_zip
 
 NEW_PASSWORD = "a brand new passphrase"
 WRONG = "not the password at all"
@@ -342,6 +343,31 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     assert (await login(api, email, PASSWORD))[0] == 200
     assert (await api.get("/me", token=app["token"]))[0] == 401
     assert await AuditEvent.filter(action="team_member.reactivate", target_id=str(who)).exists()
+
+
+async def test_r26_a_deactivated_members_messages_stay_in_exports(api, client, cast):
+    """What they wrote stays: in an export of everything, and in one scoped to the deactivated clinician
+    (their clients' conversations, for whoever takes them over)."""
+    who = cast.id("clinician")
+    status, _ = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": "see you Tuesday"},
+        token=cast.tok("clinician"),
+    )
+    assert status == 201
+    assert (await api.delete(f"/team-members/{who}", token=cast.tok("owner")))[0] == 200
+    for request in ({"scope": "all"}, {"scope": "clinician", "clinician_id": who}):
+        status, made = await api.post(
+            "/exports", request | {"require_password": True}, token=cast.tok("owner")
+        )
+        assert status == 202, made
+        await drain(client)
+        status, got = await api.get(f"/exports/{made['id']}", token=cast.tok("owner"))
+        assert got["status"] == "ready", got
+        status, data, _ = await download(client, made["id"], cast.tok("owner"))
+        assert status == 200
+        thread = by_people(open_zip(data, got["password"]))["Client Person, Clinician"]
+        assert "] Clinician: see you Tuesday\n" in thread, request
 
 
 async def test_r26_no_unread_email_goes_to_a_deactivated_member(api, client, cast, smtp, clock, config):
