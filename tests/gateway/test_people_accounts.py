@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pyotp
 import pytest
 
 from gateway.team_signin import DEVICE_COOKIE
@@ -420,6 +421,85 @@ async def test_r26_another_practice_cannot_deactivate_or_see_a_member(api, cast,
     status, _ = await api.delete(f"/team-members/{cast.id('clinician')}", token=other.api_key)
     assert status == 404
     assert (await api.get("/me", token=cast.tok("clinician")))[0] == 200
+
+
+# --- R24: every change to people and access is audited -----------------------------------------------
+
+
+async def audit_rows(practice_id: int, action: str, after: int) -> list[tuple[int | None, str | None, dict]]:
+    """(who, whom, what) of the practice's `action` rows written after row `after`."""
+    rows = await AuditEvent.filter(practice_id=practice_id, action=action, id__gt=after).order_by("id")
+    return [(r.actor_id, r.target_id, r.detail) for r in rows]
+
+
+async def test_r24_people_and_access_changes_are_audited_with_who_whom_and_what_never_a_secret(
+    api, client, cast, smtp
+):
+    owner, manager, supervisor = cast.id("owner"), cast.id("manager"), cast.id("supervisor")
+    practice = (await Participant.get(id=owner)).practice_id
+    before = (await AuditEvent.all().order_by("-id").first()).id  # the cast's own rows are not these
+    # An invitation, and the password its link sets.
+    email = "invited.member@example.org"
+    status, invited = await api.post(
+        "/team-members", {"name": "Invited", "email": email, "roles": ["clinician"]}, token=cast.tok("owner")
+    )
+    assert status == 201
+    assert (
+        await set_password_page(client, await mailed_link(client, smtp, email), NEW_PASSWORD)
+    ).status == 303
+    # Roles and the export flag (the owner), messaging (a manager), access to a client's profile.
+    assert (
+        await api.patch(
+            f"/team-members/{manager}",
+            {"roles": ["practice_manager", "clinician"], "can_export": True},
+            token=cast.tok("owner"),
+        )
+    )[0] == 200
+    biller = cast.id("biller")
+    status, _ = await api.patch(
+        f"/team-members/{biller}", {"messaging_enabled": False}, token=cast.tok("manager")
+    )
+    assert status == 200
+    access = f"/clients/{cast.id('client')}/access/{supervisor}"
+    assert (await api.put(access, token=cast.tok("manager")))[0] == 201
+    assert (await api.delete(access, token=cast.tok("manager")))[0] == 200
+    # A second factor, set up with the password.
+    status, body = await api.post(
+        f"/team-members/{cast.id('clinician')}/totp", {"password": PASSWORD}, token=cast.tok("clinician")
+    )
+    assert status == 200
+    totp_secret = pyotp.parse_uri(body["provisioning_uri"]).secret
+
+    assert await audit_rows(practice, "team_member.create", before) == [
+        (owner, str(invited["id"]), {"roles": ["clinician"], "can_export": False, "invited": True})
+    ]
+    assert await audit_rows(practice, "auth.invitation_accepted", before) == [
+        (invited["id"], str(invited["id"]), {})
+    ]
+    assert await audit_rows(practice, "team_member.update", before) == [
+        (
+            owner,
+            str(manager),
+            {
+                "changed": ["can_export", "roles"],
+                "roles": ["practice_manager", "clinician"],
+                "can_export": True,
+            },
+        ),
+        (manager, str(biller), {"changed": ["messaging_enabled"], "messaging_enabled": False}),
+    ]
+    assert await audit_rows(practice, "access.grant", before) == [
+        (manager, str(cast.id("client")), {"team_member_id": supervisor})
+    ]
+    assert await audit_rows(practice, "access.withdraw", before) == [
+        (manager, str(cast.id("client")), {"team_member_id": supervisor})
+    ]
+    assert await audit_rows(practice, "totp.enrol", before) == [
+        (cast.id("clinician"), str(cast.id("clinician")), {})
+    ]
+    # Never a secret: not the password chosen, not the TOTP secret, not the link.
+    every = " ".join(str(r.detail) for r in await AuditEvent.filter(practice_id=practice))
+    assert NEW_PASSWORD not in every and totp_secret not in every and "/reset/" not in every
 
 
 # --- lockout ----------------------------------------------------------------------------------------
