@@ -93,7 +93,9 @@ async def test_r25_nobody_sets_another_persons_password(api, cast):
     assert (await login(api, email, PASSWORD))[0] == 200
 
 
-async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_device(api, client, cast):
+async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_device(
+    api, client, cast, smtp
+):
     who = cast.id("clinician")
     email = await email_of(who)
     status, first = await login(api, email, PASSWORD)
@@ -103,6 +105,9 @@ async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_d
     assert second["device_token"] == old_device  # trusted
     assert (await post_sign_in(client, email, PASSWORD)).status == 303  # a web session too
     browser_device = cookie(client, DEVICE_COOKIE)
+
+    await api.post("/auth/password-reset", {"email": email})
+    pending = await mailed_link(client, smtp, email)  # a reset link asked for before the change
 
     change = {"current_password": WRONG, "new_password": NEW_PASSWORD}
     status, body = await api.put("/me/password", change, token=first["token"])
@@ -124,6 +129,7 @@ async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_d
     resp = await client.get("/inbox", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith("/?next=")
     assert (await login(api, email, PASSWORD))[0] == 401
+    assert (await client.get(pending)).status == 404  # the live link ended too
     # The device trusted before is trusted no more: it is given a new token, the browser too.
     status, again = await login(api, email, NEW_PASSWORD, device_token=old_device)
     assert status == 200 and again["device_token"] != old_device
@@ -302,6 +308,8 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     status, app = await login(api, email, PASSWORD)
     await api.post("/devices", {"platform": "fcm", "token": "f" * 64, "app": "practice"}, token=app["token"])
     assert (await post_sign_in(client, email, PASSWORD)).status == 303
+    await api.post("/auth/password-reset", {"email": email})
+    pending = await mailed_link(client, smtp, email)  # a reset link asked for before, not used yet
 
     status, body = await api.delete(f"/team-members/{who}", token=cast.tok("owner"))
     assert status == 200 and body["id"] == who and body["active"] is False
@@ -315,10 +323,11 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     assert error_of(*await login(api, email, PASSWORD)) == wrong
     client.session.cookie_jar.clear()
     assert await sign_in_page_text(client, email, PASSWORD) == await sign_in_page_text(client, email, WRONG)
-    # No reset email either.
+    # The pending link ended with the rest, and no new reset email goes out.
+    assert (await client.get(pending)).status == 404
     await api.post("/auth/password-reset", {"email": email})
     await drain(client)
-    assert to(smtp, email) == []
+    assert len(to(smtp, email)) == 1
     # Out of pickers and lists; listed with include_inactive.
     for token in (cast.tok("client"), cast.tok("owner")):
         status, body = await api.get("/recipients", token=token)
@@ -343,6 +352,7 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     assert status == 200 and body["active"] is True
     assert (await login(api, email, PASSWORD))[0] == 200
     assert (await api.get("/me", token=app["token"]))[0] == 401
+    assert (await client.get(pending)).status == 404
     assert await AuditEvent.filter(action="team_member.reactivate", target_id=str(who)).exists()
 
 
