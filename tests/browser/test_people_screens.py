@@ -522,14 +522,31 @@ async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page
     await expect(said(page, "Two-step sign-in is now on.")).to_be_visible()
     assert (await Participant.get(id=seeded.ids["lena"])).totp_enabled
 
-    # Replacing it asks for the current code too.
+    # Replacing it asks for the current code too: without it nothing changes; with it the new app replaces
+    # the old one.
     await page.get_by_role("link", name="Back to your account").click()
     await expect(section).to_contain_text("On")
     await section.get_by_role("link", name="Replace your authenticator app").click()
-    await expect(page.get_by_label("The code your current authenticator app shows")).to_be_visible()
+    current = page.get_by_label("The code your current authenticator app shows")
+    await expect(current).to_be_visible()
+    replacement = pyotp.TOTP((await page.locator("code.secret").inner_text()).replace(" ", ""))
+    assert replacement.secret != totp.secret
+    clock.advance(30)
+    await page.get_by_label("Enter the 6-digit code the app shows").fill(replacement.at(clock.now()))
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await current.fill("000000" if totp.at(clock.now()) != "000000" else "111111")
+    await page.get_by_role("button", name="Turn on two-step sign-in").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    tab.allow("403")
+    await page.get_by_label("Enter the 6-digit code the app shows").fill(replacement.at(clock.now()))
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await current.fill(totp.at(clock.now()))
+    await page.get_by_role("button", name="Turn on two-step sign-in").click()
+    await expect(said(page, "Two-step sign-in is now on.")).to_be_visible()
     await page.get_by_role("link", name="Your account", exact=True).click()
 
-    # Signing in now asks for a code (one from a later time step: a code works once).
+    # Signing in now asks for a code of the new app (from a later time step: a code works once); the old
+    # app's codes no longer sign in.
     await page.get_by_role("button", name="Sign out").click()
     clock.advance(30)
     await page.get_by_label("Email").fill(seeded.emails["lena"])
@@ -537,6 +554,10 @@ async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/sign-in/code**")
     await page.get_by_label("Authentication code").fill(totp.at(clock.now()))
+    await page.get_by_role("button", name="Verify and sign in").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    tab.allow("401")
+    await page.get_by_label("Authentication code").fill(replacement.at(clock.now()))
     await page.get_by_role("button", name="Verify and sign in").click()
     await page.wait_for_url("**/inbox**")
     assert tab.problems == []
