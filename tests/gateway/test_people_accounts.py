@@ -193,6 +193,9 @@ async def test_r25_changing_the_password_is_rate_limited_like_sign_in(api, cast,
 async def test_r25_password_reset_end_to_end_over_smtp(api, client, cast, smtp):
     who = cast.id("clinician")
     email = await email_of(who)
+    status, before = await login(api, email, PASSWORD)
+    assert status == 200
+    trusted = before["device_token"]
     known = await api.post("/auth/password-reset", {"email": email.upper()})
     unknown = await api.post("/auth/password-reset", {"email": "nobody@example.org"})
     assert known == unknown and known[0] == 202  # the same answer for any address
@@ -221,7 +224,9 @@ async def test_r25_password_reset_end_to_end_over_smtp(api, client, cast, smtp):
     status, body = await api.get("/me", token=cast.tok("clinician"))
     assert (status, body["error"]["code"]) == (401, "invalid_token")
     assert (await login(api, email, PASSWORD))[0] == 401
-    assert (await login(api, email, NEW_PASSWORD))[0] == 200
+    # The device trusted before the reset is trusted no more: it is given a new device token.
+    status, after = await login(api, email, NEW_PASSWORD, device_token=trusted)
+    assert status == 200 and after["device_token"] != trusted
     assert await AuditEvent.filter(action="auth.password_reset", target_id=str(who)).exists()
 
 
