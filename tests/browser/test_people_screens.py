@@ -6,18 +6,20 @@ the outbox drained the way the worker would."""
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pyotp
 import pytest
 from playwright.async_api import expect
 
-from gateway.app import make_context
+from gateway.app import create_app, make_context
 from inbox import accounts
 from inbox.models import Participant
 from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import PASSWORD, seed_practice, sign_in
 from tests.browser.test_team_inbox import NO_SIDEWAYS_SCROLL, UNLABELLED_CONTROLS
+from tests.conftest import make_config
 from tests.gateway.mail_helpers import PUBLIC_URL, drain, mail_config, text_of, to
 
 pytestmark = pytest.mark.browser
@@ -139,6 +141,77 @@ async def test_r25_the_owner_invites_a_clinician_who_sets_a_password_from_the_em
 
     await page.reload()
     await expect(page.locator("tr[data-member]", has_text="Dr. Mia Chen")).not_to_contain_text("Invited")
+    for tab in (dana, newcomer):
+        assert tab.problems == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_r25_tried_as_a_new_user_the_invitation_is_read_in_dev_mail_and_the_owner_lets_a_manager_export(
+    browser, aiohttp_client, db_url, tmp_path, clock
+):
+    """The issue's "tried as a new user would": a server started with --dev-mail (its own SMTP sink and
+    /dev/mail), its public URL the one the browser uses, so the email's link is clicked as it is. The owner
+    invites a clinician from Settings > People; the invitation, read in /dev/mail, sets her password; and
+    the owner gives a practice manager `can_export` from the same page."""
+    port = free_port()
+    config = make_config(
+        db_url, tmp_path / "var", smtp_port=free_port(), public_url=f"http://127.0.0.1:{port}"
+    )
+    client = await aiohttp_client(
+        create_app(config, clock=clock, dev_mail=True), server_kwargs={"port": port}
+    )
+    await seed_practice(config, clock)
+    morgan = await add_manager(config, clock)
+    base = base_url(client)
+    assert base == config.public_url
+    dana = await open_tab(browser)
+    page = dana.page
+    await sign_in(page, base, "dana@riverbend.example")
+    await open_people(page)
+    invite = page.locator("#invite-form")
+    await invite.get_by_label("Name").fill("Dr. Mia Chen")
+    await invite.get_by_label("Email").fill("mia@riverbend.example")
+    await invite.get_by_label("Clinician", exact=True).check()
+    await invite.get_by_role("button", name="Send invitation").click()
+    await expect(said(page, "Invitation sent to mia@riverbend.example")).to_be_visible()
+
+    # The owner gives the practice manager the export flag (R23), from Edit.
+    await page.get_by_role("button", name="Edit Morgan Hale").click()
+    edit = page.get_by_role("dialog", name="Edit Morgan Hale")
+    await expect(edit.get_by_label("May export client data")).not_to_be_checked()
+    await edit.get_by_label("May export client data").check()
+    await edit.get_by_role("button", name="Save").click()
+    await expect(said(page, "Saved the roles of Morgan Hale.")).to_be_visible()
+    await expect(page.locator("tr[data-member]", has_text="Morgan Hale")).to_contain_text(
+        "May export client data"
+    )
+    assert (await Participant.get(id=morgan.id)).can_export
+
+    # --- the newcomer reads the invitation in /dev/mail and follows its link ---
+    await drain(client)
+    newcomer = await open_tab(browser)
+    her = newcomer.page
+    await her.goto(base + "/dev/mail")
+    row = her.locator("table.mail tr", has_text="mia@riverbend.example")
+    await expect(row).to_have_count(1)
+    await row.get_by_role("link").click()
+    await expect(her.locator("pre.mail-text")).to_contain_text("7 days")
+    await her.locator('pre.mail-text a[href*="/reset/"]').click()
+    await expect(her.get_by_role("heading", name="Choose your password")).to_be_visible()
+    await her.get_by_label("New password").fill(NEW_PASSWORD)
+    await her.get_by_label("The same again").fill(NEW_PASSWORD)
+    await her.get_by_role("button", name="Set password").click()
+    await expect(said(her, "Your new password is set")).to_be_visible()
+    await her.get_by_label("Email").fill("mia@riverbend.example")
+    await her.get_by_label("Password").fill(NEW_PASSWORD)
+    await her.get_by_role("button", name="Sign in").click()
+    await her.wait_for_url("**/inbox**")
+    await expect(her.get_by_role("heading", name="Messages")).to_be_visible()
     for tab in (dana, newcomer):
         assert tab.problems == []
 
@@ -449,14 +522,31 @@ async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page
     await expect(said(page, "Two-step sign-in is now on.")).to_be_visible()
     assert (await Participant.get(id=seeded.ids["lena"])).totp_enabled
 
-    # Replacing it asks for the current code too.
+    # Replacing it asks for the current code too: without it nothing changes; with it the new app replaces
+    # the old one.
     await page.get_by_role("link", name="Back to your account").click()
     await expect(section).to_contain_text("On")
     await section.get_by_role("link", name="Replace your authenticator app").click()
-    await expect(page.get_by_label("The code your current authenticator app shows")).to_be_visible()
+    current = page.get_by_label("The code your current authenticator app shows")
+    await expect(current).to_be_visible()
+    replacement = pyotp.TOTP((await page.locator("code.secret").inner_text()).replace(" ", ""))
+    assert replacement.secret != totp.secret
+    clock.advance(30)
+    await page.get_by_label("Enter the 6-digit code the app shows").fill(replacement.at(clock.now()))
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await current.fill("000000" if totp.at(clock.now()) != "000000" else "111111")
+    await page.get_by_role("button", name="Turn on two-step sign-in").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    tab.allow("403")
+    await page.get_by_label("Enter the 6-digit code the app shows").fill(replacement.at(clock.now()))
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await current.fill(totp.at(clock.now()))
+    await page.get_by_role("button", name="Turn on two-step sign-in").click()
+    await expect(said(page, "Two-step sign-in is now on.")).to_be_visible()
     await page.get_by_role("link", name="Your account", exact=True).click()
 
-    # Signing in now asks for a code (one from a later time step: a code works once).
+    # Signing in now asks for a code of the new app (from a later time step: a code works once); the old
+    # app's codes no longer sign in.
     await page.get_by_role("button", name="Sign out").click()
     clock.advance(30)
     await page.get_by_label("Email").fill(seeded.emails["lena"])
@@ -464,6 +554,10 @@ async def test_r30_two_step_sign_in_is_set_up_and_replaced_from_the_account_page
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/sign-in/code**")
     await page.get_by_label("Authentication code").fill(totp.at(clock.now()))
+    await page.get_by_role("button", name="Verify and sign in").click()
+    await expect(page.get_by_role("alert")).to_be_visible()
+    tab.allow("401")
+    await page.get_by_label("Authentication code").fill(replacement.at(clock.now()))
     await page.get_by_role("button", name="Verify and sign in").click()
     await page.wait_for_url("**/inbox**")
     assert tab.problems == []

@@ -16,6 +16,7 @@ from gateway.keys import CTX
 from inbox import accounts, rotation, sealed
 from inbox.crypto import DataKeyring, DecryptError
 from inbox.models import AuditEvent, Participant, Webhook
+from portal_links import hash_token
 from tests.conftest import PASSWORD, Api, Cast, build_cast
 from tests.gateway.pages import email_of, hidden_fields, post_code, post_sign_in, session_cookie
 
@@ -126,12 +127,16 @@ async def make_key(api: Api, cast: Cast, *scopes: str) -> dict[str, Any]:
 
 
 async def test_r29_the_owner_creates_lists_and_revokes_keys_and_a_revoked_key_stops_at_once(
-    api: Api, cast: Cast, clock: Any
+    api: Api, cast: Cast, clock: Any, config: Any
 ) -> None:
     made = await make_key(api, cast, "provisioning")
     assert made["key"].startswith("smk_") and made["scopes"] == ["provisioning"]
     assert made["name"] == "provisioning system" and made["revoked_at"] is None
     assert (await api.get("/practice/settings", token=made["key"]))[0] == 200
+    # Stored only as its keyed hash (HMAC with the server secret): nowhere in the row in clear.
+    [stored] = await raw_rows(f"SELECT * FROM auth_token WHERE id = {int(made['id'])}")  # noqa: S608
+    assert stored["token_hash"] == hash_token(made["key"], config.secret_key)
+    assert not any(made["key"] in str(value) for value in stored.values())
 
     status, listed = await api.get("/api-keys", token=cast.tok("owner"))
     assert status == 200

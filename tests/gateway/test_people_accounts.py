@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pyotp
 import pytest
 
 from gateway.team_signin import DEVICE_COOKIE
@@ -18,6 +19,7 @@ from inbox.passwords import INVITE_TTL_S, RESET_TTL_S
 from tests.conftest import PASSWORD, build_cast
 from tests.gateway.mail_helpers import PUBLIC_URL, drain, html_of, mail_config, text_of, to
 from tests.gateway.pages import cookie, hidden_fields, post_sign_in, session_cookie
+from tests.gateway.records_helpers import by_people, download, open_zip
 
 NEW_PASSWORD = "a brand new passphrase"
 WRONG = "not the password at all"
@@ -91,7 +93,9 @@ async def test_r25_nobody_sets_another_persons_password(api, cast):
     assert (await login(api, email, PASSWORD))[0] == 200
 
 
-async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_device(api, client, cast):
+async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_device(
+    api, client, cast, smtp
+):
     who = cast.id("clinician")
     email = await email_of(who)
     status, first = await login(api, email, PASSWORD)
@@ -101,6 +105,9 @@ async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_d
     assert second["device_token"] == old_device  # trusted
     assert (await post_sign_in(client, email, PASSWORD)).status == 303  # a web session too
     browser_device = cookie(client, DEVICE_COOKIE)
+
+    await api.post("/auth/password-reset", {"email": email})
+    pending = await mailed_link(client, smtp, email)  # a reset link asked for before the change
 
     change = {"current_password": WRONG, "new_password": NEW_PASSWORD}
     status, body = await api.put("/me/password", change, token=first["token"])
@@ -122,6 +129,7 @@ async def test_r25_changing_ones_password_ends_every_other_session_and_trusted_d
     resp = await client.get("/inbox", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"].startswith("/?next=")
     assert (await login(api, email, PASSWORD))[0] == 401
+    assert (await client.get(pending)).status == 404  # the live link ended too
     # The device trusted before is trusted no more: it is given a new token, the browser too.
     status, again = await login(api, email, NEW_PASSWORD, device_token=old_device)
     assert status == 200 and again["device_token"] != old_device
@@ -185,6 +193,9 @@ async def test_r25_changing_the_password_is_rate_limited_like_sign_in(api, cast,
 async def test_r25_password_reset_end_to_end_over_smtp(api, client, cast, smtp):
     who = cast.id("clinician")
     email = await email_of(who)
+    status, before = await login(api, email, PASSWORD)
+    assert status == 200
+    trusted = before["device_token"]
     known = await api.post("/auth/password-reset", {"email": email.upper()})
     unknown = await api.post("/auth/password-reset", {"email": "nobody@example.org"})
     assert known == unknown and known[0] == 202  # the same answer for any address
@@ -213,7 +224,9 @@ async def test_r25_password_reset_end_to_end_over_smtp(api, client, cast, smtp):
     status, body = await api.get("/me", token=cast.tok("clinician"))
     assert (status, body["error"]["code"]) == (401, "invalid_token")
     assert (await login(api, email, PASSWORD))[0] == 401
-    assert (await login(api, email, NEW_PASSWORD))[0] == 200
+    # The device trusted before the reset is trusted no more: it is given a new device token.
+    status, after = await login(api, email, NEW_PASSWORD, device_token=trusted)
+    assert status == 200 and after["device_token"] != trusted
     assert await AuditEvent.filter(action="auth.password_reset", target_id=str(who)).exists()
 
 
@@ -300,6 +313,8 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     status, app = await login(api, email, PASSWORD)
     await api.post("/devices", {"platform": "fcm", "token": "f" * 64, "app": "practice"}, token=app["token"])
     assert (await post_sign_in(client, email, PASSWORD)).status == 303
+    await api.post("/auth/password-reset", {"email": email})
+    pending = await mailed_link(client, smtp, email)  # a reset link asked for before, not used yet
 
     status, body = await api.delete(f"/team-members/{who}", token=cast.tok("owner"))
     assert status == 200 and body["id"] == who and body["active"] is False
@@ -313,10 +328,11 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     assert error_of(*await login(api, email, PASSWORD)) == wrong
     client.session.cookie_jar.clear()
     assert await sign_in_page_text(client, email, PASSWORD) == await sign_in_page_text(client, email, WRONG)
-    # No reset email either.
+    # The pending link ended with the rest, and no new reset email goes out.
+    assert (await client.get(pending)).status == 404
     await api.post("/auth/password-reset", {"email": email})
     await drain(client)
-    assert to(smtp, email) == []
+    assert len(to(smtp, email)) == 1
     # Out of pickers and lists; listed with include_inactive.
     for token in (cast.tok("client"), cast.tok("owner")):
         status, body = await api.get("/recipients", token=token)
@@ -341,7 +357,33 @@ async def test_r26_deactivation_ends_everything_and_keeps_the_history(api, clien
     assert status == 200 and body["active"] is True
     assert (await login(api, email, PASSWORD))[0] == 200
     assert (await api.get("/me", token=app["token"]))[0] == 401
+    assert (await client.get(pending)).status == 404
     assert await AuditEvent.filter(action="team_member.reactivate", target_id=str(who)).exists()
+
+
+async def test_r26_a_deactivated_members_messages_stay_in_exports(api, client, cast):
+    """What they wrote stays: in an export of everything, and in one scoped to the deactivated clinician
+    (their clients' conversations, for whoever takes them over)."""
+    who = cast.id("clinician")
+    status, _ = await api.post(
+        "/conversations",
+        {"participant_ids": [cast.id("client")], "body": "see you Tuesday"},
+        token=cast.tok("clinician"),
+    )
+    assert status == 201
+    assert (await api.delete(f"/team-members/{who}", token=cast.tok("owner")))[0] == 200
+    for request in ({"scope": "all"}, {"scope": "clinician", "clinician_id": who}):
+        status, made = await api.post(
+            "/exports", request | {"require_password": True}, token=cast.tok("owner")
+        )
+        assert status == 202, made
+        await drain(client)
+        status, got = await api.get(f"/exports/{made['id']}", token=cast.tok("owner"))
+        assert got["status"] == "ready", got
+        status, data, _ = await download(client, made["id"], cast.tok("owner"))
+        assert status == 200
+        thread = by_people(open_zip(data, got["password"]))["Client Person, Clinician"]
+        assert "] Clinician: see you Tuesday\n" in thread, request
 
 
 async def test_r26_no_unread_email_goes_to_a_deactivated_member(api, client, cast, smtp, clock, config):
@@ -394,6 +436,85 @@ async def test_r26_another_practice_cannot_deactivate_or_see_a_member(api, cast,
     status, _ = await api.delete(f"/team-members/{cast.id('clinician')}", token=other.api_key)
     assert status == 404
     assert (await api.get("/me", token=cast.tok("clinician")))[0] == 200
+
+
+# --- R24: every change to people and access is audited -----------------------------------------------
+
+
+async def audit_rows(practice_id: int, action: str, after: int) -> list[tuple[int | None, str | None, dict]]:
+    """(who, whom, what) of the practice's `action` rows written after row `after`."""
+    rows = await AuditEvent.filter(practice_id=practice_id, action=action, id__gt=after).order_by("id")
+    return [(r.actor_id, r.target_id, r.detail) for r in rows]
+
+
+async def test_r24_people_and_access_changes_are_audited_with_who_whom_and_what_never_a_secret(
+    api, client, cast, smtp
+):
+    owner, manager, supervisor = cast.id("owner"), cast.id("manager"), cast.id("supervisor")
+    practice = (await Participant.get(id=owner)).practice_id
+    before = (await AuditEvent.all().order_by("-id").first()).id  # the cast's own rows are not these
+    # An invitation, and the password its link sets.
+    email = "invited.member@example.org"
+    status, invited = await api.post(
+        "/team-members", {"name": "Invited", "email": email, "roles": ["clinician"]}, token=cast.tok("owner")
+    )
+    assert status == 201
+    assert (
+        await set_password_page(client, await mailed_link(client, smtp, email), NEW_PASSWORD)
+    ).status == 303
+    # Roles and the export flag (the owner), messaging (a manager), access to a client's profile.
+    assert (
+        await api.patch(
+            f"/team-members/{manager}",
+            {"roles": ["practice_manager", "clinician"], "can_export": True},
+            token=cast.tok("owner"),
+        )
+    )[0] == 200
+    biller = cast.id("biller")
+    status, _ = await api.patch(
+        f"/team-members/{biller}", {"messaging_enabled": False}, token=cast.tok("manager")
+    )
+    assert status == 200
+    access = f"/clients/{cast.id('client')}/access/{supervisor}"
+    assert (await api.put(access, token=cast.tok("manager")))[0] == 201
+    assert (await api.delete(access, token=cast.tok("manager")))[0] == 200
+    # A second factor, set up with the password.
+    status, body = await api.post(
+        f"/team-members/{cast.id('clinician')}/totp", {"password": PASSWORD}, token=cast.tok("clinician")
+    )
+    assert status == 200
+    totp_secret = pyotp.parse_uri(body["provisioning_uri"]).secret
+
+    assert await audit_rows(practice, "team_member.create", before) == [
+        (owner, str(invited["id"]), {"roles": ["clinician"], "can_export": False, "invited": True})
+    ]
+    assert await audit_rows(practice, "auth.invitation_accepted", before) == [
+        (invited["id"], str(invited["id"]), {})
+    ]
+    assert await audit_rows(practice, "team_member.update", before) == [
+        (
+            owner,
+            str(manager),
+            {
+                "changed": ["can_export", "roles"],
+                "roles": ["practice_manager", "clinician"],
+                "can_export": True,
+            },
+        ),
+        (manager, str(biller), {"changed": ["messaging_enabled"], "messaging_enabled": False}),
+    ]
+    assert await audit_rows(practice, "access.grant", before) == [
+        (manager, str(cast.id("client")), {"team_member_id": supervisor})
+    ]
+    assert await audit_rows(practice, "access.withdraw", before) == [
+        (manager, str(cast.id("client")), {"team_member_id": supervisor})
+    ]
+    assert await audit_rows(practice, "totp.enrol", before) == [
+        (cast.id("clinician"), str(cast.id("clinician")), {})
+    ]
+    # Never a secret: not the password chosen, not the TOTP secret, not the link.
+    every = " ".join(str(r.detail) for r in await AuditEvent.filter(practice_id=practice))
+    assert NEW_PASSWORD not in every and totp_secret not in every and "/reset/" not in every
 
 
 # --- lockout ----------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from aiohttp import WSMsgType
 from gateway.auth import PORTAL_COOKIE
 from gateway.keys import CTX, HUB
 from gateway.realtime import ACCESS_ENDED
-from inbox import accounts
+from inbox import accounts, passwords
 from inbox.models import AuthToken, Participant
 from tests.conftest import PASSWORD
-from tests.gateway.pages import post_sign_in, signed_in_csrf
+from tests.gateway.pages import hidden_fields, post_sign_in, signed_in_csrf
 
 WITHIN_S = 2.0
 
@@ -341,6 +341,48 @@ async def test_r27_r25_a_password_change_closes_the_persons_other_sockets(client
     assert ending.reason == "signed_out"
     assert [await next_created(kept), await next_created(kept)] == ["before the change", AFTER]
     await kept.close()
+
+
+async def test_r27_r25_a_password_changed_on_the_settings_page_closes_the_persons_app_socket(
+    client, api, cast
+):
+    """The web page's change (`/settings/password`) reaches the hub like the API's: the person's app
+    socket closes, and a message sent right after never reaches it."""
+    conv_id = await conversation(api, cast, "clinician", "clinician2")
+    email = (await Participant.get(id=cast.id("clinician2"))).email
+    assert (await post_sign_in(client, email, PASSWORD)).status == 303
+    ws = await open_socket(client, cast.tok("clinician2"))
+
+    async def change_password() -> None:
+        page = await client.get("/settings/password")
+        fields = hidden_fields(await page.text())
+        new = "a new and longer passphrase"
+        form = fields | {"current": PASSWORD, "password": new, "confirm": new}
+        resp = await client.post("/settings/password", data=form, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/account?done=password"
+
+    ending = await live_then_ended(api, cast, ws, "clinician", conv_id, change_password, who="clinician2")
+    assert ending.reason == "signed_out"
+
+
+async def test_r27_r25_a_password_reset_closes_every_socket_of_the_person(client, api, cast):
+    """A reset from the emailed link ends every session of the person, the open sockets with them."""
+    conv_id = await conversation(api, cast, "clinician", "clinician2")
+    member = await Participant.get(id=cast.id("clinician2"))
+    link = await passwords.issue_link(client.server.app[CTX], member, "reset")
+    path = link[link.index("/reset/") :]
+    ws = await open_socket(client, cast.tok("clinician2"))
+
+    async def reset() -> None:
+        page = await client.get(path)
+        assert page.status == 200
+        new = "a new and longer passphrase"
+        form = hidden_fields(await page.text()) | {"password": new, "confirm": new}
+        resp = await client.post(path, data=form, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == "/?notice=password_set"
+
+    ending = await live_then_ended(api, cast, ws, "clinician", conv_id, reset, who="clinician2")
+    assert ending.reason == "signed_out"
 
 
 async def test_r27_r26_deactivation_closes_the_members_sockets(client, api, cast):

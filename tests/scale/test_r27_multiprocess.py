@@ -121,3 +121,41 @@ async def test_r27_messaging_off_through_gateway_b_closes_the_socket_on_gateway_
         code, reason, _ = await until_closed(ws)
         assert (code, reason) == (ACCESS_ENDED, "messaging_off")
         assert time.monotonic() - started < 2.0
+
+
+async def test_r27_r26_deactivation_through_gateway_b_closes_the_socket_on_gateway_a(gateways) -> None:  # noqa: F811
+    env, (a, b) = gateways
+    async with aiohttp.ClientSession() as http:
+        people = await practice(http, env, a)
+        ws, _ = await socket_on_a_with_a_message(http, a, b, people)
+        started = time.monotonic()
+        async with http.delete(
+            f"{b.url}/api/v1/team-members/{people['colleague_id']}", headers=people["key"]
+        ) as resp:
+            assert resp.status == 200 and (await resp.json())["active"] is False
+        code, reason, bodies = await until_closed(ws)
+        assert (code, reason) == (ACCESS_ENDED, "signed_out")
+        assert time.monotonic() - started < 2.0
+        assert bodies == []
+
+
+async def test_r27_r25_a_password_change_through_gateway_b_closes_the_socket_on_gateway_a(gateways) -> None:  # noqa: F811
+    env, (a, b) = gateways
+    async with aiohttp.ClientSession() as http:
+        people = await practice(http, env, a)
+        ws, conv_id = await socket_on_a_with_a_message(http, a, b, people)
+        async with http.get(b.url + "/api/v1/me", headers=bearer(people["tokens"]["colleague"])) as resp:
+            email = (await resp.json())["participant"]["email"]
+        async with http.post(b.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}) as r:
+            assert r.status == 200
+            on_b = (await r.json())["token"]  # the colleague's other device, where the change is made
+        started = time.monotonic()
+        change = {"current_password": PASSWORD, "new_password": "a new colleague passphrase"}
+        async with http.put(b.url + "/api/v1/me/password", json=change, headers=bearer(on_b)) as resp:
+            assert resp.status == 200
+        # The colleague still takes part, so this send succeeds: it must not reach the socket on A.
+        assert await send(http, b.url, people["tokens"]["owner"], conv_id, "after: private") == 201
+        code, reason, bodies = await until_closed(ws)
+        assert (code, reason) == (ACCESS_ENDED, "signed_out")
+        assert time.monotonic() - started < 2.0
+        assert "after: private" not in bodies
