@@ -16,7 +16,7 @@ from gateway.limits import enforce
 from gateway.routing import NONE, operation
 from gateway.shapes import accounts as shapes
 from gateway.typed import answer, read_body
-from inbox import links, messaging
+from inbox import db, links, messaging
 from inbox.errors import Unauthenticated
 
 routes = web.RouteTableDef()
@@ -42,10 +42,14 @@ async def exchange_magic_link(request: web.Request) -> web.Response:
     await enforce(request, "magic")
     token = (await read_body(request, shapes.MagicBody)).token
     resolved = await links.resolve(ctx, token)
-    if resolved is None or not await links.use(ctx, resolved.link):
+    if resolved is None:
         raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
-    bearer, _ = await links.open_session(ctx, resolved, "app")
-    await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
+    # The link's use, the token and the audit row commit together: a refused row leaves the link unused.
+    async with db.transaction():
+        if not await links.use(ctx, resolved.link):
+            raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
+        bearer, _ = await links.open_session(ctx, resolved, "app")
+        await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
     return answer(
         {
             "token": bearer,

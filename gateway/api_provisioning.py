@@ -97,8 +97,9 @@ async def login(request: web.Request) -> web.Response:
     except Unauthenticated as exc:
         await audit.record_sign_in(ctx, email, None, exc.code, client_ip(request))
         raise
-    token, _ = await accounts.issue_token(ctx, member, "app")
-    await audit.record_sign_in(ctx, email, member, None, client_ip(request))
+    async with db.transaction():  # the token and its sign-in's audit row commit together, or neither does
+        token, _ = await accounts.issue_token(ctx, member, "app")
+        await audit.record_sign_in(ctx, email, member, None, client_ip(request))
     return answer(
         {
             "token": token,

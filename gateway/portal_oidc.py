@@ -19,6 +19,7 @@ person is an audit row (R24) in that person's practice's chain.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -51,7 +52,7 @@ from gateway.portal_session import (
 )
 from gateway.portal_signin import sign_in_page
 from gateway.templating import see_other
-from inbox import audit, links, oidc_accounts, portal
+from inbox import audit, db, links, oidc_accounts, portal
 from inbox.audit import Actor
 from inbox.ids import id_from_text
 from portal_links import new_token
@@ -198,9 +199,11 @@ async def choose(request: web.Request) -> web.Response:
 async def _signed_in(request: web.Request, person: Participant, how: str) -> web.Response:
     resp = see_other("/portal")
     resp.headers["Location"] = take_next(request, resp)
-    await start_session_for(request, resp, person, request.app[CTX].session_ttl_s)
+    audited = functools.partial(
+        audit_request, request, person, "auth.oidc_sign_in", "participant", person.id, {"match": how}
+    )
+    await start_session_for(request, resp, person, request.app[CTX].session_ttl_s, audited=audited)
     del_cookie(request, resp, BROWSER_COOKIE, BROWSER_PATH)
-    await audit_request(request, person, "auth.oidc_sign_in", "participant", person.id, {"match": how})
     return resp
 
 
@@ -280,8 +283,9 @@ async def _finish_link(request: web.Request, participant_id: int | None, identit
     if principal is None or participant_id is None or person_of(principal).id != participant_id:
         return _failed(request)  # signed out (or in as someone else) since the linking started
     person = person_of(principal)
-    await oidc_accounts.link(request.app[CTX], person, identity.issuer, identity.subject)
-    await audit_request(request, principal, "auth.oidc_linked", "participant", person.id)
+    async with db.transaction():  # the link and its audit row commit together, or neither does
+        await oidc_accounts.link(request.app[CTX], person, identity.issuer, identity.subject)
+        await audit_request(request, principal, "auth.oidc_linked", "participant", person.id)
     resp = see_other("/portal/account?done=linked")
     del_cookie(request, resp, BROWSER_COOKIE, BROWSER_PATH)
     return resp
@@ -297,6 +301,7 @@ async def unlink(request: web.Request) -> web.Response:
     if not session_csrf_ok(principal, form.get("csrf", "")):
         return csrf_failed(request, principal)
     person = person_of(principal)
-    if await oidc_accounts.unlink(person, client.issuer):
-        await audit_request(request, principal, "auth.oidc_unlinked", "participant", person.id)
+    async with db.transaction():  # the unlinking and its audit row commit together, or neither does
+        if await oidc_accounts.unlink(person, client.issuer):
+            await audit_request(request, principal, "auth.oidc_unlinked", "participant", person.id)
     return see_other("/portal/account?done=unlinked")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -21,7 +22,7 @@ from gateway.cookies import del_cookie, read_cookie, set_cookie
 from gateway.keys import CONFIG, CTX, HUB
 from gateway.templating import render_page, see_other
 from gateway.validation import raise_nul
-from inbox import accounts, links
+from inbox import accounts, db, links
 from inbox.accounts import Principal
 from inbox.kinds import TEAM
 from portal_links import new_token
@@ -66,27 +67,53 @@ def person_of(principal: Principal) -> Participant:
     return principal.participant
 
 
-async def start_session(request: web.Request, resp: web.StreamResponse, resolved: links.Resolved) -> None:
+async def start_session(
+    request: web.Request,
+    resp: web.StreamResponse,
+    resolved: links.Resolved,
+    *,
+    audited: Callable[[], Awaitable[object]],
+    claim: Callable[[], Awaitable[bool]] | None = None,
+) -> bool:
     ttl_s = links.session_ttl_for(request.app[CTX], resolved.link)
     how = "link" if resolved.link.purpose == links.NOTIFY else "session"
-    await start_session_for(request, resp, resolved.participant, ttl_s, how=how)
+    return await start_session_for(
+        request, resp, resolved.participant, ttl_s, how=how, audited=audited, claim=claim
+    )
 
 
 async def start_session_for(
-    request: web.Request, resp: web.StreamResponse, person: Participant, ttl_s: int, *, how: str = "session"
-) -> None:
+    request: web.Request,
+    resp: web.StreamResponse,
+    person: Participant,
+    ttl_s: int,
+    *,
+    how: str = "session",
+    audited: Callable[[], Awaitable[object]],
+    claim: Callable[[], Awaitable[bool]] | None = None,
+) -> bool:
     """A portal session for `person` in this browser: from a link (above) or from "Sign in with Google"
-    (gateway.portal_oidc), the same way."""
+    (gateway.portal_oidc), the same way.
+
+    `claim` (using up an Instant Sign In link), the session and `audited` (the sign-in's audit row) commit
+    together or not at all (R24): a refused row leaves no session and the link unused. False, with nothing
+    done, when the claim is refused (the link was used meanwhile)."""
     ctx = request.app[CTX]
     previous = await portal_principal(request)
-    if previous is not None:  # a session of whoever used this browser before: it ends here
-        await accounts.revoke_token(ctx, previous)
-        await request.app[HUB].access_changed([person_of(previous).id])  # R27
-    token, row = await accounts.issue_token(ctx, person, "session", ttl_s, csrf=True)
+    async with db.transaction():
+        if claim is not None and not await claim():
+            return False
+        if previous is not None:  # a session of whoever used this browser before: it ends here
+            await accounts.revoke_token(ctx, previous)
+        token, row = await accounts.issue_token(ctx, person, "session", ttl_s, csrf=True)
+        await audited()
+    if previous is not None:  # R27, once the sign-out of the previous session has committed
+        await request.app[HUB].access_changed([person_of(previous).id])
     assert row.expires_at is not None
     max_age = max(1, int((row.expires_at - ctx.clock.now()).total_seconds()))
     set_cookie(request, resp, PORTAL_COOKIE, token, max_age)
     set_cookie(request, resp, ENDS_COOKIE, f"{how}.{int(row.expires_at.timestamp())}", max_age + ENDS_KEEP_S)
+    return True
 
 
 def end_session_cookies(request: web.Request, resp: web.StreamResponse) -> None:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -82,10 +83,16 @@ async def notification_link(request: web.Request) -> web.Response:
         return _invalid_link(request)
     conversation_id = resolved.link.conversation_id
     resp = see_other(f"/portal/c/{conversation_id}" if conversation_id else "/portal")
-    await start_session(request, resp, resolved)
-    await audit_request(
-        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "notify"}
+    audited = functools.partial(
+        audit_request,
+        request,
+        resolved.participant,
+        "auth.link_sign_in",
+        "link",
+        resolved.link.id,
+        {"purpose": "notify"},
     )
+    await start_session(request, resp, resolved, audited=audited)
     return resp
 
 
@@ -109,14 +116,22 @@ async def use_signin_link(request: web.Request) -> web.Response:
     if not form_csrf_ok(request, form.get("csrf", "")):
         return csrf_failed(request)
     resolved = await links.resolve(ctx, request.match_info["token"], (links.SIGNIN,))
-    if resolved is None or not await links.use_up(ctx, resolved.link):
+    if resolved is None:
         return _invalid_link(request)
     resp = see_other("/portal")
     resp.headers["Location"] = take_next(request, resp)  # the page they were sent away from, if any
-    await start_session(request, resp, resolved)
-    await audit_request(
-        request, resolved.participant, "auth.link_sign_in", "link", resolved.link.id, {"purpose": "signin"}
+    audited = functools.partial(
+        audit_request,
+        request,
+        resolved.participant,
+        "auth.link_sign_in",
+        "link",
+        resolved.link.id,
+        {"purpose": "signin"},
     )
+    claim = functools.partial(links.use_up, ctx, resolved.link)
+    if not await start_session(request, resp, resolved, audited=audited, claim=claim):
+        return _invalid_link(request)
     return resp
 
 

@@ -116,8 +116,9 @@ def _practice_choice(form_value: str) -> int | None:
 
 async def _signed_in(request: web.Request, member: Participant, next_path: str) -> web.Response:
     ctx = request.app[CTX]
-    token = await signin.start_session(ctx, member, read_cookie(request, SESSION_COOKIE))
-    await audit.record_sign_in(ctx, member.email, member, None, client_ip(request))
+    async with db.transaction():  # the session and its sign-in's audit row commit together, or neither does
+        token = await signin.start_session(ctx, member, read_cookie(request, SESSION_COOKIE))
+        await audit.record_sign_in(ctx, member.email, member, None, client_ip(request))
     resp = redirect(next_path)
     set_session_cookie(request, resp, token)
     del_cookie(request, resp, PENDING_COOKIE, PENDING_PATH)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from inbox.models import OidcAttempt, OidcIdentity
 from inbox.store.orm import ids_of
@@ -83,9 +84,10 @@ async def set_identity(participant_id: int, issuer: str, subject: str, linked_at
     if changed:
         return
     try:
-        await OidcIdentity.create(
-            participant_id=participant_id, issuer=issuer, subject=subject, linked_at=linked_at
-        )
+        async with in_transaction():  # a savepoint: inside the caller's transaction, a refused insert
+            await OidcIdentity.create(  # must not abort it (PostgreSQL)
+                participant_id=participant_id, issuer=issuer, subject=subject, linked_at=linked_at
+            )
     except IntegrityError:  # linked by a concurrent request a moment ago: this one's account wins
         await OidcIdentity.filter(participant_id=participant_id, issuer=issuer).update(
             subject=subject, linked_at=linked_at

@@ -227,6 +227,8 @@ async def test_r23_owner_exports_everything_with_a_password(api, cast, clock, cl
         info = zf.getinfo("secure-messages/conversation-0001.txt")
         assert info.date_time == (2026, 1, 5, 9, 2, 0) and info.external_attr >> 16 == 0o600
         assert info.extract_version == 20
+        # Every member is encrypted, index.txt and README.txt too: only the numbered names show without it.
+        assert [i.filename for i in zf.infolist() if not i.flag_bits & 0x1] == []
     assert "README.txt" in files and "Conversations: 5; messages: 7." in files["README.txt"]
     assert "removed by Name at" in files["README.txt"]
     # Member names can be read without the password: they name nobody. Who is in each file is said inside

@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 
 from tortoise import Tortoise
 
+from gateway.auth import SESSION_COOKIE
 from gateway.keys import CTX
 from gateway.limits import POLICIES
 from inbox import audit, links
-from inbox.models import AuditEvent, Export, Message, Participant
+from inbox.models import AuditEvent, AuthToken, Export, Message, Participant
 from tests.conftest import PASSWORD
+from tests.gateway.pages import hidden_fields, post_sign_in
 
 
 @asynccontextmanager
@@ -35,7 +37,9 @@ async def audit_inserts_fail(db_url):
         yield
     finally:
         await conn.execute_script(
-            "DROP TRIGGER audit_down" + ("" if db_url.startswith("sqlite") else " ON audit_event")
+            "DROP TRIGGER audit_down"
+            if db_url.startswith("sqlite")
+            else "DROP TRIGGER audit_down ON audit_event; DROP FUNCTION audit_down();"
         )
 
 
@@ -299,3 +303,96 @@ async def test_r24_a_sign_out_whose_audit_row_fails_is_undone(api, cast, db_url)
     assert (await api.post("/auth/logout", {}, token=cast.tok("clinician")))[0] == 200
     assert (await api.get("/me", token=cast.tok("clinician")))[0] == 401
     assert [r["actor_id"] for r in await rows(api, cast, "auth.logout")] == [cast.id("clinician")]
+
+
+# Sign-ins: a session or token exists only with its sign-in's audit row (HIPAA log-in monitoring). The row
+# used to be written after the session had committed, so a refused row left a working, unrecorded session
+# (and an Instant Sign In link used up by it).
+
+
+async def tokens_of(who: int) -> int:
+    return await AuthToken.filter(participant_id=who).count()
+
+
+async def sign_in_rows(api, cast, action: str, who: int) -> int:
+    return len([r for r in await rows(api, cast, action) if r["actor_id"] == who])
+
+
+async def test_r24_an_api_sign_in_whose_audit_row_fails_issues_no_token(api, cast, db_url):
+    who = cast.id("clinician")
+    email = (await Participant.get(id=who)).email
+    before = await tokens_of(who)
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.post("/auth/login", {"email": email, "password": PASSWORD}))
+    assert await tokens_of(who) == before
+    status, body = await api.post("/auth/login", {"email": email, "password": PASSWORD})
+    assert status == 200 and (await api.get("/me", token=body["token"]))[0] == 200
+    assert await tokens_of(who) == before + 1
+    assert await sign_in_rows(api, cast, "auth.login", who) == 1
+
+
+async def test_r24_a_page_sign_in_whose_audit_row_fails_starts_no_session(client, api, cast, db_url):
+    who = cast.id("clinician")
+    email = (await Participant.get(id=who)).email
+    before = await tokens_of(who)
+    async with audit_inserts_fail(db_url):
+        resp = await post_sign_in(client, email, PASSWORD)
+        assert resp.status == 500
+        assert not [c for c in resp.headers.getall("Set-Cookie", []) if c.startswith(SESSION_COOKIE + "=")]
+    assert await tokens_of(who) == before
+    resp = await post_sign_in(client, email, PASSWORD)
+    assert resp.status == 303 and resp.headers["Location"] == "/inbox"
+    assert await tokens_of(who) == before + 1
+    assert await sign_in_rows(api, cast, "auth.login", who) == 1
+
+
+async def test_r24_a_link_sign_in_whose_audit_row_fails_starts_no_session(client, api, cast, db_url):
+    conv = await open_conversation(api, cast)
+    ctx = client.server.app[CTX]
+    who = cast.id("client")
+    person = await Participant.get(id=who)
+    before = await tokens_of(who)
+    notify_path = "/portal/m/" + (await links.issue_notify_link(ctx, person, conv["id"])).rsplit("/", 1)[1]
+    async with audit_inserts_fail(db_url):
+        resp = await client.get(notify_path, allow_redirects=False)
+        assert resp.status == 500
+        assert not resp.cookies
+    assert await tokens_of(who) == before
+    resp = await client.get(notify_path, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/portal/c/{conv['id']}"
+    assert await tokens_of(who) == before + 1
+    assert await sign_in_rows(api, cast, "auth.link_sign_in", who) == 1
+
+
+async def test_r24_an_instant_sign_in_whose_audit_row_fails_leaves_the_link_unused(client, api, cast, db_url):
+    ctx = client.server.app[CTX]
+    who = cast.id("client")
+    before = await tokens_of(who)
+    path = (
+        "/portal/s/" + (await links.issue_signin_link(ctx, await Participant.get(id=who))).rsplit("/", 1)[1]
+    )
+    resp = await client.get(path, allow_redirects=False)
+    assert resp.status == 200
+    form = {"csrf": hidden_fields(await resp.text())["csrf"]}
+    async with audit_inserts_fail(db_url):
+        resp = await client.post(path, data=form, allow_redirects=False)
+        assert resp.status == 500
+    assert await tokens_of(who) == before
+    resp = await client.post(path, data=form, allow_redirects=False)  # the link was not used up
+    assert resp.status == 303 and resp.headers["Location"] == "/portal"
+    assert await tokens_of(who) == before + 1
+    assert await sign_in_rows(api, cast, "auth.link_sign_in", who) == 1
+
+
+async def test_r24_a_link_exchange_whose_audit_row_fails_issues_no_token(client, api, cast, db_url):
+    ctx = client.server.app[CTX]
+    who = cast.id("client")
+    before = await tokens_of(who)
+    token = (await links.issue_signin_link(ctx, await Participant.get(id=who))).rsplit("/", 1)[1]
+    async with audit_inserts_fail(db_url):
+        await refused(*await api.post("/auth/magic", {"token": token}))
+    assert await tokens_of(who) == before
+    status, body = await api.post("/auth/magic", {"token": token})  # the link was not used up
+    assert status == 200 and body["participant"]["id"] == who
+    assert await tokens_of(who) == before + 1
+    assert await sign_in_rows(api, cast, "auth.link_exchange", who) == 1

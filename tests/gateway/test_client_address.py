@@ -4,12 +4,14 @@ address; a forwarded header from anyone else is ignored, and a bad value stops t
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gateway.client_address import client_address_of
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config, parse_networks
 from gateway.limits import POLICIES
 from tests.conftest import PASSWORD, make_config
 from tests.gateway.test_cli_and_storage import run_cli
@@ -110,8 +112,6 @@ async def test_a_forwarded_header_from_an_untrusted_peer_is_ignored(aiohttp_clie
     ],
 )
 def test_the_client_address_is_the_right_most_untrusted_hop(peer, forwarded, proxies, expected) -> None:
-    from gateway.config import parse_networks
-
     assert client_address_of(peer, forwarded, parse_networks("x", proxies)) == expected
 
 
@@ -133,3 +133,20 @@ def test_a_bad_trusted_proxies_value_refuses_to_start_with_one_line(tmp_path: Pa
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "SECUREMSG_TRUSTED_PROXIES" in done.stderr and "'10.0.0.0/33'" in done.stderr
+
+
+def test_docker_compose_trusts_its_nginx_and_nginx_appends_the_client_address() -> None:
+    """Our own deployment: every gateway believes nginx (and only nginx) at its fixed address, and nginx
+    appends the address it saw, so the right-most untrusted entry is the client's."""
+    root = Path(__file__).resolve().parents[2]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    nginx_address = compose["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    for name in ("gateway1", "gateway2"):
+        env = compose["services"][name]["environment"]
+        proxies = parse_networks("SECUREMSG_TRUSTED_PROXIES", env["SECUREMSG_TRUSTED_PROXIES"])
+        assert [str(n) for n in proxies] == [f"{nginx_address}/32"], name
+    conf = (root / "deploy" / "nginx.conf").read_text()
+    blocks = re.findall(r"location [^{]+\{[^}]*\}", conf)
+    assert blocks and all("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in b for b in blocks)
+    # What a spoofing client sends stays left of what nginx appends, and is ignored.
+    assert client_address_of(nginx_address, ["6.6.6.6, 203.0.113.9"], proxies) == "203.0.113.9"

@@ -5,12 +5,15 @@ the operation takes it). Checks: no 5xx, every status documented, every answer c
 Bounded and repeatable for CI: a fixed number of examples per operation, Hypothesis derandomised, no example
 database. Ids in paths and bodies are drawn half the time from the ids that exist in the seeded practice, so
 the fuzzing reaches past the 404s. Each finding is kept as a named test in test_regressions_fuzz.py. A quarter of the JSON bodies get
-a lone surrogate in one string (`with_lone_surrogate`), which the schema generator never makes.
+a lone surrogate in one string (`with_lone_surrogate`), and an eighth a value nested deeper than the server
+takes (`with_deep_nesting`), sent as raw JSON text: the schema generator makes neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import os
 import shutil
 import uuid
@@ -121,21 +124,53 @@ def use_real_ids(case: schemathesis.Case, world: FuzzWorld, data: st.DataObject)
             )
 
 
-def with_lone_surrogate(case: schemathesis.Case, data: st.DataObject) -> None:
+def with_lone_surrogate(body: dict[str, Any], data: st.DataObject) -> bool:
     """A quarter of the time, a lone surrogate (U+D800–U+DFFF) goes into one string of the body, or a key.
 
     JSON can spell one ("\\ud800") though it is no character; the schema generator never makes one, and
-    it used to be a 500 (test_json_input.py)."""
-    if not isinstance(case.body, dict) or data.draw(st.integers(0, 3), label="surrogate?") != 0:
-        return
+    it used to be a 500 (test_json_input.py). Whether it did."""
+    if data.draw(st.integers(0, 3), label="surrogate?") != 0:
+        return False
     surrogate = data.draw(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), label="surrogate")
-    strings = sorted(k for k, v in case.body.items() if isinstance(v, str))
+    strings = sorted(k for k, v in body.items() if isinstance(v, str))
     if not strings:
-        case.body[surrogate] = "x"
-        return
+        body[surrogate] = "x"
+        return True
     name = data.draw(st.sampled_from(strings), label="field")
-    at = data.draw(st.integers(0, len(case.body[name])), label="at")
-    case.body[name] = case.body[name][:at] + surrogate + case.body[name][at:]
+    at = data.draw(st.integers(0, len(body[name])), label="at")
+    body[name] = body[name][:at] + surrogate + body[name][at:]
+    return True
+
+
+_NESTED = "nested-here-7c1f"  # stands for the nested value in the body's JSON text
+
+
+def with_deep_nesting(body: dict[str, Any], data: st.DataObject) -> str | None:
+    """An eighth of the time, the JSON text of the body with one of its values nested deeper than any
+    request of this API: from 33 levels to `[` × 100,000 (deep enough to exhaust the parser, so no JSON
+    encoder would make it; closed or not). The schema generator never makes it: 422 `invalid_json`, never a
+    5xx (it used to be a 500; test_json_input.py sends it to every route)."""
+    if data.draw(st.integers(0, 7), label="nested?") != 0:
+        return None
+    depth = data.draw(st.one_of(st.integers(33, 2_000), st.just(100_000)), label="depth")
+    closed = data.draw(st.booleans(), label="closed")
+    body[data.draw(st.sampled_from(sorted(body) or ["nested"]), label="field")] = _NESTED
+    nested = "[" * depth + ("0" + "]" * depth if closed else "")
+    return json.dumps(body).replace(json.dumps(_NESTED), nested)
+
+
+def hostile_body(case: schemathesis.Case, data: st.DataObject) -> bytes | None:
+    """The JSON text to send in place of the generated body, when one of the edits above was drawn. The
+    edits go to a copy and are sent as text: the generated body may be an object schemathesis keeps and
+    validates again, and its validator cannot encode a lone surrogate."""
+    if not isinstance(case.body, dict):
+        return None
+    body = copy.deepcopy(case.body)
+    edited = with_lone_surrogate(body, data)
+    text = with_deep_nesting(body, data)
+    if text is None and edited:
+        text = json.dumps(body)  # ASCII: a lone surrogate goes as its \u escape
+    return None if text is None else text.encode()
 
 
 class Fuzz:
@@ -194,7 +229,7 @@ def test_schemathesis(fuzz: Fuzz, method: str, path: str, caller: str, mode: Gen
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def check(case: schemathesis.Case, data: st.DataObject) -> None:
         use_real_ids(case, world, data)
-        with_lone_surrogate(case, data)
+        raw = hostile_body(case, data)
         # The clock moves so that rate-limit windows pass as they would; the caller's token is new for
         # each example, so that one example's sign-out does not decide the next one's answer.
         server.clock.advance(5)
@@ -203,7 +238,8 @@ def test_schemathesis(fuzz: Fuzz, method: str, path: str, caller: str, mode: Gen
         headers = {}
         if caller != "anonymous":
             headers["Authorization"] = f"Bearer {server.run(world.fresh_token(caller))}"
-        response = case.call(base_url=server.base_url, session=fuzz.http, headers=headers, timeout=30)
+        sent = {} if raw is None else {"data": raw}  # the raw text replaces the body (its Content-Type stays)
+        response = case.call(base_url=server.base_url, session=fuzz.http, headers=headers, timeout=30, **sent)
         case.validate_response(response, checks=CHECKS)
 
     check()

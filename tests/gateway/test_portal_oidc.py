@@ -22,6 +22,7 @@ from inbox.models import AuditEvent, AuthToken, OidcIdentity, Participant
 from tests.conftest import build_cast
 from tests.fakes.oidc import FakeOidc, FakeUser
 from tests.gateway.mail_helpers import PUBLIC_URL, csrf_in, drain, email_of, mail_config
+from tests.gateway.test_auditing import audit_inserts_fail
 from tests.gateway.test_portal import CANARY, ask_for_signin, message_client, page, post_form, strip_tokens
 
 BUTTON = "Sign in with Google"
@@ -594,3 +595,36 @@ def test_bad_oidc_settings_are_refused_with_one_sentence(tmp_path, values, words
 def test_a_loopback_issuer_may_be_plain_http(tmp_path):
     config = load_config(env(tmp_path, SECUREMSG_OIDC_ISSUER="http://127.0.0.1:9999"))
     assert config.oidc_issuer == "http://127.0.0.1:9999"
+
+
+async def test_r24_a_google_sign_in_link_or_unlink_whose_audit_row_fails_changes_nothing(
+    client, api, cast, smtp, fake_oidc, db_url
+):
+    """Each commits with its audit row or not at all: no unrecorded session, link or unlinking."""
+    fake_oidc.user = FakeUser("g-client", await email_of(cast.id("client")))
+    async with audit_inserts_fail(db_url):
+        resp, _, _ = await google_sign_in(client)
+        assert resp.status == 500 and PORTAL_COOKIE not in resp.cookies
+    assert await sessions() == 0
+    resp, _, _ = await google_sign_in(client)
+    assert resp.status == 303 and await sessions() == 1
+    assert len(await audit_rows("auth.oidc_sign_in")) == 1
+
+    async with audit_inserts_fail(db_url):
+        assert (await link_google(client)).status == 500
+    assert await OidcIdentity.all().count() == 0
+    assert (await link_google(client)).status == 303
+    assert await OidcIdentity.all().count() == 1
+
+    _, html = await page(client, "/portal/account")
+    async with audit_inserts_fail(db_url):
+        resp, _ = await post_form(client, "/portal/oidc/unlink", {"csrf": csrf_in(html)})
+        assert resp.status == 500
+    assert await OidcIdentity.all().count() == 1
+    resp, _ = await post_form(client, "/portal/oidc/unlink", {"csrf": csrf_in(html)})
+    assert resp.status == 303 and await OidcIdentity.all().count() == 0
+    assert [r.action for r in await AuditEvent.filter(action__startswith="auth.oidc_").order_by("id")] == [
+        "auth.oidc_sign_in",
+        "auth.oidc_linked",
+        "auth.oidc_unlinked",
+    ]

@@ -293,7 +293,8 @@ async def actions_for(practice_member_id: int) -> list[tuple[str, dict]]:
     from inbox.models import AuditEvent
 
     member = await Participant.get(id=practice_member_id)
-    rows = await AuditEvent.filter(practice_id=member.practice_id).order_by("seq")
+    # By id, unsealed rows too: a sign-in's row commits with its session and is sealed a moment later.
+    rows = await AuditEvent.filter(practice_id=member.practice_id).order_by("id")
     return [(r.action, r.detail) for r in rows if r.action.startswith(("auth.", "totp."))]
 
 
