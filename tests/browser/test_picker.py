@@ -180,25 +180,24 @@ async def test_group_conversation_from_chips_same_set_same_exchange(browser, cli
     assert tab.problems == []
 
 
-async def test_r5_clinician_enables_their_own_client_from_the_picker_at_phone_width(
-    browser, client, config, clock
-):
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_r5_clinician_enables_their_own_client_from_the_picker(browser, client, config, clock, screen):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     # Lena has no access to Jordan: the picker does not even list Jordan for her (R5, R28).
-    lena = await open_tab(browser, PHONE)
+    lena = await open_tab(browser, SCREENS[screen])
     await sign_in(lena.page, base, seeded.emails["lena"])
     await open_picker(lena.page, "Jordan")
     await expect(lena.page.locator("#picker-results")).to_have_text("No one found.")
 
-    tab = await open_tab(browser, PHONE)
+    tab = await open_tab(browser, SCREENS[screen])
     page = tab.page
     await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
     await open_picker(page, "Jordan")
     off = page.locator(".recipient.off", has_text="Jordan Lee")
     await expect(off).to_contain_text("Secure messaging is off for this client.")
     assert await page.evaluate(NO_SIDEWAYS_SCROLL)
-    if screenshots_wanted(config):
+    if screenshots_wanted(config) and screen == "phone":
         await screenshot(page, "picker-enable-phone.png")
     await off.get_by_role("button", name="Enable Secure Messaging for Jordan Lee").click()
     await expect(page.locator("#toast")).to_have_text("Secure messaging is now on for Jordan Lee.")
