@@ -1,6 +1,7 @@
-// Your account > Notifications (R19): the signed-in person's phones and browsers (GET /devices), the four
-// alert types as switches (PATCH /devices/{id}, saved at once), Remove with a confirm (DELETE
-// /devices/{id}), and the "Browser notifications" switch for this browser (window.WebPush, webpush.js).
+// Your account > Notifications (R19): the signed-in person's phones and browsers (GET /devices: platform, app,
+// added, last seen), the four alert types as switches (PATCH /devices/{id}, saved at once), Remove with a
+// confirm (DELETE /devices/{id}), and the "Browser notifications" switch for this browser (window.WebPush,
+// webpush.js).
 (function () {
   "use strict";
   const Live = window.Live;
@@ -38,9 +39,13 @@
     const head = el("div", "device-head");
     const title = el("h3", "", name);
     title.id = "device-" + d.id;
-    const added = d.created_at ? "Added " + when.format(new Date(d.created_at)) : "";
+    // When it was added and when its app (or browser) last checked in, as the portal's page says too.
+    const dates = [
+      d.created_at ? "Added " + when.format(new Date(d.created_at)) : "",
+      d.last_seen_at ? "last seen " + when.format(new Date(d.last_seen_at)) : "",
+    ].filter(Boolean).join(" · ");
     const mine = thisBrowser && thisBrowser.id === d.id;
-    head.append(title, el("span", "muted", mine ? "This browser · " + added : added));
+    head.append(title, el("span", "muted", mine ? "This browser · " + dates : dates));
     li.append(head);
     if (!d.enabled) li.append(el("p", "r-note", "Notifications to this " + what + " stopped: " + (d.disabled_reason || "it is no longer registered.")));
     const group = el("div", "switches");

@@ -3,18 +3,22 @@
 axe-core is vendored (tests/browser/vendor/axe.min.js, from `npm pack axe-core@4`, MPL-2.0, its licence beside
 it); nothing is fetched. The pages' CSP allows scripts from this site only, so these browser contexts
 bypass CSP to inject it: the pages themselves are unchanged. Each page is checked as a person first sees
-it, after its script has drawn it."""
+it, after its script has drawn it (its API answers in, no list still busy); and a few in a later state: the
+picker with results, a transcript shown, an export ready with its password."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from playwright.async_api import expect
 
 from gateway.app import make_context
 from gateway.auth import PORTAL_COOKIE
-from inbox import accounts, devices, messaging
+from gateway.keys import DISPATCHER
+from inbox import accounts, devices, links, messaging, passwords
 from inbox.models import Participant
 from tests.browser.conftest import DESKTOP, PHONE, base_url, search_people
 from tests.browser.seed import PASSWORD, seed_practice, sign_in
@@ -33,9 +37,14 @@ SERIOUS = """async () => {
 }"""
 
 
+DRAWN = "() => document.readyState === 'complete' && !document.querySelector('[aria-busy=true]')"
+
+
 async def axe_problems(page: Any, path: str) -> list[str]:
-    await page.wait_for_load_state("load")
-    await page.wait_for_timeout(300)  # the page's script draws lists after its first API answers
+    # The page's script draws its lists after its first API answers: wait for those answers and for no list
+    # to be marked busy any more, so that axe sees what a person sees.
+    await page.wait_for_load_state("networkidle")
+    await page.wait_for_function(DRAWN)
     await page.add_script_tag(path=str(AXE))
     found = await page.evaluate(SERIOUS)
     return [f"{path}: {v['impact']} {v['id']} ({v['help']}): {v['nodes']}" for v in found]
@@ -54,6 +63,7 @@ async def test_every_page_has_no_serious_or_critical_axe_violation(browser, clie
     assert opened.conversation is not None
     conv = opened.conversation.id
     await messaging.send_message(ctx, alex, conv, "Better, thanks.")
+    await messaging.set_away(ctx, sam, True, "Back on Monday :sunny:")  # the portal's thread shows the banner
     await devices.register_device(ctx, dana, None, platform="apns", token="d" * 64, app="practice")
     await registered(config, clock, alex.id, "apns", APNS_TOKEN)
     problems: list[str] = []
@@ -64,9 +74,12 @@ async def test_every_page_has_no_serious_or_critical_axe_violation(browser, clie
         )
         return made, await made.new_page()
 
-    # Signed out: the team's sign-in, its code step, password reset, a dead reset link.
+    # Signed out: the team's sign-in, its code step, password reset, a dead reset link, and the forms behind a
+    # live invitation link and a live Instant Sign In link.
+    invited = await passwords.issue_link(ctx, sam, "invite")
+    signin = await links.issue_signin_link(ctx, alex)
     out, page = await context()
-    for path in ("/", "/reset", "/reset/not-a-real-token"):
+    for path in ("/", "/reset", "/reset/not-a-real-token", urlsplit(invited).path, urlsplit(signin).path):
         await page.goto(base + path)
         problems += await axe_problems(page, path)
     await page.goto(base + "/")
@@ -109,13 +122,34 @@ async def test_every_page_has_no_serious_or_critical_axe_violation(browser, clie
     await page.get_by_role("button", name="Show transcript").click()
     await page.locator(".t-msg").first.wait_for()
     problems += await axe_problems(page, "/records (transcript)")
+    # An export made and ready: the password with Copy, the download, the list of past exports.
+    await page.goto(base + "/settings/data-export")
+    await page.get_by_role("button", name="Start export").click()
+    await expect(page.locator("#export-status")).to_contain_text("Preparing your export")
+    await client.server.app[DISPATCHER].drain()
+    await expect(page.locator("#export-status")).to_have_text("Your export is ready.")
+    problems += await axe_problems(page, "/settings/data-export (ready)")
     await team.close()
+
+    # A clinician: a page they may not open says so.
+    clinician, page = await context()
+    await sign_in(page, base, seeded.emails["lena"])
+    await page.goto(base + "/settings/data-export")
+    problems += await axe_problems(page, "/settings/data-export (refused)")
+    await clinician.close()
 
     # The client in the portal.
     person, page = await context()
     token, _ = await accounts.issue_token(ctx, alex, "session", csrf=True)
     await person.add_cookies([{"name": PORTAL_COOKIE, "value": token, "url": base}])
-    for path in ("/portal", f"/portal/c/{conv}", "/portal/new", "/portal/notifications"):
+    for path in (
+        "/portal",
+        f"/portal/c/{conv}",
+        "/portal/c/999999",
+        "/portal/new",
+        "/portal/notifications",
+        "/portal/sign-out",
+    ):
         await page.goto(base + path)
         problems += await axe_problems(page, path)
     await person.close()

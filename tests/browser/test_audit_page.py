@@ -1,5 +1,5 @@
-"""Settings > Audit log in Chromium (R24): the owner filters by person, action and date, newest first, and
-pages with "Show older events"."""
+"""Settings > Audit log in Chromium (R24), on a desktop and a 390×844 phone: the owner filters by person,
+action and date, newest first, and pages with "Show older events"."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import accounts, audit
 from inbox.models import Participant
-from tests.browser.conftest import base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
 
 
-async def test_r24_owner_filters_the_audit_log(browser, client, config, clock):
+NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_r24_owner_filters_the_audit_log(browser, client, config, clock, screen):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     ctx = make_context(config, clock)
@@ -36,7 +40,7 @@ async def test_r24_owner_filters_the_audit_log(browser, client, config, clock):
     for i in range(55):  # more than one page
         await audit.record(ctx, sam.practice_id, sam, "transcript.read", "participant", jordan.id, {"n": i})
 
-    tab = await open_tab(browser)
+    tab = await open_tab(browser, PHONE if screen == "phone" else DESKTOP)
     page = tab.page
     await sign_in(page, base, seeded.emails["dana"])
     await page.goto(base + "/settings")
@@ -60,7 +64,8 @@ async def test_r24_owner_filters_the_audit_log(browser, client, config, clock):
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("Dr. Sam Rivera")
     await expect(rows.first).to_contain_text('{"changed":["messaging_enabled"]}')
-    if screenshots_wanted(config):
+    assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+    if screenshots_wanted(config) and screen == "desktop":
         await screenshot(page, "audit.png", full_page=True)
 
     yesterday = (clock.now() - dt.timedelta(days=1)).date().isoformat()

@@ -1,6 +1,6 @@
 """In a real browser: a client whose email link has expired signs in with "Sign in with Google" and reads
-the thread, then links the Google account from "Sign-in options". The provider is the loopback OpenID
-Connect server of tests/fakes/oidc.py; Chromium follows its redirects itself, carrying the app's HttpOnly
+the thread, then links the Google account from "Sign-in options", a page that passes the axe check. The
+provider is the loopback OpenID Connect server of tests/fakes/oidc.py; Chromium follows its redirects itself, carrying the app's HttpOnly
 cookies as it would with Google."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from inbox import messaging
 from inbox.models import AuditEvent, OidcIdentity, Participant
 from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
 from tests.browser.seed import seed_practice
+from tests.browser.test_accessibility import axe_problems
 from tests.conftest import make_config
 from tests.fakes.oidc import FakeOidc, FakeUser
 from tests.gateway.mail_helpers import drain, text_of, to
@@ -115,3 +116,13 @@ async def test_a_client_whose_link_expired_signs_in_with_google_and_reads_the_th
         await screenshot(portal, "portal-account-google.png", full_page=True)
     alex.allow("status of 404")  # the expired link's page is a 404, on purpose
     assert alex.problems == []
+
+    # The portal's "Sign-in options" page exists only with a provider configured: axe checks it here (the
+    # other pages are in test_accessibility.py), in a context that lets the vendored axe-core in past the CSP.
+    checked = await browser.new_context(viewport=PHONE, locale="en-US", timezone_id="UTC", bypass_csp=True)
+    await checked.add_cookies(await alex.context.cookies())
+    page = await checked.new_page()
+    await page.goto(base_url(client) + "/portal/account")
+    await expect(page.get_by_role("heading", name="Sign-in options")).to_be_visible()
+    assert await axe_problems(page, "/portal/account") == []
+    await checked.close()

@@ -1,7 +1,8 @@
-"""The new-message picker in Chromium, desktop and phone: a first-name match above a recent last-name one,
-a second line that tells people apart, Enter that never writes to whoever happens to be first, several
-people as chips (a client and their guardian: R10), the same set reopening the same exchange (R11), the
-server's refusal shown in the dialog, and a clinician turning on messaging for their own client (R4, R5)."""
+"""The new-message picker in Chromium, on a desktop and a 390×844 phone: a first-name match above a recent
+last-name one, a second line that tells people apart, Enter that never writes to whoever happens to be
+first, several people as chips (a client and their guardian: R10), the same set reopening the same exchange
+(R11), the server's refusal shown in the dialog, and a clinician turning on messaging for their own client
+(R4, R5)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import accounts, messaging
 from inbox.models import AuditEvent, Participant, Practice
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted, search_people
+from tests.browser.conftest import (
+    DESKTOP,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+    search_people,
+)
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
@@ -50,15 +59,24 @@ def row(page, name):
 
 
 async def open_picker(page, text):
+    if page.viewport_size == PHONE and await page.locator("#thread-title").is_visible():
+        # A phone shows one pane at a time: from an open thread, back to the list where New message is.
+        await page.get_by_role("button", name="Back to Conversations").click()
     await page.get_by_role("button", name="New message").click()
     await search_people(page, text)
 
 
-async def test_picker_morg_then_enter_never_writes_to_the_wrong_morgan(browser, client, config, clock):
+SCREENS = {"desktop": DESKTOP, "phone": PHONE}
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_picker_morg_then_enter_never_writes_to_the_wrong_morgan(
+    browser, client, config, clock, screen
+):
     seeded = await seed_practice(config, clock)
     diaz, robin = await more_people(config, clock, seeded)
     base = base_url(client)
-    tab = await open_tab(browser)
+    tab = await open_tab(browser, SCREENS[screen])
     page = tab.page
     await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
 
@@ -95,7 +113,8 @@ async def test_picker_morg_then_enter_never_writes_to_the_wrong_morgan(browser, 
     await expect(page.locator(".chip > span")).to_have_text(["Morgan Diaz"])
     await expect(rows.nth(0)).to_have_attribute("aria-pressed", "true")
     await expect(page.locator("#picker")).to_be_visible()  # still choosing
-    if screenshots_wanted(config):
+    assert await page.evaluate(NO_SIDEWAYS_SCROLL)
+    if screenshots_wanted(config) and screen == "desktop":
         await screenshot(page, "picker.png")
     await page.keyboard.press("Tab")
     await expect(page.get_by_role("button", name="Start conversation")).to_be_focused()
@@ -104,11 +123,12 @@ async def test_picker_morg_then_enter_never_writes_to_the_wrong_morgan(browser, 
     assert tab.problems == []
 
 
-async def test_group_conversation_from_chips_same_set_same_exchange(browser, client, config, clock):
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_group_conversation_from_chips_same_set_same_exchange(browser, client, config, clock, screen):
     seeded = await seed_practice(config, clock)
     diaz, robin = await more_people(config, clock, seeded)
     base = base_url(client)
-    tab = await open_tab(browser)
+    tab = await open_tab(browser, SCREENS[screen])
     page = tab.page
     await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
 
@@ -125,14 +145,20 @@ async def test_group_conversation_from_chips_same_set_same_exchange(browser, cli
     await page.get_by_label("Write a message").press("Enter")
     await expect(page.locator(".msg.mine .msg-body")).to_have_text("Hello to you both.")
 
-    # The same set, picked in the other order, reopens the same exchange (R11).
+    # The same set, picked in the other order, reopens the same exchange (R11). From a freshly loaded inbox,
+    # so that neither the address nor the messages are still those of the thread that was open.
+    await page.goto(base + "/inbox")
     await open_picker(page, "Robin")
     await row(page, "Robin Morgan").click()
     await search_people(page, "Alex")
     await row(page, "Alex Morgan").click()
     await page.get_by_role("button", name="Start group conversation").click()
+    await expect(page).to_have_url(first_url)
+    await expect(page.locator("#thread-title")).to_have_text("Alex Morgan, Robin Morgan")
     await expect(page.locator(".msg.mine .msg-body")).to_have_text("Hello to you both.")
-    assert page.url == first_url
+    sam = await Participant.get(id=seeded.ids["sam"])
+    listed = await messaging.list_conversations(make_context(config, clock), sam, None, 10)
+    assert len(listed["items"]) == 2  # the one with Alex from more_people, and this one: no third
 
     # A chip comes off with its button, and two clients in one exchange are refused with the server's words.
     await open_picker(page, "morg")
@@ -154,25 +180,24 @@ async def test_group_conversation_from_chips_same_set_same_exchange(browser, cli
     assert tab.problems == []
 
 
-async def test_r5_clinician_enables_their_own_client_from_the_picker_at_phone_width(
-    browser, client, config, clock
-):
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_r5_clinician_enables_their_own_client_from_the_picker(browser, client, config, clock, screen):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     # Lena has no access to Jordan: the picker does not even list Jordan for her (R5, R28).
-    lena = await open_tab(browser, PHONE)
+    lena = await open_tab(browser, SCREENS[screen])
     await sign_in(lena.page, base, seeded.emails["lena"])
     await open_picker(lena.page, "Jordan")
     await expect(lena.page.locator("#picker-results")).to_have_text("No one found.")
 
-    tab = await open_tab(browser, PHONE)
+    tab = await open_tab(browser, SCREENS[screen])
     page = tab.page
     await sign_in(page, base, seeded.emails["sam"], code=seeded.code(clock))
     await open_picker(page, "Jordan")
     off = page.locator(".recipient.off", has_text="Jordan Lee")
     await expect(off).to_contain_text("Secure messaging is off for this client.")
     assert await page.evaluate(NO_SIDEWAYS_SCROLL)
-    if screenshots_wanted(config):
+    if screenshots_wanted(config) and screen == "phone":
         await screenshot(page, "picker-enable-phone.png")
     await off.get_by_role("button", name="Enable Secure Messaging for Jordan Lee").click()
     await expect(page.locator("#toast")).to_have_text("Secure messaging is now on for Jordan Lee.")

@@ -388,8 +388,9 @@ async def test_an_expired_link_says_so_and_instant_sign_in_returns_to_the_thread
     assert tab.problems == []
 
 
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
 async def test_pasted_text_over_5000_characters_is_cut_as_the_server_counts_and_says_so(
-    browser, client, config, clock
+    browser, client, config, clock, screen
 ):
     """The server counts code points after trimming: 5,000 emoji fit (10,000 UTF-16 units, which the
     textarea's own maxlength would have cut to 2,500)."""
@@ -399,7 +400,7 @@ async def test_pasted_text_over_5000_characters_is_cut_as_the_server_counts_and_
     sam = await Participant.get(id=seeded.ids["sam"])
     opened = await messaging.open_conversation(ctx, sam, [seeded.ids["alex"]], "Send me your notes.")
     assert opened.conversation is not None
-    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"], viewport=PHONE)
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"], viewport=SCREENS[screen])
     page = tab.page
     await page.goto(base + f"/portal/c/{opened.conversation.id}")
     reply = page.get_by_label("Your reply")
@@ -422,12 +423,13 @@ async def test_pasted_text_over_5000_characters_is_cut_as_the_server_counts_and_
     assert tab.problems == []
 
 
-async def test_an_error_toast_clears_on_the_next_success(browser, client, config, clock):
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+async def test_an_error_toast_clears_on_the_next_success(browser, client, config, clock, screen):
     seeded = await seed_practice(config, clock)
     base = base_url(client)
     gone = await registered(config, clock, seeded.ids["alex"], "apns", APNS_TOKEN)
     kept = await registered(config, clock, seeded.ids["alex"], "fcm", FCM_TOKEN)
-    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"])
+    tab = await portal_tab(browser, config, clock, base, seeded.ids["alex"], viewport=SCREENS[screen])
     page = tab.page
     await page.goto(base + "/portal/notifications")
     await Device.filter(id=gone).delete()

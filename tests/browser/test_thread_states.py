@@ -37,7 +37,8 @@ async def as_key(client: Any, api_key: str, method: str, path: str, body: Any = 
     assert resp.status == 200, await resp.text()
 
 
-async def test_focus_after_removing_a_message(browser, client, config, clock):
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+async def test_focus_after_removing_a_message(browser, client, config, clock, width):
     seeded = await seed_practice(config, clock)
     ctx = make_context(config, clock)
     sam = await Participant.get(id=seeded.ids["sam"])
@@ -47,7 +48,7 @@ async def test_focus_after_removing_a_message(browser, client, config, clock):
         clock.advance(60)
         await messaging.send_message(ctx, sam, opened.conversation.id, text)
 
-    tab = await open_tab(browser)
+    tab = await open_tab(browser, PHONE if width == "phone" else DESKTOP)
     page = tab.page
     await sign_in(page, base_url(client), seeded.emails["sam"], code=seeded.code(clock))
     await page.goto(base_url(client) + f"/inbox?conversation={opened.conversation.id}")
