@@ -21,6 +21,7 @@ transaction the caller already holds, a unit simply runs in it (it commits with 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,7 @@ from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.transactions import in_transaction
 
 from inbox.db import unavailable
-from inbox.store import _compat, sql
+from inbox.store import _compat, sql, writerlock
 from inbox.store.sql import Unit
 
 MAX_BATCH = 64
@@ -117,13 +118,32 @@ class GroupCommit:
             self.on_batch(len(units))
         conn = sql.client()
         if sql.sqlite_thread_runner(conn) is not None:
-            async with conn.acquire_connection() as aconn:
-                return await _compat.run_in_sqlite_thread(aconn, lambda db: _sqlite_batch(units, db))
+            database = sql.sqlite_file(conn)
+            held = await writerlock.turn(database) if database is not None else None
+            done = held.release if held is not None else None
+            try:
+                async with conn.acquire_connection() as aconn:
+                    batch = functools.partial(_sqlite_batch, units, done=done)
+                    return await _compat.run_in_sqlite_thread(aconn, batch)
+            finally:
+                if held is not None:
+                    held.release()
         return await _transaction_batch(units)
 
 
-def _sqlite_batch(units: list[Unit[Any]], db: sqlite3.Connection) -> list[Outcome]:
-    """In aiosqlite's thread: the whole batch, retried without any unit that fails on its own account."""
+def _sqlite_batch(
+    units: list[Unit[Any]], db: sqlite3.Connection, done: Callable[[], None] | None = None
+) -> list[Outcome]:
+    """In aiosqlite's thread: the whole batch, retried without any unit that fails on its own account;
+    `done` (letting the other processes' writers in, `inbox.store.writerlock`) right after it ends."""
+    try:
+        return _sqlite_transaction(units, db)
+    finally:
+        if done is not None:
+            done()
+
+
+def _sqlite_transaction(units: list[Unit[Any]], db: sqlite3.Connection) -> list[Outcome]:
     failed: dict[int, BaseException] = {}
     while True:
         results: dict[int, Any] = {}

@@ -135,6 +135,16 @@ def sqlite_thread_runner(conn: BaseDBAsyncClient) -> Any | None:
     return aconn
 
 
+def sqlite_file(conn: BaseDBAsyncClient) -> str | None:
+    """The path of a Tortoise SQLite client's database file; None for an in-memory database."""
+    if conn.capabilities.dialect != "sqlite":
+        return None
+    path = getattr(conn, "filename", "")
+    if not isinstance(path, str) or not path or ":memory:" in path or "mode=memory" in path:
+        return None  # a second connection (a reader, another process) would see another database
+    return path
+
+
 class SqliteReader:
     """A second, read-only connection to the SQLite file, in a thread of its own.
 
@@ -295,11 +305,11 @@ _READERS: dict[str, SqliteReader] = {}
 
 
 def reader_for(conn: BaseDBAsyncClient) -> SqliteReader | None:
-    if conn.capabilities.dialect != "sqlite" or isinstance(conn, TransactionalDBClient):
+    if isinstance(conn, TransactionalDBClient):
         return None
-    path = getattr(conn, "filename", "")
-    if not path or ":memory:" in path or "mode=memory" in path:
-        return None  # a second connection would see another database
+    path = sqlite_file(conn)
+    if path is None:
+        return None
     reader = _READERS.get(path)
     if reader is None:
         reader = _READERS[path] = SqliteReader(path)
