@@ -10,7 +10,7 @@
   if (!list) return;
   const ALERTS = [
     ["new_message", "New messages"],
-    ["appointment", "Appointment reminders"],
+    ["appointment", "Appointment alerts"],
     ["appointment_request", "Appointment requests"],
     ["video_appointment", "Video appointments"],
   ];

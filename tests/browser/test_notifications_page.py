@@ -46,10 +46,10 @@ async def test_r19_alert_switches_and_remove_a_phone(browser, client, config, cl
     await expect(page.locator(f"[data-device='{android.id}'] .device-head .muted")).to_have_text(
         "Added Jan 5, 2026 · last seen Jan 5, 2026"
     )
-    switch = iphone_card.get_by_role("switch", name="Appointment reminders on iPhone or iPad · Practice app")
+    switch = iphone_card.get_by_role("switch", name="Appointment alerts on iPhone or iPad · Practice app")
     await expect(switch).to_be_checked()
     await switch.uncheck()
-    await expect(page.locator("#toast")).to_have_text("Appointment reminders off.")
+    await expect(page.locator("#toast")).to_have_text("Appointment alerts off.")
     stored = await Device.get(id=iphone.id)
     assert stored.alerts["appointment"] is False and stored.alerts["new_message"] is True
     await page.reload()
