@@ -10,13 +10,14 @@ from gateway.auditing import audit_request
 from gateway.auth import require_participant
 from gateway.keys import CTX, DISPATCHER
 from gateway.limits import enforce
-from gateway.routing import PERSON, cursor, limit, operation, path_id, query
+from gateway.routing import ID_SCHEMA, PERSON, cursor, limit, operation, path_id, query
 from gateway.shapes import records as shapes
 from gateway.typed import TIME_SCHEMA, answer, read_body
 from gateway.validation import path_int, query_int
 from inbox import audit, audit_view, db, exports, records
 from inbox.audit_view import MAX_ACTION
 from inbox.errors import Forbidden
+from inbox.ids import MAX_ID
 
 if TYPE_CHECKING:
     from inbox.models import Participant
@@ -249,7 +250,7 @@ def _require_owner(me: Participant) -> None:
     params=[
         query("since", TIME_SCHEMA, "Only events at or after this time."),
         query("until", TIME_SCHEMA, "Only events before this time."),
-        query("actor_id", {"type": "integer"}, "Only what this person did."),
+        query("actor_id", ID_SCHEMA, "Only what this person did."),
         query(
             "action",
             {"type": "string", "maxLength": MAX_ACTION},
@@ -273,7 +274,7 @@ async def read_audit(request: web.Request) -> web.Response:
     f = audit_view.AuditFilter(
         since=audit.parse_since(request.query.get("since")),
         until=audit_view.parse_until(request.query.get("until")),
-        actor_id=query_int(request, "actor_id"),
+        actor_id=query_int(request, "actor_id", lo=1, hi=MAX_ID),
         action=audit_view.parse_action(request.query.get("action")),
         newest=audit_view.parse_order(request.query.get("order")),
     )
