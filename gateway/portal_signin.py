@@ -76,6 +76,19 @@ def _invalid_link(request: web.Request) -> web.Response:
 # --- links ----------------------------------------------------------------------------------------------
 
 
+def _link_sign_in_audit(request: web.Request, resolved: links.Resolved, purpose: str) -> Any:
+    """The sign-in's audit row, written by `start_session` in the session's own transaction (R24)."""
+    return functools.partial(
+        audit_request,
+        request,
+        resolved.participant,
+        "auth.link_sign_in",
+        "link",
+        resolved.link.id,
+        {"purpose": purpose},
+    )
+
+
 @routes.get("/portal/m/{token}")
 async def notification_link(request: web.Request) -> web.Response:
     resolved = await links.resolve(request.app[CTX], request.match_info["token"], (links.NOTIFY,))
@@ -83,16 +96,7 @@ async def notification_link(request: web.Request) -> web.Response:
         return _invalid_link(request)
     conversation_id = resolved.link.conversation_id
     resp = see_other(f"/portal/c/{conversation_id}" if conversation_id else "/portal")
-    audited = functools.partial(
-        audit_request,
-        request,
-        resolved.participant,
-        "auth.link_sign_in",
-        "link",
-        resolved.link.id,
-        {"purpose": "notify"},
-    )
-    await start_session(request, resp, resolved, audited=audited)
+    await start_session(request, resp, resolved, audited=_link_sign_in_audit(request, resolved, "notify"))
     return resp
 
 
@@ -120,15 +124,7 @@ async def use_signin_link(request: web.Request) -> web.Response:
         return _invalid_link(request)
     resp = see_other("/portal")
     resp.headers["Location"] = take_next(request, resp)  # the page they were sent away from, if any
-    audited = functools.partial(
-        audit_request,
-        request,
-        resolved.participant,
-        "auth.link_sign_in",
-        "link",
-        resolved.link.id,
-        {"purpose": "signin"},
-    )
+    audited = _link_sign_in_audit(request, resolved, "signin")
     claim = functools.partial(links.use_up, ctx, resolved.link)
     if not await start_session(request, resp, resolved, audited=audited, claim=claim):
         return _invalid_link(request)
