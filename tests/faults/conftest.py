@@ -56,6 +56,7 @@ def config(
         public_url=PUBLIC_URL,
     ).with_overrides(
         webhook_allow_private=True,  # the webhook receiver listens on loopback
+        webpush_allow_private=True,  # and so does the browser push service
         log_format="json",  # the access lines too: the log searches see what a JSON log would hold
     )
 

@@ -6,8 +6,9 @@ sent and then removed, an away message, a chart note and an export — with the 
 FCM and webhook receivers, every device opted in, the dispatcher drained through the unread-email delay,
 and every logger captured at DEBUG. Then everything that left is searched: the raw SMTP data and each
 decoded part of each email, every APNs request (path, headers, body), every FCM request and OAuth token
-request, every webhook delivery (headers, body), every log record, and every audit row: no canary, and no
-client's or contact's name in any push or webhook.
+request, every browser (Web Push) notification as the browser decrypts it, with its headers and VAPID claims,
+every webhook delivery (headers, body), every log record, and every audit row: no canary, and no client's or
+contact's name in any push or webhook.
 
 The test also checks that the canaries did travel where they belong (the recipients read them through the
 API), so that finding nothing is not for want of sending anything.
@@ -27,7 +28,9 @@ from inbox.models import AuditEvent
 from tests.fakes.apns import FakeApns
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.smtp import FakeSmtp
+from tests.fakes.webpush import FakeWebPush
 from tests.faults.system import CLIENT_MSG_ID, CSRF, Logs, Receiver, drain, everything_sent, links_in
+from tests.gateway.test_push_webpush import subscribe
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +67,7 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
     smtp: FakeSmtp,
     fake_apns: FakeApns,
     fake_fcm: FakeFcm,
+    fake_webpush: FakeWebPush,
     receiver: Receiver,
     logs: Logs,
 ):
@@ -76,6 +80,8 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
     assert status == 201
     for n, who in enumerate(("clinician", "clinician2", "client", "contact")):
         await register_devices(api, tok(who), n + 1, "practice" if who.startswith("clinician") else "client")
+    for who in ("clinician", "clinician2"):  # and the team's browsers (the web inbox's notifications)
+        await subscribe(api, fake_webpush, tok(who))
 
     async def say(who: str, conversation_id: int, path: str) -> int:
         status, sent = await api.post(
@@ -156,11 +162,16 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
     told = {m.rcpt_tos[0].split("-")[0] for m in smtp.received}
     assert {"client", "guardian", "clinician"} <= told  # R16 to the client and contact, R17 to the clinician
     assert len(fake_apns.received) >= 4 and len(fake_fcm.received) >= 4
+    assert len(fake_webpush.received) >= 2 and fake_webpush.errors == []
     assert len(receiver.bodies) >= 8
 
     # Nothing that left holds a canary ...
     sent = everything_sent(smtp, fake_apns, fake_fcm, receiver)
     assert MARK.encode() not in sent
+    browser_pushes = "\n".join(
+        json.dumps([r.payload, r.headers, r.claims], default=str) for r in fake_webpush.received
+    ).encode()
+    assert MARK.encode() not in browser_pushes
     for mail in smtp.received:
         assert MARK not in decoded_parts(mail.message), mail.message["Subject"]
     # ... nor, in a push or a webhook, the name of a client or contact (nor of anyone: R19).
@@ -171,6 +182,7 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
         + [json.dumps(r.headers).encode() for r in fake_apns.received]
         + [json.dumps(f.body).encode() for f in fake_fcm.received]
         + receiver.bodies
+        + [browser_pushes]
     )
     assert [n for n in names if n.encode() in pushes_and_hooks] == []
     # No log record and no audit row holds a canary.
