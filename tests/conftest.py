@@ -446,12 +446,15 @@ def _no_test_hangs() -> Iterator[None]:
 
     # pytest holds stderr (fd 2) for the test's output, which an exiting process would lose: the tracebacks
     # go to a file of their own, named by the process.
-    with open(Path(tempfile.gettempdir()) / f"securemsg-test-hang-{os.getpid()}.txt", "w") as dump:
+    path = Path(tempfile.gettempdir()) / f"securemsg-test-hang-{os.getpid()}.txt"
+    with open(path, "w") as dump:
         faulthandler.dump_traceback_later(TEST_HANG_S, exit=True, file=dump)
         try:
             yield
         finally:
             faulthandler.cancel_dump_traceback_later()
+    if path.stat().st_size == 0:  # nothing hung: leave no empty file behind
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
