@@ -4,7 +4,9 @@ axe-core is vendored (tests/browser/vendor/axe.min.js, from `npm pack axe-core@4
 it); nothing is fetched. The pages' CSP allows scripts from this site only, so these browser contexts
 bypass CSP to inject it: the pages themselves are unchanged. Each page is checked as a person first sees
 it, after its script has drawn it (its API answers in, no list still busy); and a few in a later state: the
-picker with results, a transcript shown, an export ready with its password."""
+picker with results, a transcript shown, an export ready with its password. The portal's pages that need
+an OpenID Connect provider (Sign-in options, Sign in with Google's continuing, choose and failed pages) and its
+"form out of date" page are checked in test_oidc.py, each reached through its real flow."""
 
 from __future__ import annotations
 
