@@ -433,25 +433,94 @@ def _sqlite_threads() -> set[Any]:
 TEST_HANG_S = float(
     os.environ.get("SECUREMSG_TEST_HANG_S", "600")
 )  # far above the slowest test (the wheel's build, the scale-out runs: a minute or two)
+HANG_EXIT_GRACE_S = 120.0
+
+
+def _hang_report(path: Path) -> Path:
+    return path.with_name(path.name.replace(".txt", "-tasks.txt"))
+
+
+def _unhang(path: Path, nodeid: str) -> None:
+    """In a timer thread, when a test has run TEST_HANG_S: every running event loop of this process writes its
+    tasks' stacks (what each one awaits) to a file and cancels them, so the test fails with that record and
+    the run goes on. (A loop that does not answer is left to faulthandler's exit, HANG_EXIT_GRACE_S later.)"""
+    import gc
+
+    report = _hang_report(path)
+    with open(report, "a") as f:
+        f.write(f"{nodeid}: still running after {TEST_HANG_S:.0f} s; the tasks of its event loops:\n")
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
+
+    def dump_and_cancel(loop: asyncio.AbstractEventLoop) -> None:
+        with open(report, "a") as f:
+            for task in asyncio.all_tasks(loop):
+                f.write(f"--- {task!r}\n" + "".join(f"  {line}\n" for line in _awaiting(task.get_coro())))
+        for task in asyncio.all_tasks(loop):
+            task.cancel(f"the test ran {TEST_HANG_S:.0f} s (tests/conftest.py _no_test_hangs)")
+
+    for loop in loops:
+        loop.call_soon_threadsafe(dump_and_cancel, loop)
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Where a task is, all the way down what it awaits: coroutines, async generators (pytest-asyncio's
+    fixture tear-down awaits one through `__anext__`, which `Task.print_stack` does not follow) and what
+    they wait for at the bottom."""
+    import inspect
+
+    lines: list[str] = []
+    obj, last_frame = coro, None
+    for _ in range(200):
+        if obj is None:
+            break
+        frame = (
+            getattr(obj, "cr_frame", None) or getattr(obj, "ag_frame", None) or getattr(obj, "gi_frame", None)
+        )
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+            last_frame = frame
+        nxt = (
+            getattr(obj, "cr_await", None)
+            or getattr(obj, "ag_await", None)
+            or getattr(obj, "gi_yieldfrom", None)
+        )
+        if nxt is None and frame is None and last_frame is not None:
+            # `agen.__anext__()`'s awaitable names no generator: the running one is among the caller's locals
+            nxt = next(
+                (v for v in last_frame.f_locals.values() if inspect.isasyncgen(v) and v.ag_running), None
+            )
+            last_frame = None
+        if nxt is None and frame is None:
+            lines.append(f"waiting for {obj!r}")
+        obj = nxt
+    return lines
 
 
 @pytest.fixture(autouse=True)
-def _no_test_hangs() -> Iterator[None]:
-    """A test (its fixtures' set-up and tear-down included) that runs TEST_HANG_S ends its process, with every
-    thread's traceback in $TMPDIR/securemsg-test-hang-PID.txt: under pytest-xdist the worker is reported lost with that test named and
-    the run goes on, instead of the whole run waiting for CI's time limit. Once seen: a worker idle in its
-    event loop in the tear-down of test_r25_the_reset_form_needs_its_csrf_token (not reproduced)."""
+def _no_test_hangs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test (its fixtures' set-up and tear-down included) that runs TEST_HANG_S fails: its event loop's
+    tasks are written with their stacks to $TMPDIR/securemsg-test-hang-PID-tasks.txt and cancelled, so the run
+    goes on with that test failed rather than waiting for CI's time limit (under pytest-xdist with
+    `--dist loadgroup`, a worker that exits instead leaves the run waiting for good). Should the loop not
+    answer, HANG_EXIT_GRACE_S later the process ends with every thread's traceback in
+    $TMPDIR/securemsg-test-hang-PID.txt. Seen twice: a worker idle in its event loop in a fixture's tear-down
+    (once in test_r25_the_reset_form_needs_its_csrf_token's)."""
     import faulthandler
     import tempfile
+    import threading
 
     # pytest holds stderr (fd 2) for the test's output, which an exiting process would lose: the tracebacks
     # go to a file of their own, named by the process.
     path = Path(tempfile.gettempdir()) / f"securemsg-test-hang-{os.getpid()}.txt"
+    timer = threading.Timer(TEST_HANG_S, _unhang, args=(path, request.node.nodeid))
+    timer.daemon = True
     with open(path, "w") as dump:
-        faulthandler.dump_traceback_later(TEST_HANG_S, exit=True, file=dump)
+        faulthandler.dump_traceback_later(TEST_HANG_S + HANG_EXIT_GRACE_S, exit=True, file=dump)
+        timer.start()
         try:
             yield
         finally:
+            timer.cancel()
             faulthandler.cancel_dump_traceback_later()
     if path.stat().st_size == 0:  # nothing hung: leave no empty file behind
         path.unlink(missing_ok=True)
