@@ -28,6 +28,7 @@ from inbox.crypto import DataKeyring
 from inbox.errors import Conflict, Invalid, NotFound
 from inbox.ids import MAX_ID
 from inbox.models import OutboxJob, Webhook, WebhookDelivery
+from inbox.retention import DELIVERY_DONE
 from inbox.store import webhooks as webhooks_store
 
 EVENTS = ("message.created", "message.removed", "conversation.read")
@@ -244,7 +245,7 @@ async def load_delivery(job: OutboxJob) -> tuple[WebhookDelivery, Webhook] | str
     delivery = await webhooks_store.get_delivery(int(job.payload.get("delivery", -1)))
     if delivery is None:
         return "the delivery no longer exists"
-    if delivery.status in ("delivered", "failed", "cancelled"):
+    if delivery.status in DELIVERY_DONE:
         # Its outcome was recorded, but not its outbox row's: a worker died between the two (issue #14).
         return f"already {delivery.status}"
     hook = await webhooks_store.get_webhook_by_id(delivery.webhook_id)
