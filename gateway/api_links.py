@@ -42,12 +42,13 @@ async def exchange_magic_link(request: web.Request) -> web.Response:
     await enforce(request, "magic")
     token = (await read_body(request, shapes.MagicBody)).token
     resolved = await links.resolve(ctx, token)
+    invalid = Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
     if resolved is None:
-        raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
+        raise invalid
     # The link's use, the token and the audit row commit together: a refused row leaves the link unused.
     async with db.transaction():
-        if not await links.use(ctx, resolved.link):
-            raise Unauthenticated("invalid_link", "This link has expired or is no longer valid.")
+        if not await links.use(ctx, resolved.link):  # used up meanwhile (an Instant Sign In link)
+            raise invalid
         bearer, _ = await links.open_session(ctx, resolved, "app")
         await audit_request(request, resolved.participant, "auth.link_exchange", "link", resolved.link.id)
     return answer(
