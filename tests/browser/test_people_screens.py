@@ -55,6 +55,20 @@ async def reset_link(client, smtp, address: str) -> str:
     return found.group(1)
 
 
+async def accept_invitation(page, email: str) -> None:
+    """On an invitation's page: choose a password, then sign in with it and reach the inbox."""
+    await expect(page.get_by_role("heading", name="Choose your password")).to_be_visible()
+    await page.get_by_label("New password").fill(NEW_PASSWORD)
+    await page.get_by_label("The same again").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Set password").click()
+    await expect(said(page, "Your new password is set")).to_be_visible()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(NEW_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/inbox**")
+    await expect(page.get_by_role("heading", name="Messages")).to_be_visible()
+
+
 async def open_people(page) -> None:
     await page.get_by_role("link", name="Settings").click()
     await page.get_by_role("navigation", name="Settings").get_by_role("link", name="People").click()
@@ -128,16 +142,7 @@ async def test_r25_the_owner_invites_a_clinician_who_sets_a_password_from_the_em
     newcomer = await open_tab(browser)
     her = newcomer.page
     await her.goto(base + link)
-    await expect(her.get_by_role("heading", name="Choose your password")).to_be_visible()
-    await her.get_by_label("New password").fill(NEW_PASSWORD)
-    await her.get_by_label("The same again").fill(NEW_PASSWORD)
-    await her.get_by_role("button", name="Set password").click()
-    await expect(said(her, "Your new password is set")).to_be_visible()
-    await her.get_by_label("Email").fill("mia@riverbend.example")
-    await her.get_by_label("Password").fill(NEW_PASSWORD)
-    await her.get_by_role("button", name="Sign in").click()
-    await her.wait_for_url("**/inbox**")
-    await expect(her.get_by_role("heading", name="Messages")).to_be_visible()
+    await accept_invitation(her, "mia@riverbend.example")
 
     await page.reload()
     await expect(page.locator("tr[data-member]", has_text="Dr. Mia Chen")).not_to_contain_text("Invited")
@@ -202,16 +207,7 @@ async def test_r25_tried_as_a_new_user_the_invitation_is_read_in_dev_mail_and_th
     await row.get_by_role("link").click()
     await expect(her.locator("pre.mail-text")).to_contain_text("7 days")
     await her.locator('pre.mail-text a[href*="/reset/"]').click()
-    await expect(her.get_by_role("heading", name="Choose your password")).to_be_visible()
-    await her.get_by_label("New password").fill(NEW_PASSWORD)
-    await her.get_by_label("The same again").fill(NEW_PASSWORD)
-    await her.get_by_role("button", name="Set password").click()
-    await expect(said(her, "Your new password is set")).to_be_visible()
-    await her.get_by_label("Email").fill("mia@riverbend.example")
-    await her.get_by_label("Password").fill(NEW_PASSWORD)
-    await her.get_by_role("button", name="Sign in").click()
-    await her.wait_for_url("**/inbox**")
-    await expect(her.get_by_role("heading", name="Messages")).to_be_visible()
+    await accept_invitation(her, "mia@riverbend.example")
     for tab in (dana, newcomer):
         assert tab.problems == []
 
