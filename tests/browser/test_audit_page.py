@@ -11,13 +11,18 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import accounts, audit
 from inbox.models import Participant
-from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    DESKTOP,
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+)
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
-
-
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
 
 @pytest.mark.parametrize("screen", ["desktop", "phone"])

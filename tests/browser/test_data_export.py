@@ -16,12 +16,17 @@ from gateway.app import make_context
 from gateway.keys import DISPATCHER
 from inbox import messaging
 from inbox.models import Participant
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+)
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
-
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
 
 async def test_r23_owner_exports_one_clinicians_conversations_from_the_page(browser, client, config, clock):

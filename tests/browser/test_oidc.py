@@ -19,7 +19,15 @@ from gateway.auth import PORTAL_COOKIE
 from gateway.keys import CONFIG
 from inbox import accounts, messaging
 from inbox.models import AuditEvent, OidcIdentity, Participant
-from tests.browser.conftest import DESKTOP, PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    DESKTOP,
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+)
 from tests.browser.seed import PASSWORD, seed_practice
 from tests.browser.test_accessibility import axe_problems
 from tests.conftest import make_config
@@ -106,7 +114,7 @@ async def test_a_client_whose_link_expired_signs_in_with_google_and_reads_the_th
 
     # On the phone the top bar holds one more link with Sign in with Google on: nothing in it overlaps.
     assert await portal.evaluate(TOP_BAR_OVERLAPS) == []
-    assert await portal.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert await portal.evaluate(NO_SIDEWAYS_SCROLL)
 
     # Sign-in options: linking the Google account goes through the provider and back to this page.
     await portal.get_by_role("link", name="Sign-in options").click()

@@ -16,9 +16,16 @@ from playwright.async_api import expect
 from gateway.app import create_app, make_context
 from inbox import accounts
 from inbox.models import Participant
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+)
 from tests.browser.seed import PASSWORD, seed_practice, sign_in
-from tests.browser.test_team_inbox import NO_SIDEWAYS_SCROLL, UNLABELLED_CONTROLS
+from tests.browser.test_team_inbox import UNLABELLED_CONTROLS
 from tests.conftest import make_config
 from tests.gateway.mail_helpers import PUBLIC_URL, drain, mail_config, text_of, to
 

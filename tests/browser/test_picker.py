@@ -16,6 +16,7 @@ from inbox import accounts, messaging
 from inbox.models import AuditEvent, Participant, Practice
 from tests.browser.conftest import (
     DESKTOP,
+    NO_SIDEWAYS_SCROLL,
     PHONE,
     base_url,
     open_tab,
@@ -26,8 +27,6 @@ from tests.browser.conftest import (
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
-
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
 
 async def more_people(config, clock, seeded):

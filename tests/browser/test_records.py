@@ -10,7 +10,14 @@ from playwright.async_api import expect
 from gateway.app import make_context
 from inbox import accounts, messaging
 from inbox.models import ChartNote, Participant, Practice
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted
+from tests.browser.conftest import (
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+)
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
@@ -122,7 +129,7 @@ async def test_transcripts_grouped_by_conversation_in_the_practice_time_zone(bro
             if shots:
                 await screenshot(page, "records.png", full_page=True)
         else:
-            assert await page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+            assert await page.evaluate(NO_SIDEWAYS_SCROLL)
             if shots:
                 await screenshot(page, "records-phone.png", full_page=True)
         assert tab.problems == []

@@ -11,7 +11,15 @@ from playwright.async_api import expect
 
 from inbox.crypto import DataKeyring
 from inbox.models import ClientAccess, Message, Participant
-from tests.browser.conftest import PHONE, base_url, open_tab, screenshot, screenshots_wanted, search_people
+from tests.browser.conftest import (
+    NO_SIDEWAYS_SCROLL,
+    PHONE,
+    base_url,
+    open_tab,
+    screenshot,
+    screenshots_wanted,
+    search_people,
+)
 from tests.browser.seed import seed_practice, sign_in
 
 pytestmark = pytest.mark.browser
@@ -24,8 +32,6 @@ UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll(
     || (el.labels && el.labels.length) || (el.tagName === 'BUTTON' && el.textContent.trim());
   return !named;
 }).map(el => el.outerHTML.slice(0, 120))"""
-
-NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 
 
 async def new_message(page, search, name):
