@@ -52,12 +52,20 @@ async def start_google(client, from_path="/portal/sign-in"):
     """Press "Sign in with Google" on a page: the app's redirect to the provider."""
     _, html = await page(client, from_path)
     assert BUTTON in html
-    found = re.search(
-        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
-    )
-    assert found, "no Sign in with Google form"
-    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    resp, html = await press_start(client, html)
     return continue_url(resp, html)
+
+
+START_FORM = re.compile(
+    r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"'
+)
+
+
+async def press_start(client, html, **fields):
+    """Submit the "Sign in with …" form of a page's `html` (with any other `fields`): the app's answer."""
+    found = START_FORM.search(html)
+    assert found, "no Sign in with ... form"
+    return await post_form(client, "/portal/oidc/start", {"csrf": found.group(1), **fields})
 
 
 def continue_url(resp, html):
@@ -142,13 +150,7 @@ async def test_sign_in_with_google_returns_to_the_conversation_the_client_came_f
     # Someone else's site cannot choose where it goes: a path that is not the portal's is dropped.
     await page(client, "/portal/sign-out")
     _, html = await page(client, "/portal/sign-in")
-    csrf = re.search(
-        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
-    )
-    assert csrf
-    resp, html = await post_form(
-        client, "/portal/oidc/start", {"csrf": csrf.group(1), "next": "//evil.example/portal"}
-    )
+    resp, html = await press_start(client, html, next="//evil.example/portal")
     resp, _ = await page(client, await at_provider(client, continue_url(resp, html)))
     assert resp.status == 303 and resp.headers["Location"] == "/portal"
 
@@ -243,11 +245,7 @@ async def test_a_discovery_document_naming_another_issuer_is_not_followed(client
     fake_oidc.user = FakeUser("g-client-1", await email_of(cast.id("client")))
     fake_oidc.discovery = {"issuer": "https://accounts.google.com"}
     _, html = await page(client, "/portal/sign-in")
-    found = re.search(
-        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
-    )
-    assert found
-    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    resp, html = await press_start(client, html)
     assert resp.status == 503 and "did not answer just now" in html
     assert "Refresh" not in resp.headers and fake_oidc.issuer not in html
     assert fake_oidc.discovery_fetches == 1 and fake_oidc.authorize_queries == []
@@ -371,11 +369,7 @@ async def test_a_provider_that_does_not_answer_gets_a_503_page_not_an_error(
     )
     client = await aiohttp_client(create_app(config, clock=clock))
     _, html = await page(client, "/portal/sign-in")
-    found = re.search(
-        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
-    )
-    assert found
-    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    resp, html = await press_start(client, html)
     assert resp.status == 503 and "did not answer just now" in html
 
 

@@ -13,8 +13,6 @@ here. The portal names the provider from SECUREMSG_OIDC_NAME, on every page and 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from gateway.auth import PORTAL_COOKIE
@@ -22,7 +20,7 @@ from inbox.models import AuditEvent, OidcIdentity
 from tests.fakes.oidc import FakeOidc, FakeUser
 from tests.gateway.mail_helpers import PUBLIC_URL, csrf_in, email_of, mail_config
 from tests.gateway.test_portal import CANARY, message_client, page, post_form
-from tests.gateway.test_portal_oidc import continue_url
+from tests.gateway.test_portal_oidc import continue_url, press_start
 
 PROVIDERS = {
     "microsoft": {
@@ -72,11 +70,7 @@ async def sign_in_with(client, name: str) -> tuple[int, str]:
     """Press "Sign in with <name>", go through the provider and back: the callback's answer."""
     _, html = await page(client, "/portal/sign-in")
     assert f"Sign in with {name}" in html and "Google" not in html
-    found = re.search(
-        r'action="/portal/oidc/start"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', html
-    )
-    assert found
-    resp, html = await post_form(client, "/portal/oidc/start", {"csrf": found.group(1)})
+    resp, html = await press_start(client, html)
     return await through_provider(client, continue_url(resp, html))
 
 
