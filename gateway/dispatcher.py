@@ -221,7 +221,8 @@ class Dispatcher:
             if handled < self.batch_size:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_s)
+                    async with asyncio.timeout(self.idle_s):
+                        await self._wake.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="securemsg-dispatcher")

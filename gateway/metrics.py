@@ -178,9 +178,8 @@ class Metrics:
             if isinstance(hub, RedisHub | PgHub):
                 snap.publish_dropped = hub.dropped_publish
         try:
-            snap.outbox = await asyncio.wait_for(
-                outbox.backlog_by_kind(app[CTX], app[DISPATCHER].handlers), timeout=SCRAPE_TIMEOUT_S
-            )
+            async with asyncio.timeout(SCRAPE_TIMEOUT_S):
+                snap.outbox = await outbox.backlog_by_kind(app[CTX], app[DISPATCHER].handlers)
             snap.database_up = True
         except Exception as exc:  # the database is away: say so, and serve everything else
             log.warning("metrics: the outbox query failed (%s)", type(exc).__name__)

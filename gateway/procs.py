@@ -157,7 +157,8 @@ class Supervisor:
                 backoff,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=backoff)
+                async with asyncio.timeout(backoff):
+                    await self.stopping.wait()
             backoff = min(BACKOFF_MAX_S, backoff * 2)
         self.children.pop(index, None)
 
@@ -166,7 +167,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), timeout=STOP_TIMEOUT_S)
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await proc.wait()
             except TimeoutError:
                 log.warning("gateway process %d (pid %d) did not stop in time; killing it", index, proc.pid)
                 proc.kill()

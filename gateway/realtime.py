@@ -182,10 +182,8 @@ class Subscriber:
         closed = self.ws.closed
         if not closed:
             with contextlib.suppress(Exception):
-                closed = await asyncio.wait_for(
-                    self.ws.close(code=self.close_code, message=self.close_reason.encode()),
-                    timeout=CLOSE_TIMEOUT_S,
-                )
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    closed = await self.ws.close(code=self.close_code, message=self.close_reason.encode())
         if not closed and self.transport is not None:
             self.transport.abort()
 
@@ -427,7 +425,8 @@ class _RelayHub(Hub):
     async def _send_notice(self, notice: str) -> None:
         try:
             # Bounded: the caller (a sign-out) waits for this, and the periodic re-check is the fallback.
-            await asyncio.wait_for(self._send([notice]), timeout=RECHECK_EVERY_S)
+            async with asyncio.timeout(RECHECK_EVERY_S):
+                await self._send([notice])
         except Exception as exc:
             # The other processes' periodic re-check still closes those sockets within RECHECK_EVERY_S.
             log.warning(
@@ -536,7 +535,8 @@ class RedisHub(_RelayHub):
 
     async def ping(self) -> bool:
         try:
-            return bool(await asyncio.wait_for(self._redis.ping(), timeout=2 * self.timeout_s))
+            async with asyncio.timeout(2 * self.timeout_s):
+                return bool(await self._redis.ping())
         except Exception:
             return False
 
@@ -643,4 +643,5 @@ class PgHub(_RelayHub):
         await self._stop(self._keeper)
         if self._conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._conn.close(), timeout=2.0)
+                async with asyncio.timeout(2.0):
+                    await self._conn.close()

@@ -245,7 +245,8 @@ async def ready(timeout_s: float) -> bool:
     """Whether the database answers a query within `timeout_s` (readiness: `/readyz`)."""
     try:
         conn = Tortoise.get_connection("default")
-        await asyncio.wait_for(conn.execute_query("SELECT 1"), timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await conn.execute_query("SELECT 1")
         return True
     except Exception:
         return False

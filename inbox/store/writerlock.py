@@ -133,7 +133,8 @@ async def acquire(database: str, timeout_s: float = TIMEOUT_S) -> int:
     _ensure_waiter()
     _waits.put(wait)
     try:
-        return await asyncio.wait_for(asyncio.shield(wait.future), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(wait.future)
     except BaseException:
         with wait.guard:
             wait.abandoned = True

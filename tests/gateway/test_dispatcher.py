@@ -216,3 +216,26 @@ async def test_an_outcome_is_recorded_once_the_database_answers_again(monkeypatc
 
     with pytest.raises(ValueError):
         await outbox.until_recorded(broken, "a test row")
+
+
+async def test_stopping_right_after_a_wake_stops_the_dispatcher(client):
+    """A request wakes the dispatcher as the server stops: the stop must end. (On Python 3.11,
+    `asyncio.wait_for` returned instead of raising when the cancellation met the wake, so the dispatcher's
+    loop went on and the stop waited for ever: a server that never finished stopping, and test runs that
+    hung in a fixture's tear-down.)"""
+    ctx = client.server.app[CTX]
+    d = Dispatcher(ctx, idle_s=30)
+    d.start()
+    async with asyncio.timeout(10):  # until it waits for work (asyncio.Event keeps its waiters in _waiters)
+        while not d._wake._waiters:  # noqa: ASYNC110 - the event is the dispatcher's own; only its waiters tell
+            await asyncio.sleep(0.01)
+    task = d._task
+    d.wake()
+    # Watched from outside: a timeout around `await d.stop()` would cancel the dispatcher's task again.
+    stopping = asyncio.create_task(d.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    if not done:
+        assert task is not None
+        task.cancel()  # a second cancel ends it, so the test fails rather than hangs
+        await stopping
+        pytest.fail("the dispatcher did not stop: its loop swallowed the cancellation and went on")
