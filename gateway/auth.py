@@ -69,8 +69,8 @@ async def require_participant(request: web.Request) -> Participant:
 
 
 def participant_from(request: web.Request, principal: Principal | None) -> Participant:
-    """`require_participant`, with the principal this request's bearer token was resolved to elsewhere (in a
-    query that asks for more at once, `inbox.sending.read_caller`): the same errors, and it is remembered."""
+    """`require_participant`, with the principal this request's caller was resolved to already: the same
+    errors, and it is remembered."""
     if principal is not None:
         request[_PRINCIPAL] = principal
     return _participant(_required(request, principal))
