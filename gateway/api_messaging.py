@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway import api_devices
 from gateway.auditing import audit_access, audit_request
-from gateway.auth import bearer_token, has_principal, participant_from, require_participant
+from gateway.auth import bearer_token, has_principal, require_participant, sender_id_from
 from gateway.keys import CTX, DISPATCHER, HUB
 from gateway.limits import client_ip, enforce
 from gateway.routing import BIG_ID_SCHEMA, PERSON, cursor, limit, operation, path_id, query
@@ -221,16 +221,14 @@ async def send_message(request: web.Request) -> web.Response:
         await require_participant(request)
         raise
     token = bearer_token(request)
-    caller: sending.Caller | None = None
     if token is None or has_principal(request):  # a session cookie (our pages, with CSRF)
         p = await require_participant(request)
+        await enforce(request, "send", p.id)
+        sent = await sending.send_message(ctx, p, conversation_id, body, client_msg_id, ip=client_ip(request))
     else:
         caller = await sending.read_caller(ctx, token, conversation_id, client_msg_id)
-        p = participant_from(request, caller.principal)
-    await enforce(request, "send", p.id)
-    sent = await sending.send_message(
-        ctx, p, conversation_id, body, client_msg_id, caller=caller, ip=client_ip(request)
-    )
+        await enforce(request, "send", sender_id_from(request, caller))
+        sent = await sending.send_as(ctx, caller, conversation_id, body, client_msg_id, ip=client_ip(request))
     assert sent.message is not None
     await publish(request, sent.events)
     return answer(

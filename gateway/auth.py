@@ -15,6 +15,7 @@ from inbox.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     from inbox.models import Participant
+    from inbox.sending import Caller
 
 SESSION_COOKIE = "securemsg_session"
 PORTAL_COOKIE = "securemsg_portal"
@@ -68,25 +69,43 @@ async def require_participant(request: web.Request) -> Participant:
 
 
 def participant_from(request: web.Request, principal: Principal | None) -> Participant:
-    """`require_participant`, with the principal this request's bearer token was resolved to elsewhere (in a
-    query that asks for more at once, `inbox.sending.read_caller`): the same errors, and it is remembered."""
+    """`require_participant`, with the principal this request's caller was resolved to already: the same
+    errors, and it is remembered."""
     if principal is not None:
         request[_PRINCIPAL] = principal
     return _participant(_required(request, principal))
 
 
+def sender_id_from(request: web.Request, caller: Caller) -> int:
+    """`require_participant` for a bearer token judged in the send's own query (`inbox.sending.read_caller`):
+    the same errors; the participant's id."""
+    if not caller.holds:
+        raise _unauthenticated(request)
+    if caller.participant_id is None:
+        raise _not_a_person()
+    return caller.participant_id
+
+
 def _required(request: web.Request, principal: Principal | None) -> Principal:
     if principal is None:
-        if bearer_token(request) is not None:
-            raise Unauthenticated("invalid_token", "The token is not valid or has expired.")
-        raise Unauthenticated("unauthenticated", "Sign in first: send Authorization: Bearer <token>.")
+        raise _unauthenticated(request)
     return principal
 
 
 def _participant(principal: Principal) -> Participant:
     if principal.participant is None:
-        raise Forbidden("participant_required", "This call needs a person's token, not the practice API key.")
+        raise _not_a_person()
     return principal.participant
+
+
+def _unauthenticated(request: web.Request) -> Unauthenticated:
+    if bearer_token(request) is not None:
+        return Unauthenticated("invalid_token", "The token is not valid or has expired.")
+    return Unauthenticated("unauthenticated", "Sign in first: send Authorization: Bearer <token>.")
+
+
+def _not_a_person() -> Forbidden:
+    return Forbidden("participant_required", "This call needs a person's token, not the practice API key.")
 
 
 async def require_provisioner(request: web.Request) -> Principal:

@@ -449,20 +449,17 @@ async def resolve_token(ctx: InboxContext, token: str) -> Principal | None:
     return principal_from_row(row, ctx.clock.now()) if row is not None else None
 
 
-def principal_from_row(
-    row: Mapping[str, Any], now: datetime, participant_prefix: str = ""
-) -> Principal | None:
-    """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns (under
-    `participant_prefix`); None when the token has expired or its participant is gone or deactivated."""
-    if token_expired(row["t_expires_at"], now):
+def principal_from_row(row: Mapping[str, Any], now: datetime) -> Principal | None:
+    """The caller from a row of `CALLER_COLUMNS` and the token's participant's columns; None when the
+    token no longer holds (`token_holds`)."""
+    participant = tokens.participant_from_row(row) if row["t_participant_id"] is not None else None
+    if not token_holds(
+        row["t_expires_at"],
+        row["t_participant_id"],
+        None if participant is None else participant.active,
+        now,
+    ):
         return None
-    participant = None
-    if row["t_participant_id"] is not None:
-        participant = tokens.participant_from_row(row, participant_prefix)
-        if participant is None:
-            return None
-        if not participant.active:
-            return None  # R26: deactivation revokes the tokens too; this holds even if one was missed
     return Principal(
         row["t_practice_id"],
         row["t_kind"],
@@ -472,6 +469,19 @@ def principal_from_row(
         frozenset(s for s in (row.get("t_scopes") or "").split(",") if s),
         tokens.as_datetime(row.get("t_last_used_at")),
     )
+
+
+def token_holds(expires_at: Any, participant_id: int | None, active: Any, now: datetime) -> bool:
+    """Whether a live (not revoked) token still lets its caller in: it has not expired, and its participant
+    (`participant_id`; None for a practice API key's token) still exists (`active` None: the row is gone)
+    and is active. Asked of every request, here and in the send's own query (`inbox.sending.read_caller`)."""
+    if token_expired(expires_at, now):
+        return False
+    if participant_id is None:
+        return True
+    if active is None:
+        return False
+    return bool(active)  # R26: deactivation revokes the tokens too; this holds even if one was missed
 
 
 async def revoke_token(ctx: InboxContext, principal: Principal) -> None:

@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tortoise.exceptions import IntegrityError
 
@@ -142,8 +142,19 @@ def row_mac(key: bytes, row: Row) -> str:
     return _hmac(key, canonical(mac_fields(row)))
 
 
+class Sender(Protocol):
+    """What a send's row reads of its sender: a `Participant`, or the send's `Member` row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def practice_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+
+
 def send_row(
-    ctx: InboxContext, sender: Participant, conversation_id: int, at: datetime, ip: str | None
+    ctx: InboxContext, sender: Sender, conversation_id: int, at: datetime, ip: str | None
 ) -> SendRow:
     key_id, key = _current_key(ctx)
     detail = {"conversation_id": conversation_id}

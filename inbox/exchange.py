@@ -8,10 +8,10 @@ It queries nothing: `inbox.messaging` and `inbox.sending` load what it needs thr
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import emoji
 
@@ -27,6 +27,36 @@ DEFAULT_AWAY_TEXT = (
     "I'm away at the moment and may not reply right away. Your message will still be delivered to me. "
     "If this is an emergency, call 911 or your local emergency number."
 )
+
+
+class Person(Protocol):
+    """What the checks (R1–R10, R26) and the away banner (R20) read of a person: a `Participant`, or the
+    send's lighter `inbox.store.messages.Member`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def practice_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role_set(self) -> frozenset[str]: ...
+    @property
+    def messaging_enabled(self) -> bool: ...
+    @property
+    def portal_access(self) -> bool: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def client_id(self) -> int | None: ...
+    @property
+    def primary_clinician_id(self) -> int | None: ...
+    @property
+    def away_enabled(self) -> bool: ...
+    @property
+    def away_message(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -98,7 +128,7 @@ def away_json(p: Participant) -> dict[str, Any]:
     return {"enabled": bool(p.away_enabled), "message": p.away_message or DEFAULT_AWAY_TEXT}
 
 
-def banner_for(people: Sequence[Participant]) -> dict[str, Any] | None:
+def banner_for(people: Sequence[Person]) -> dict[str, Any] | None:
     """R20: while a team member in a client's conversation is away, the conversation carries a banner."""
     if not any(p.kind != TEAM for p in people):
         return None
@@ -116,7 +146,7 @@ def banner_for(people: Sequence[Participant]) -> dict[str, Any] | None:
 # --- facts for the permission functions ---------------------------------------------------------------
 
 
-def party_of(p: Participant, clients: dict[int, Participant]) -> Party:
+def party_of(p: Person, clients: Mapping[int, Person]) -> Party:
     if p.kind == TEAM:
         return Party(p.id, TEAM, p.role_set, p.messaging_enabled, active=p.active)
     client_id = p.id if p.kind == CLIENT else p.client_id
@@ -136,9 +166,9 @@ def party_of(p: Participant, clients: dict[int, Participant]) -> Party:
 class Facts:
     flags: PracticeFlags
     grants: set[tuple[int, int]]
-    clients: dict[int, Participant]
+    clients: Mapping[int, Person]
 
-    def party(self, p: Participant) -> Party:
+    def party(self, p: Person) -> Party:
         return party_of(p, self.clients)
 
     def client_parties(self) -> dict[int, Party]:
@@ -146,7 +176,7 @@ class Facts:
 
 
 def refusal_of(
-    actor: Participant, others: Sequence[Participant], facts: Facts, prior_writers: Iterable[int] = ()
+    actor: Person, others: Sequence[Person], facts: Facts, prior_writers: Iterable[int] = ()
 ) -> Refusal | None:
     """Why `actor` may not write to `others` now (`check_exchange` on the loaded facts), or None."""
     return check_exchange(
@@ -159,9 +189,7 @@ def refusal_of(
     )
 
 
-def check(
-    actor: Participant, others: Sequence[Participant], facts: Facts, prior_writers: Iterable[int] = ()
-) -> None:
+def check(actor: Person, others: Sequence[Person], facts: Facts, prior_writers: Iterable[int] = ()) -> None:
     refusal = refusal_of(actor, others, facts, prior_writers)
     if refusal is not None:
         raise Forbidden.from_refusal(refusal)

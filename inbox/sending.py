@@ -3,9 +3,10 @@ as few round trips as the rules allow.
 
 One read, one write, both prepared SQL in `inbox.store.messages`:
 
-- read (`store.messages.read_send_facts`): the conversation's members, who has written, the practice's
-  flags, the earlier message of a `client_msg_id`, and the access grants, in as few queries as it takes;
-  with the caller's token in the same query when the gateway asks for both (`read_caller`).
+- read (`store.messages.read_send_facts`): the conversation's members (the few columns the send reads,
+  not `Participant` models: `store.messages.Member`), who has written, the practice's flags, the earlier
+  message of a `client_msg_id`, and the access grants, in as few queries as it takes; with the caller's
+  token in the same query when the gateway asks for both (`read_caller`).
 - the checks, here, in Python, in the same order as ever: 404, body (R12), client_msg_id, the replay of an
   earlier send (200, never a duplicate), then who may write to whom (R1–R10, `inbox.permissions`).
 - write (`store.messages.add_message`, through the group commit): the message, its audit row (R24,
@@ -20,19 +21,31 @@ the unique index and is answered with the first message, as before.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
 
 from tortoise.exceptions import IntegrityError
 
 from inbox import accounts, audit, outbox, webhooks
-from inbox.accounts import Principal
 from inbox.context import InboxContext
 from inbox.errors import Conflict, Invalid, NotFound
-from inbox.exchange import Event, Facts, Sent, banner_for, check, iso, render_body_html, validate_body
+from inbox.exchange import (
+    Event,
+    Facts,
+    Person,
+    Sent,
+    banner_for,
+    check,
+    iso,
+    render_body_html,
+    validate_body,
+)
 from inbox.models import Message, Participant
 from inbox.permissions import PracticeFlags
 from inbox.store import messages
-from inbox.store.messages import NewMessage, SendFacts
+from inbox.store.messages import CallerFacts, NewMessage, SendFacts
+
+# Who is calling, as `read_caller` found them with the conversation (`store.messages.CallerFacts`).
+Caller = CallerFacts
 
 EVENT = "message.created"
 MAX_CLIENT_MSG_ID = 100  # characters of a client_msg_id (the column's width)
@@ -41,29 +54,39 @@ MAX_CLIENT_MSG_ID = 100  # characters of a client_msg_id (the column's width)
 # --- the whole send -------------------------------------------------------------------------------------
 
 
-class Caller(NamedTuple):
-    """Who is calling, and what `send_message` needs to know of the conversation (None: not theirs)."""
-
-    principal: Principal | None
-    loaded: SendFacts | None
-
-
 async def read_caller(
     ctx: InboxContext, token: str, conversation_id: int, client_msg_id: str | None
 ) -> Caller:
-    """`accounts.resolve_token(token)` and the read `send_message` starts with, in one query. The caller
-    decides what a missing principal means (401) before anything is said about the conversation."""
+    """Whether `token` lets its caller in (as `accounts.resolve_token` judges it: `accounts.token_holds`),
+    whose it is, and the read `send_message` starts with, in one query. The caller decides what a token
+    that does not hold means (401), or one without a participant (403), before anything is said about the
+    conversation; then `send_as`."""
     token_hash = accounts.presented_token_hash(ctx, token)
     if token_hash is None:
-        return Caller(None, None)
+        return Caller(False)
     now = ctx.clock.now()
-    principal, loaded = await messages.read_caller_and_send_facts(
+    return await messages.read_caller_and_send_facts(
         token_hash,
         conversation_id,
         client_msg_id,
-        lambda row, prefix: accounts.principal_from_row(row, now, participant_prefix=prefix),
+        lambda row: accounts.token_holds(row["t_expires_at"], row["t_participant_id"], row["a_active"], now),
     )
-    return Caller(principal, loaded)
+
+
+async def send_as(
+    ctx: InboxContext,
+    caller: Caller,
+    conversation_id: int,
+    body: str,
+    client_msg_id: str | None = None,
+    *,
+    ip: str | None = None,
+) -> Sent:
+    """`send_message` for a caller `read_caller` found (the same conversation and client_msg_id), whose
+    token holds and has a participant."""
+    if caller.actor is None or caller.loaded is None:
+        raise NotFound("conversation")
+    return await _send(ctx, caller.actor, caller.loaded, conversation_id, body, client_msg_id, ip)
 
 
 async def send_message(
@@ -73,17 +96,24 @@ async def send_message(
     body: str,
     client_msg_id: str | None = None,
     *,
-    caller: Caller | None = None,
     ip: str | None = None,
 ) -> Sent:
-    """`caller`: from `read_caller` with the same conversation and client_msg_id, for `actor`; without it,
-    the read is made here. `ip`: the sender's address, for the send's audit row."""
-    if caller is not None and caller.principal is not None and caller.principal.participant is actor:
-        loaded = caller.loaded
-    else:
-        loaded = await messages.read_send_facts(actor, conversation_id, client_msg_id)
+    """`ip`: the sender's address, for the send's audit row."""
+    loaded = await messages.read_send_facts(actor.id, actor.practice_id, conversation_id, client_msg_id)
     if loaded is None:
         raise NotFound("conversation")
+    return await _send(ctx, actor, loaded, conversation_id, body, client_msg_id, ip)
+
+
+async def _send(
+    ctx: InboxContext,
+    actor: Person,
+    loaded: SendFacts,
+    conversation_id: int,
+    body: str,
+    client_msg_id: str | None,
+    ip: str | None,
+) -> Sent:
     text = validate_body(body)
     if client_msg_id is not None and not 1 <= len(client_msg_id) <= MAX_CLIENT_MSG_ID:
         raise Invalid(
@@ -149,7 +179,7 @@ async def send_message(
     return Sent(events=events, message=msg, created=True, banner=banner_for(people), data=data)
 
 
-def _replayed(conversation_id: int, earlier: Message, people: list[Participant]) -> Sent:
+def _replayed(conversation_id: int, earlier: Message, people: Sequence[Person]) -> Sent:
     """The same client_msg_id again: the first message, never a duplicate."""
     if earlier.conversation_id != conversation_id:
         raise Conflict("client_msg_id_reused", "This client_msg_id was already used in another conversation.")

@@ -4,7 +4,8 @@ One read unit, one write unit (see `inbox.store.sql`); the rules between them ar
 (`inbox.sending`):
 
 - read (`read_send_facts`, or `read_caller_and_send_facts` with the caller's token in the same query): the
-  conversation's members (the actor must be one of them, in the actor's practice; anything else is None),
+  conversation's members, as `Member`s, the few columns the send reads (the actor must be one of them, in
+  the actor's practice; anything else is None),
   their `has_written` flags and the practice's flags in one query; the earlier message when a
   `client_msg_id` is given; then, only if the conversation holds both a client side and team members, the
   access grants (and a contact's client when the client is not in it). On SQLite all of it is one hop.
@@ -21,7 +22,7 @@ from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple
 
 from inbox.errors import NotFound
 from inbox.models import (
@@ -30,14 +31,66 @@ from inbox.models import (
     AuditEvent,
     Message,
     OutboxJob,
-    Participant,
     Webhook,
     WebhookDelivery,
 )
-from inbox.store import sql, tokens
+from inbox.store import sql
 from inbox.store.audit import SendRow
 from inbox.store.groupcommit import GroupCommit
 from inbox.store.sql import Stmt, marks
+
+
+class Member(NamedTuple):
+    """A member of the conversation as a send reads it: the columns the checks (R1–R10, R26), the outbox
+    rows, the audit row and the away banner (R20) read, not a `Participant` model. Building three Tortoise
+    models from 60-column rows was a seventh of the send's event-loop time (docs/benchmarks.md)."""
+
+    id: int
+    practice_id: int
+    kind: str
+    name: str
+    roles: str  # comma-separated, team members only
+    messaging_enabled: bool
+    portal_access: bool
+    active: bool
+    client_id: int | None
+    primary_clinician_id: int | None
+    away_enabled: bool
+    away_message: str | None
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(",") if r)
+
+
+# The Participant columns a Member holds, in its order.
+_MEMBER_FIELDS = (
+    "id, practice_id, kind, name, roles, messaging_enabled, portal_access, active, client_id, "
+    "primary_clinician_id, away_enabled, away_message"
+)
+
+
+def _member_columns(alias: str) -> str:
+    return ", ".join(f"{alias}.{c}" for c in _MEMBER_FIELDS.split(", "))
+
+
+def _member(r: Mapping[str, Any]) -> Member:
+    """A Member from a row holding its columns (booleans as stored: SQLite's are integers)."""
+    return Member(
+        r["id"],
+        r["practice_id"],
+        r["kind"],
+        r["name"],
+        r["roles"] or "",
+        bool(r["messaging_enabled"]),
+        bool(r["portal_access"]),
+        bool(r["active"]),
+        r["client_id"],
+        r["primary_clinician_id"],
+        bool(r["away_enabled"]),
+        r["away_message"],
+    )
+
 
 _MEMBER_COLUMNS = (
     "cm.has_written AS m_has_written, pr.client_messaging_enabled AS pr_client_on, "
@@ -53,23 +106,30 @@ _MEMBERS_FROM = (
 @cache
 def _members_sql() -> str:
     return (
-        f"SELECT {sql.columns(Participant, 'p')}, {_MEMBER_COLUMNS}, "  # noqa: S608
+        f"SELECT {_member_columns('p')}, {_MEMBER_COLUMNS}, "  # noqa: S608
         "(SELECT e.id FROM message e WHERE e.sender_id = ? AND e.client_msg_id = ?) AS earlier_id "
         f"{_MEMBERS_FROM} WHERE c.id = ? AND c.practice_id = ? ORDER BY p.id"
     )
 
 
+# What the send asks of the caller's token and its participant: what `accounts.token_holds` reads (R26,
+# R27). The rest of what the caller is comes from their own member row.
+CALLER_COLUMNS = (
+    "t.participant_id AS t_participant_id, t.expires_at AS t_expires_at, a.id AS a_id, a.active AS a_active"
+)
+
+
 @cache
 def _caller_and_members_sql() -> str:
-    """Who is calling (as `tokens.get_caller_row` asks it) and the conversation's members (as
-    `_members_sql`), in one query: a row per member, each with the token's and the caller's columns (`a_…`);
-    one row with no member when the conversation is not the caller's practice's; none for an unknown token."""
+    """Whether the token holds (`CALLER_COLUMNS`) and the conversation's members (as `_members_sql`), in
+    one query: a row per member, each with the token's columns; one row with no member when the
+    conversation is not the caller's practice's; none for an unknown or revoked token."""
     return (
-        f"SELECT {tokens.CALLER_COLUMNS}, {sql.columns(Participant, 'a', prefix='a_')}, "  # noqa: S608
+        f"SELECT {CALLER_COLUMNS}, "  # noqa: S608
         "(SELECT e.id FROM message e WHERE e.sender_id = t.participant_id AND e.client_msg_id = ?) "
         "AS earlier_id, mm.* FROM auth_token t LEFT JOIN participant a ON a.id = t.participant_id "
         "LEFT JOIN (SELECT c.practice_id AS c_practice_id, "
-        f"{sql.columns(Participant, 'p')}, {_MEMBER_COLUMNS} {_MEMBERS_FROM} WHERE c.id = ?) mm "
+        f"{_member_columns('p')}, {_MEMBER_COLUMNS} {_MEMBERS_FROM} WHERE c.id = ?) mm "
         "ON mm.c_practice_id = t.practice_id "
         "WHERE t.token_hash = ? AND t.revoked_at IS NULL ORDER BY mm.id"
     )
@@ -200,14 +260,26 @@ class SendFacts:
     practice's flags and unread-email delay, the earlier message of a client_msg_id (a replay), and the
     access grants and clients the permission check reads (as `messaging.load_facts` loads them)."""
 
-    people: list[Participant]
+    people: list[Member]
     writers: set[int]
     client_messaging_on: bool  # the practice's flags
     team_messaging_on: bool
     unread_delay_s: int | None
     earlier: Message | None = None
     grants: set[tuple[int, int]] = field(default_factory=set)
-    clients: dict[int, Participant] = field(default_factory=dict)
+    clients: dict[int, Member] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallerFacts:
+    """A token's caller and, when the token holds and its participant is a member of the conversation, what
+    the send needs to know (`holds` False: unknown, revoked, expired, or its participant gone or deactivated;
+    `participant_id` None: a practice API key's token)."""
+
+    holds: bool
+    participant_id: int | None = None
+    actor: Member | None = None  # the caller's own member row
+    loaded: SendFacts | None = None
 
 
 def _earlier_key(client_msg_id: str | None) -> str | None:
@@ -215,60 +287,58 @@ def _earlier_key(client_msg_id: str | None) -> str | None:
 
 
 def _read(
-    actor: Participant, conversation_id: int, client_msg_id: str | None
+    actor_id: int, practice_id: int, conversation_id: int, client_msg_id: str | None
 ) -> Generator[Stmt, Any, SendFacts | None]:
     # The earlier message of this client_msg_id, if any, comes along in the same query (its id, at least).
     earlier_key = _earlier_key(client_msg_id)
     rows: list[dict[str, Any]] = yield Stmt(
-        _members_sql(), (actor.id, earlier_key, conversation_id, actor.practice_id), rows=True
+        _members_sql(), (actor_id, earlier_key, conversation_id, practice_id), rows=True
     )
-    return (yield from _read_rest(actor, rows, earlier_key))
-
-
-class _Caller(Protocol):
-    @property
-    def participant(self) -> Participant | None: ...
-
-
-P = TypeVar("P", bound=_Caller)
+    return (yield from _read_rest(actor_id, practice_id, rows, earlier_key))
 
 
 def _read_with_caller(
     token_hash: str,
     conversation_id: int,
     client_msg_id: str | None,
-    judge: Callable[[Mapping[str, Any], str], P | None],
-) -> Generator[Stmt, Any, tuple[P | None, SendFacts | None]]:
-    """The caller's row and `_read` in one query (one round trip on PostgreSQL instead of two). `judge`
-    (the domain's) makes the caller of the token's row, its participant's columns under the prefix given,
-    or says None (expired, deactivated)."""
+    holds: Callable[[Mapping[str, Any]], bool],
+) -> Generator[Stmt, Any, CallerFacts]:
+    """The caller's token and `_read` in one query (one round trip on PostgreSQL instead of two). `holds`
+    (the domain's) says whether the token still holds, from a row's `CALLER_COLUMNS`."""
     earlier_key = _earlier_key(client_msg_id)
     rows: list[dict[str, Any]] = yield Stmt(
         _caller_and_members_sql(), (earlier_key, conversation_id, token_hash), rows=True
     )
-    principal = judge(rows[0], "a_") if rows else None
-    if principal is None or principal.participant is None:
-        return principal, None
+    if not rows or not holds(rows[0]):
+        return CallerFacts(False)
+    participant_id = rows[0]["t_participant_id"]
+    if participant_id is None:
+        return CallerFacts(True)
     members = [r for r in rows if r["id"] is not None]
-    return principal, (yield from _read_rest(principal.participant, members, earlier_key))
+    mine = next((r for r in members if r["id"] == participant_id), None)
+    if mine is None:
+        return CallerFacts(True, participant_id)
+    loaded = yield from _read_rest(participant_id, mine["practice_id"], members, earlier_key)
+    actor = next((p for p in loaded.people if p.id == participant_id), None) if loaded else None
+    return CallerFacts(True, participant_id, actor, loaded)
 
 
 def _read_rest(
-    actor: Participant, rows: list[dict[str, Any]], earlier_key: str | None
+    actor_id: int, practice_id: int, rows: list[dict[str, Any]], earlier_key: str | None
 ) -> Generator[Stmt, Any, SendFacts | None]:
     """What `_read` loads after the members (`rows`, from `_members_sql`'s columns)."""
-    if not any(r["id"] == actor.id for r in rows):
+    if not any(r["id"] == actor_id for r in rows):
         return None
     first = rows[0]
     loaded = SendFacts(
-        people=[sql.model_from_row(Participant, r) for r in rows],
+        people=[_member(r) for r in rows],
         writers={r["id"] for r in rows if r["m_has_written"]},
         client_messaging_on=bool(first["pr_client_on"]),
         team_messaging_on=bool(first["pr_team_on"]),
         unread_delay_s=first["pr_delay"],
     )
     if first["earlier_id"] is not None:
-        found = yield Stmt(_earlier_sql(), (actor.id, earlier_key), rows=True)
+        found = yield Stmt(_earlier_sql(), (actor_id, earlier_key), rows=True)
         if found:
             loaded.earlier = sql.model_from_row(Message, found[0])
             return loaded
@@ -280,13 +350,13 @@ def _read_rest(
     missing = [c for c in client_ids if c is not None and c not in clients]
     if missing:
         found = yield Stmt(
-            f"SELECT {sql.columns(Participant, 'p')} FROM participant p "  # noqa: S608
+            f"SELECT {_member_columns('p')} FROM participant p "  # noqa: S608
             f"WHERE p.id IN ({marks(len(missing))}) AND p.practice_id = ?",
-            (*missing, actor.practice_id),
+            (*missing, practice_id),
             rows=True,
         )
         for r in found:
-            clients[r["id"]] = sql.model_from_row(Participant, r)
+            clients[r["id"]] = _member(r)
     loaded.clients = clients
     team_ids = [p.id for p in people if p.kind == TEAM]
     if client_ids and team_ids:
@@ -431,21 +501,22 @@ def _write(new: NewMessage) -> Generator[Stmt, Any, tuple[int, dict[int, int]]]:
 
 
 async def read_send_facts(
-    actor: Participant, conversation_id: int, client_msg_id: str | None
+    actor_id: int, practice_id: int, conversation_id: int, client_msg_id: str | None
 ) -> SendFacts | None:
-    """What a send into this conversation needs to know; None when the actor is not in it."""
-    return await sql.read(lambda: _read(actor, conversation_id, client_msg_id))
+    """What a send into this conversation needs to know; None when the actor is not in it (or it is not
+    in the actor's practice)."""
+    return await sql.read(lambda: _read(actor_id, practice_id, conversation_id, client_msg_id))
 
 
 async def read_caller_and_send_facts(
     token_hash: str,
     conversation_id: int,
     client_msg_id: str | None,
-    judge: Callable[[Mapping[str, Any], str], P | None],
-) -> tuple[P | None, SendFacts | None]:
-    """The caller of a token (made by `judge`, see `_read_with_caller`) and `read_send_facts` for them, in
-    one query."""
-    return await sql.read(lambda: _read_with_caller(token_hash, conversation_id, client_msg_id, judge))
+    holds: Callable[[Mapping[str, Any]], bool],
+) -> CallerFacts:
+    """Whether a token holds (`holds`, see `_read_with_caller`), whose it is, and `read_send_facts` for
+    them, in one query."""
+    return await sql.read(lambda: _read_with_caller(token_hash, conversation_id, client_msg_id, holds))
 
 
 async def add_message(writes: GroupCommit, new: NewMessage) -> tuple[int, dict[int, int]]:

@@ -374,18 +374,9 @@ def to_datetime(value: Any) -> datetime | None:
     return value if value.utcoffset() == timedelta(0) else value.astimezone(UTC)
 
 
-def columns(model: type[Model], alias: str, prefix: str = "") -> str:
-    """`a.id, a.name, ...` for every column of the model (for a SELECT that joins it); with a prefix,
-    `a.id AS a_id, ...`, for a row that holds two of the same model (see `unprefixed`)."""
-    names = model._meta.fields_db_projection.values()
-    if prefix:
-        return ", ".join(f"{alias}.{c} AS {prefix}{c}" for c in names)
-    return ", ".join(f"{alias}.{c}" for c in names)
-
-
-def unprefixed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """The columns a `columns(..., prefix=...)` put in a row, under their own names."""
-    return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+def columns(model: type[Model], alias: str) -> str:
+    """`a.id, a.name, ...` for every column of the model (for a SELECT that joins it)."""
+    return ", ".join(f"{alias}.{c}" for c in model._meta.fields_db_projection.values())
 
 
 def db_value(model: type[Model], field: str, value: Any) -> Any:

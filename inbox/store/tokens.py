@@ -61,12 +61,11 @@ async def get_standing_rows(token_ids: Sequence[int]) -> list[dict[str, Any]]:
     return await sql.fetch(_ended_sql(size), ids + ids[-1:] * (size - len(ids)))
 
 
-def participant_from_row(row: Mapping[str, Any], prefix: str = "") -> Participant | None:
-    """The token's participant from a caller row (its columns under `prefix`), or None when it is gone."""
-    columns = sql.unprefixed(row, prefix) if prefix else row
-    if columns.get("id") is None:
+def participant_from_row(row: Mapping[str, Any]) -> Participant | None:
+    """The token's participant from a caller row, or None when it is gone."""
+    if row.get("id") is None:
         return None
-    return sql.model_from_row(Participant, columns)
+    return sql.model_from_row(Participant, row)
 
 
 def as_datetime(value: Any) -> datetime | None:

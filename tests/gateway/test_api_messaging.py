@@ -165,6 +165,17 @@ async def test_r10_contact_takes_part_in_clients_conversation(api, cast):
     assert status == 403 and body["error"]["rule"] == "R10"
 
 
+async def test_r10_a_contact_writes_under_its_clients_flags_when_the_client_is_not_in_it(api, cast):
+    """The client's own flags are read for the send even when only its contact is a member (R4, R10)."""
+    status, conv = await open_conv(api, cast, "clinician", "contact", body="Hello guardian")
+    assert status == 201, conv
+    status, body = await send(api, cast, "contact", conv["id"], "Hello back")
+    assert status == 201, body
+    await api.patch(f"/clients/{cast.id('client')}", {"messaging_enabled": False}, token=cast.api_key)
+    status, body = await send(api, cast, "clinician", conv["id"], "Still there?")
+    assert status == 403 and body["error"]["code"] == "client_messaging_disabled", body
+
+
 async def test_r11_same_participants_same_exchange(api, cast):
     status, first = await open_conv(api, cast, "clinician", "client")
     assert status == 201

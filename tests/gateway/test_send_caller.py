@@ -126,3 +126,16 @@ async def test_a_send_asks_the_database_once_before_writing(api: Api, cast: Cast
         token=cast.tok("clinician"),
     )
     assert got == 200 and again["message"]["id"] == body["message"]["id"]
+
+
+async def test_a_deactivated_members_token_that_was_not_revoked_cannot_send(api: Api, cast: Cast) -> None:
+    """R26: deactivation revokes a person's tokens; should one be missed, the send's own query still refuses
+    it (the token holds only while its participant is active), as every other call does."""
+    conv = await open_with_client(api, cast)
+    await Participant.filter(id=cast.id("clinician")).update(active=False)  # the token itself stays live
+    before = await stored()
+    got, body = await api.post(f"/conversations/{conv}/messages", {"body": "hi"}, token=cast.tok("clinician"))
+    assert got == 401 and body["error"]["code"] == "invalid_token", body
+    got, body = await api.get("/me", token=cast.tok("clinician"))
+    assert got == 401 and body["error"]["code"] == "invalid_token", body
+    assert await stored() == before
