@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import ipaddress
 import json
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -406,6 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # dev mail sink — holds PHI or secrets: readable by the server's own user only (var/ 0700, files 0600).
     os.umask(0o077)
     args = build_parser().parse_args(argv)
+    if args.command in ("serve", "worker") and hasattr(signal, "SIGUSR1"):
+        # `kill -USR1 PID`: every thread's stack on stderr (what a stuck process is doing: code locations
+        # only, never data), and the process goes on.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.command == "restore":
         return _restore(args)
     if args.command == "config":

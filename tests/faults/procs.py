@@ -8,6 +8,7 @@ what the server said, and the log tests can read every line it wrote.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -126,7 +127,23 @@ class Server:
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.05)
+        await self.dump_stacks()
         raise AssertionError(f"serve did not become ready in {READY_WITHIN_S} s:\n{self.log_text()}")
+
+    async def dump_stacks(self) -> None:
+        """Have the server and its gateway processes write their threads' stacks into the log (SIGUSR1),
+        so that a start that never finished says where it stood."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        pids = [self.proc.pid]
+        with contextlib.suppress(OSError):
+            path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+            children = await asyncio.to_thread(path.read_text)
+            pids += [int(pid) for pid in children.split()]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+        await asyncio.sleep(1.0)
 
     async def kill9(self) -> None:
         """SIGKILL: no cleanup, no flush, no goodbye: the process is simply gone."""
