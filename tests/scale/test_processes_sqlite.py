@@ -37,6 +37,10 @@ class Two:
         self.metrics_url = metrics_url
 
 
+def cmdline(pid: int) -> list[bytes]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+
+
 async def start_two(tmp_path: Path, **extra: str) -> Two:
     env = server_env(
         f"sqlite://{tmp_path / 'securemsg.sqlite3'}",
@@ -111,6 +115,9 @@ async def test_concurrent_sends_through_both_processes_on_one_sqlite_file_are_ea
                 )
         assert statuses == {201: 60}, statuses
         assert len(senders) == 2, senders  # both processes wrote to the one file
+        # The dispatcher runs in one of them only: the other is started with --no-worker.
+        argvs = [cmdline(pid) for pid in senders]
+        assert sorted(b"--no-worker" in argv for argv in argvs) == [False, True], argvs
 
         heard: Counter[str] = Counter()
         while sum(heard.values()) < 60:
