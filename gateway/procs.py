@@ -47,6 +47,7 @@ STEADY_S = 30.0  # a child that lived this long was healthy: the next restart wa
 STOP_TIMEOUT_S = 30.0
 PARENT_ENV = "SECUREMSG_SUPERVISOR_PID"  # set in each child: the parent it must not outlive
 PR_SET_PDEATHSIG = 1
+SOCKET_PATH_MAX = 100  # a Unix socket's path holds at most 107 bytes on Linux
 
 
 def shares_events(config: Config) -> bool:
@@ -133,7 +134,7 @@ class Supervisor:
         from gateway import metrics
 
         # A private directory (0700) for the children's sockets: only this user can read their pages.
-        private = Path(tempfile.mkdtemp(prefix="securemsg-metrics-"))
+        private = _private_dir()
         try:
             self.metrics_sockets = {i: private / f"{i}.sock" for i in range(self.processes)}
             # Before any child starts: a taken address stops the start in one line, as with one process.
@@ -210,6 +211,15 @@ class Supervisor:
                 proc.kill()
                 await proc.wait()
         self.children.pop(index, None)
+
+
+def _private_dir() -> Path:
+    """A new directory only this user can enter (0700), short enough to hold Unix sockets."""
+    private = Path(tempfile.mkdtemp(prefix="securemsg-metrics-"))
+    if len(str(private / "255.sock")) > SOCKET_PATH_MAX:  # a long TMPDIR
+        private.rmdir()
+        private = Path(tempfile.mkdtemp(prefix="securemsg-metrics-", dir="/tmp"))
+    return private
 
 
 def _how(returncode: int | None) -> str:

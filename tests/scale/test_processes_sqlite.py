@@ -70,7 +70,12 @@ async def two(tmp_path: Path) -> AsyncIterator[Two]:
 
 @pytest.fixture
 async def two_metered(tmp_path: Path) -> AsyncIterator[Two]:
-    started = await start_two(tmp_path, SECUREMSG_METRICS_LISTEN=f"127.0.0.1:{free_port()}")
+    # A TMPDIR too long to hold a Unix socket's path (a deep home directory): the sockets go elsewhere.
+    long_tmp = tmp_path / ("t" * 100)
+    long_tmp.mkdir()
+    started = await start_two(
+        tmp_path, SECUREMSG_METRICS_LISTEN=f"127.0.0.1:{free_port()}", TMPDIR=str(long_tmp)
+    )
     yield started
     await started.server.stop()
 
