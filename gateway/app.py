@@ -151,9 +151,11 @@ def create_app(
     worker: bool = False,
     dev_mail: bool = False,
     shared_events: bool = False,
+    metrics_socket: str | None = None,
 ) -> web.Application:
     """`shared_events`: one of several processes of `serve --processes N` (gateway.procs), whose realtime
-    events must reach the others' sockets."""
+    events must reach the others' sockets; `metrics_socket`: where such a process serves its /metrics for
+    the parent to read."""
     redact_aiohttp_logs()
     stamp_request_ids()
     app = web.Application(middlewares=[observe, errors], client_max_size=MAX_BODY_BYTES)
@@ -162,7 +164,12 @@ def create_app(
     app[CTX] = make_context(config, clock)
     app[METRICS] = Metrics()
     app[CTX].writes.on_batch = app[METRICS].group_commit
-    app[SERVICES] = {"run_worker": worker, "dev_mail": dev_mail, "shared_events": shared_events}
+    app[SERVICES] = {
+        "run_worker": worker,
+        "dev_mail": dev_mail,
+        "shared_events": shared_events,
+        "metrics_socket": metrics_socket,
+    }
     if config.testing and shared_events:
         app.on_response_prepare.append(_answered_by)
     app[DISPATCHER] = Dispatcher(app[CTX], retention=retention_policy(config))

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # A child of `--processes N` (gateway.procs): the port is shared, the parent has migrated.
     serve.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
+    # Its /metrics, on a Unix socket the parent reads (the parent serves SECUREMSG_METRICS_LISTEN).
+    serve.add_argument("--metrics-socket", default=None, help=argparse.SUPPRESS)
 
     sub.add_parser("worker", help="run only the notification dispatcher")
     sub.add_parser("migrate", help="bring the database schema up to date")
@@ -280,6 +282,7 @@ def serve(
     banner: str | None = None,
     processes: int | None = 1,
     supervised: bool = False,
+    metrics_socket: str | None = None,
 ) -> None:
     from gateway import procs
     from gateway.app import create_app
@@ -288,7 +291,7 @@ def serve(
     if count > 1:
         procs.check_port_free(host, port)
         asyncio.run(_migrate(config))  # once, before any child serves
-        procs.supervise(host, port, count, worker=worker)
+        procs.supervise(host, port, count, worker=worker, metrics_listen=config.metrics_listen)
         return
     if dev_mail:
         check_dev_mail_host(host)
@@ -300,9 +303,12 @@ def serve(
         )
     if supervised:
         procs.die_with_parent()
+        config = config.with_overrides(metrics_listen=None)  # the parent listens there for every child
     else:
         asyncio.run(_migrate(config))
-    app = create_app(config, worker=worker, dev_mail=dev_mail, shared_events=supervised)
+    app = create_app(
+        config, worker=worker, dev_mail=dev_mail, shared_events=supervised, metrics_socket=metrics_socket
+    )
     if banner:
         print(banner, flush=True)
     web.run_app(
@@ -447,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dev_mail=args.dev_mail,
                 processes=args.processes,
                 supervised=args.supervised,
+                metrics_socket=args.metrics_socket,
             )
         elif args.command == "worker":
             from gateway.worker import run_worker

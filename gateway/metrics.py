@@ -2,7 +2,8 @@
 
 Off unless SECUREMSG_METRICS_LISTEN names an address (`127.0.0.1:9108`): the public listener never serves
 /metrics, whatever is set, so a metrics scraper needs no credentials and the world cannot read the
-server's load. Every process (a gateway, a worker) serves its own.
+server's load. Every process (a gateway, a worker) serves its own; `serve --processes N`'s supervisor
+serves its N children's on the one address, each sample labelled with its child's index (`merge_processes`).
 
 Cost on the request and send paths: an integer added to a dict entry, in the event loop's own thread, so no
 lock and no allocation beyond the first time a label set is seen. prometheus-client's own metric objects
@@ -24,7 +25,9 @@ import time
 from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -33,6 +36,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from gateway.config import ConfigError
@@ -354,29 +360,112 @@ def metrics_app(app: web.Application) -> web.Application:
 
 async def metrics_listener(app: web.Application) -> AsyncIterator[None]:
     """A cleanup context (gateway.app): serves `metrics_app` on SECUREMSG_METRICS_LISTEN while the app
-    runs; the address it got (port 0 picks a free one) is in app[SERVICES]["metrics_address"]."""
+    runs; the address it got (port 0 picks a free one) is in app[SERVICES]["metrics_address"]. A child of
+    `serve --processes N` serves it on the Unix socket its supervisor named instead (app[SERVICES]
+    ["metrics_socket"]), and the supervisor serves SECUREMSG_METRICS_LISTEN for all of them."""
+    socket_path = app[SERVICES].get("metrics_socket")
+    if socket_path is not None:
+        runner = web.AppRunner(metrics_app(app), access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.UnixSite(runner, str(socket_path)).start()
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+        return
     listen = app[CONFIG].metrics_listen
     if listen is None:
         yield
         return
-    runner = web.AppRunner(metrics_app(app), access_log=None, handle_signals=False)
+    runner = await listen_on(metrics_app(app), listen)
+    address = runner.addresses[0]
+    app[SERVICES]["metrics_address"] = (address[0], address[1])
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def listen_on(metrics: web.Application, listen: tuple[str, int]) -> web.AppRunner:
+    """Serve `metrics` on SECUREMSG_METRICS_LISTEN; an address that cannot be listened on (taken, or not
+    this machine's) is a ConfigError: one line, exit status 2."""
+    runner = web.AppRunner(metrics, access_log=None, handle_signals=False)
     await runner.setup()
     host, port = listen
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
-    except OSError as exc:  # taken, or not an address of this machine: one line, exit status 2
+    except OSError as exc:
         await runner.cleanup()
         raise ConfigError(
             f"SECUREMSG_METRICS_LISTEN {host}:{port} cannot be listened on: {exc.strerror or exc}"
         ) from None
-    address = runner.addresses[0]
-    app[SERVICES]["metrics_address"] = (address[0], address[1])
-    log.info("metrics on http://%s:%s/metrics", host if ":" not in host else f"[{host}]", address[1])
-    try:
-        yield
-    finally:
-        await runner.cleanup()
+    log.info(
+        "metrics on http://%s:%s/metrics", host if ":" not in host else f"[{host}]", runner.addresses[0][1]
+    )
+    return runner
+
+
+# --- `serve --processes N`: one address for N processes ----------------------------------------------
+
+CHILD_SCRAPE_TIMEOUT_S = 8.0  # a child's outbox query gives up after 5 s; Prometheus waits 10 s by default
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def merge_processes(texts: dict[int, str]) -> bytes:
+    """The pages of several processes as one: every sample keeps its labels and gains `process`, the
+    child's index (0 … N-1, the same after a restart), so each process's counters stay series of their own
+    (a restarted child's reset is one series starting again, which rate() understands) and the dashboard's
+    `sum by` / `max by` add them up as they add up separate targets."""
+    merged: dict[str, Metric] = {}
+    for index, text in sorted(texts.items()):
+        for family in text_string_to_metric_families(text):
+            into = merged.get(family.name)
+            if into is None:
+                into = merged[family.name] = Metric(
+                    family.name, family.documentation, family.type, family.unit
+                )
+            into.samples.extend(
+                Sample(s.name, {**s.labels, "process": str(index)}, s.value, s.timestamp, s.exemplar)
+                for s in family.samples
+            )
+    return generate_latest(_Families(merged.values()))
+
+
+def supervisor_app(sockets: dict[int, Path]) -> web.Application:
+    """The supervisor's GET /metrics: each running child's page, read over its Unix socket at scrape time,
+    merged. A child that is starting again is simply absent until it answers."""
+
+    async def read(index: int, path: Path) -> tuple[int, str | None]:
+        try:
+            async with (
+                aiohttp.ClientSession(
+                    connector=aiohttp.UnixConnector(path=str(path)),
+                    timeout=aiohttp.ClientTimeout(total=CHILD_SCRAPE_TIMEOUT_S),
+                ) as http,
+                http.get("http://child/metrics") as resp,
+            ):
+                resp.raise_for_status()
+                return index, await resp.text()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.info("metrics: gateway process %d did not answer (%s)", index, type(exc).__name__)
+            return index, None
+
+    async def metrics(request: web.Request) -> web.Response:
+        pages = await asyncio.gather(*(read(i, p) for i, p in sorted(sockets.items())))
+        body = merge_processes({i: text for i, text in pages if text is not None})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
 
 
 METRICS = web.AppKey("metrics", Metrics)

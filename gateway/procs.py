@@ -14,6 +14,9 @@ parent starts N gateway processes on one port and keeps them running:
   timeout (then the request answers 503 with Retry-After, as for any locked database).
 - A child that dies is started again after a backoff (BACKOFF_FIRST_S doubling to BACKOFF_MAX_S; back to the
   first once a child has lived STEADY_S). The other children keep the port answering meanwhile.
+- SECUREMSG_METRICS_LISTEN is served by the parent: each child serves its /metrics on a Unix socket in a
+  private directory, and the parent reads them all when scraped (gateway.metrics.merge_processes), so one
+  address covers the N processes and no child competes for it.
 - SIGTERM or SIGINT to the parent is passed to every child, which shuts down cleanly (its websockets closed,
   requests finished); a child still running after STOP_TIMEOUT_S is killed. Each child asks the kernel for
   SIGTERM should the parent die without a word (kill -9), so no gateway outlives its supervisor.
@@ -26,10 +29,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from gateway.config import Config, ConfigError
 
@@ -41,6 +47,7 @@ STEADY_S = 30.0  # a child that lived this long was healthy: the next restart wa
 STOP_TIMEOUT_S = 30.0
 PARENT_ENV = "SECUREMSG_SUPERVISOR_PID"  # set in each child: the parent it must not outlive
 PR_SET_PDEATHSIG = 1
+SOCKET_PATH_MAX = 100  # a Unix socket's path holds at most 107 bytes on Linux
 
 
 def shares_events(config: Config) -> bool:
@@ -93,11 +100,21 @@ def die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, host: str, port: int, processes: int, *, worker: bool) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        processes: int,
+        *,
+        worker: bool,
+        metrics_listen: tuple[str, int] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.processes = processes
         self.worker = worker
+        self.metrics_listen = metrics_listen
+        self.metrics_sockets: dict[int, Path] = {}
         self.stopping = asyncio.Event()
         self.children: dict[int, asyncio.subprocess.Process] = {}
         self.restarts = 0
@@ -107,9 +124,31 @@ class Supervisor:
         args += ["--processes", "1", "--supervised"]
         if index != 0 or not self.worker:
             args.append("--no-worker")
+        if index in self.metrics_sockets:
+            args += ["--metrics-socket", str(self.metrics_sockets[index])]
         return args
 
     async def run(self) -> int:
+        if self.metrics_listen is None:
+            return await self.supervise()
+        from gateway import metrics
+
+        # A private directory (0700) for the children's sockets: only this user can read their pages.
+        private = _private_dir()
+        try:
+            self.metrics_sockets = {i: private / f"{i}.sock" for i in range(self.processes)}
+            # Before any child starts: a taken address stops the start in one line, as with one process.
+            runner = await metrics.listen_on(
+                metrics.supervisor_app(self.metrics_sockets), self.metrics_listen
+            )
+            try:
+                return await self.supervise()
+            finally:
+                await runner.cleanup()
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    async def supervise(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -176,11 +215,22 @@ class Supervisor:
         self.children.pop(index, None)
 
 
+def _private_dir() -> Path:
+    """A new directory only this user can enter (0700), short enough to hold Unix sockets."""
+    private = Path(tempfile.mkdtemp(prefix="securemsg-metrics-"))
+    if len(str(private / "255.sock")) > SOCKET_PATH_MAX:  # a long TMPDIR
+        private.rmdir()
+        private = Path(tempfile.mkdtemp(prefix="securemsg-metrics-", dir="/tmp"))
+    return private
+
+
 def _how(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"signal {signal.Signals(-returncode).name}"
     return f"status {returncode}"
 
 
-def supervise(host: str, port: int, processes: int, *, worker: bool) -> int:
-    return asyncio.run(Supervisor(host, port, processes, worker=worker).run())
+def supervise(
+    host: str, port: int, processes: int, *, worker: bool, metrics_listen: tuple[str, int] | None = None
+) -> int:
+    return asyncio.run(Supervisor(host, port, processes, worker=worker, metrics_listen=metrics_listen).run())

@@ -294,7 +294,9 @@ class Config(BaseSettings):
     metrics_listen: tuple[str, int] | None = setting(
         None,
         "`host:port` (`127.0.0.1:9108`, `[::1]:9108`) of a listener of its own serving `GET /metrics` in "
-        "Prometheus' text format; never served on the public listener; off while unset",
+        "Prometheus' text format; never served on the public listener; off while unset. Under `serve "
+        "--processes N` the supervising parent serves it for all N processes, each sample labelled `process` "
+        "with its process's index",
     )
     log_format: Literal["plain", "json"] = setting(
         "plain",

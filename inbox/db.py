@@ -166,6 +166,10 @@ def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dic
     if url.startswith("postgres://") and "maxsize" not in url:
         url += ("&" if "?" in url else "?") + "minsize=1&maxsize=10"
     connection: str | dict[str, Any] = url
+    if url.startswith("sqlite://"):
+        # Tortoise's SQLite client, its transactions begun IMMEDIATE (inbox.store.sqlite_engine says why).
+        connection = expand_db_url(url)
+        connection["engine"] = "inbox.store.sqlite_engine"
     if url.startswith(("postgres://", "asyncpg://")):
         connection = expand_db_url(url)
         connection["credentials"]["reset"] = _release_reset

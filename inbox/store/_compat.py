@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -28,6 +29,11 @@ EXPECTED: tuple[tuple[Any, str, tuple[str, ...] | None], ...] = (
     (Model, "_init_from_db", ("kwargs",)),
     (aiosqlite.Connection, "_execute", ("self", "fn", "args", "kwargs")),
     (aiosqlite.Connection, "_conn", None),
+    # inbox.store.sqlite_engine: Tortoise's SQLite client with transactions that begin IMMEDIATE.
+    (SqliteClient, "_in_transaction", ("self",)),
+    (SqliteTransactionContext, "__init__", ("self", "connection", "trxlock")),
+    (SqliteTransactionWrapper, "__init__", ("self", "connection")),
+    (SqliteTransactionWrapper, "begin", ("self",)),
 )
 
 

@@ -188,6 +188,11 @@ async def test_phi_canary_nothing_leaves_in_notifications_logs_or_audit(
     # No log record and no audit row holds a canary.
     assert logs.records
     assert logs.hits([MARK]) == []
+    # ... nor the name or email address of a client or contact (each also sought in its JSON form).
+    people_items = people["items"]
+    assert people_items and all(p["email"] for p in people_items if p.get("email"))
+    who = [p["name"] for p in people_items] + [p["email"] for p in people_items if p.get("email")]
+    assert logs.hits(who) == []
     # The JSON lines were there to search too (the access lines, with their request ids) ...
     assert any('"route": "/api/v1/conversations/{id}/messages"' in text for _, text in logs.lines())
     # ... and what /metrics shows holds no canary either.

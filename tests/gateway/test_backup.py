@@ -7,9 +7,11 @@ pg_restore). And every refusal: a non-empty directory or database, a wrong passp
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import sqlite3
 import stat
 import sys
 import tarfile
@@ -180,6 +182,19 @@ async def test_a_backup_of_a_serving_instance_restores_every_conversation_and_me
         key_material.encode(),
     ):
         assert secret not in raw
+    # Nor is any key file in a form a reader could lift: not as its text, not as the base64 of its bytes (as a
+    # JSON of the files would hold it), not as the raw key.
+    from_env = {
+        "secret.key": env1.get("SECUREMSG_SECRET_KEY", "") + "\n",
+        "data.key": env1.get("SECUREMSG_DATA_KEY", "") + "\n",
+    }
+    for name, source in manifest["key_sources"].items():
+        held = (var1 / name).read_bytes() if source == "file" else from_env[name].encode()
+        forms = [held.strip()[-32:], base64.b64encode(held)[:32], base64.b64encode(held)[-36:-4]]
+        material = held.strip().rpartition(b":")[2]
+        with contextlib.suppress(ValueError):
+            forms.append(base64.urlsafe_b64decode(material + b"=" * (-len(material) % 4))[:16])
+        assert [f for f in forms if f in raw] == [], name
 
     # Restore into a fresh directory (and a fresh database), then serve it.
     env2 = env_for(target_url(empty_database, var2), var2, keys_in_files=True)
@@ -194,7 +209,6 @@ async def test_a_backup_of_a_serving_instance_restores_every_conversation_and_me
     if keys_in_files:
         assert (var2 / "data.key").read_bytes() == (var1 / "data.key").read_bytes()
         assert stat.S_IMODE((var2 / "securemsg.sqlite3").stat().st_mode) == 0o600
-
     restored = procs.Server(env2, tmp_path / "logs2", "--no-worker")
     await restored.start()
     try:
@@ -408,3 +422,32 @@ def test_without_a_file_or_variable_the_passphrase_is_asked_on_the_terminal(
     env2 = env_for(f"sqlite://{var2}/securemsg.sqlite3", var2, keys_in_files=True)
     code, said = _on_a_terminal(env2, ["restore", str(out_path)], [PASSPHRASE.encode()])
     assert code == 0 and "restored the sqlite backup" in said and PASSPHRASE not in said, said
+
+
+def test_the_sqlite_copy_holds_what_was_committed_even_in_the_wal_and_nothing_in_flight(
+    tmp_path: Path,
+) -> None:
+    """What the online backup API gives and a copy of the file would not: a serving process's commits that
+    are still in the write-ahead log (not yet checkpointed into the file) are in the copy, and a write
+    transaction still open while the copy is made is not."""
+    from gateway.backup import copy_sqlite
+
+    live = tmp_path / "live.sqlite3"
+    server = sqlite3.connect(live, isolation_level=None)
+    try:
+        server.execute("PRAGMA journal_mode=WAL")
+        server.execute("PRAGMA wal_autocheckpoint=0")  # every commit stays in live.sqlite3-wal
+        server.execute("CREATE TABLE message (n INTEGER)")
+        for n in range(500):
+            server.execute("INSERT INTO message VALUES (?)", (n,))  # 500 commits
+        server.execute("BEGIN IMMEDIATE")
+        server.execute("INSERT INTO message VALUES (-1)")  # a send in flight
+        copy_sqlite(live, tmp_path / "copy.sqlite3")
+        server.execute("ROLLBACK")
+    finally:
+        server.close()
+    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
+    try:
+        assert [n for (n,) in copy.execute("SELECT n FROM message ORDER BY rowid")] == list(range(500))
+    finally:
+        copy.close()

@@ -38,9 +38,8 @@ def test_the_timeout_reaches_postgres_connections_but_not_migrations() -> None:
     assert int(serving["credentials"]["maxsize"]) == 10
     migrating = tortoise_config(url)["connections"]["default"]["credentials"]
     assert "command_timeout" not in migrating and "timeout" not in migrating
-    assert tortoise_config("sqlite:///tmp/x.sqlite3", timeout_s=7)["connections"]["default"].startswith(
-        "sqlite"
-    )
+    sqlite = tortoise_config("sqlite:///tmp/x.sqlite3", timeout_s=7)["connections"]["default"]
+    assert sqlite["engine"] == "inbox.store.sqlite_engine" and "timeout" not in sqlite["credentials"]
 
 
 def test_redis_calls_give_up_after_half_a_second_by_default(tmp_path: Path) -> None:

@@ -596,3 +596,30 @@ async def test_a_scrape_while_the_app_is_still_starting_answers_and_says_the_dat
     assert seen.value("securemsg_database_up") == 0
     assert seen.value("securemsg_websocket_connections") == 0
     assert "metrics: the outbox query failed" in caplog.text
+
+
+def test_the_pages_of_several_processes_merge_into_one_each_sample_labelled_with_its_process() -> None:
+    """`serve --processes N`'s one address: the children's pages as Prometheus parses them, every family
+    once with its type, every sample kept with its own labels and the child's index."""
+    from gateway.metrics import Metrics, merge_processes
+
+    first, second = Metrics(), Metrics()
+    first.request("POST", "/api/v1/conversations/{id}/messages", 201, 0.003)
+    for _ in range(2):
+        second.request("POST", "/api/v1/conversations/{id}/messages", 201, 0.2)
+    second.group_commit(5)
+    pages = {0: first.render().decode(), 1: second.render().decode()}
+    merged = Scrape(merge_processes(pages).decode())
+    alone = {f.name: f.type for f in text_string_to_metric_families(pages[0])}
+    assert {name: f.type for name, f in merged.families.items()} == alone
+    route = "/api/v1/conversations/{id}/messages"
+    for process, sends in (("0", 1), ("1", 2)):
+        labels = {"method": "POST", "route": route, "status": "201", "process": process}
+        assert merged.value("securemsg_http_requests", "securemsg_http_requests_total", **labels) == sends
+        lat = "securemsg_http_request_duration_seconds"
+        del labels["status"]
+        assert merged.value(lat, f"{lat}_count", **labels) == sends
+    gc = "securemsg_group_commit_batch_size"
+    assert merged.value(gc, f"{gc}_sum", process="1") == 5 and merged.value(gc, f"{gc}_sum", process="0") == 0
+    assert {s.labels["process"] for f in merged.families.values() for s in f.samples} == {"0", "1"}
+    assert merge_processes({}) == b""  # every child starting again: an empty page, not an error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import sqlite3
 import stat
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from inbox import db
 from inbox.db import unavailable
 from inbox.models import Practice
 from inbox.store import writerlock
@@ -137,3 +139,29 @@ async def test_a_group_commit_waits_for_another_processs_turn_then_commits(
         assert is_free(database)  # let go once the batch committed
     finally:
         other.release()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_a_transaction_that_reads_then_writes_waits_for_another_processs_commit(
+    client: Any, practice_id: int, db_url: str
+) -> None:
+    """Another process writes the file meanwhile. A transaction that began DEFERRED (Tortoise's own) read
+    before that commit and then could not write over it: "database is locked" at once, a 503, although the
+    other writer was done. Begun IMMEDIATE, it waits for the other writer's turn, then reads and writes."""
+    other = sqlite3.connect(db_url.removeprefix("sqlite://"), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the other process is in the middle of a write
+
+        async def rename() -> None:
+            async with db.transaction():
+                practice = await Practice.get(id=practice_id)
+                await Practice.filter(id=practice_id).update(name=practice.name + " (renamed)")
+
+        renaming = asyncio.ensure_future(rename())
+        await asyncio.sleep(0.3)
+        other.execute("UPDATE practice SET name = 'Writer Lock Clinic, again' WHERE id = ?", (practice_id,))
+        other.execute("COMMIT")
+        await asyncio.wait_for(renaming, timeout=5)
+    finally:
+        other.close()
+    assert (await Practice.get(id=practice_id)).name == "Writer Lock Clinic, again (renamed)"

@@ -37,7 +37,9 @@ async def two(pg_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Server]:
     await server.start()  # the first process answers /readyz
     deadline = time.monotonic() + 30
     while len(set(await answered_by(server, 10))) < 2:  # and then the second
-        assert time.monotonic() < deadline, f"the second process did not answer:\n{server.log_text()}"
+        if time.monotonic() > deadline:
+            await server.stop()  # or the supervisor outlives the run, restarting its children for good
+            raise AssertionError(f"the second process did not answer:\n{server.log_text()}")
         await asyncio.sleep(0.1)
     yield server
     await server.stop()

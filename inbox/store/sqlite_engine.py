@@ -1,0 +1,42 @@
+"""Tortoise's engine for SQLite here (`inbox.db.tortoise_config`): Tortoise's own client, but with
+transactions that take the file's write lock when they begin.
+
+Tortoise begins them DEFERRED: a transaction reads, and asks for the write lock only at its first write.
+When another process committed in between (`serve --processes N` on one file, or a command such as
+`purge-messages` beside a server), SQLite cannot let that transaction write over what it read, and answers
+"database is locked" at once, without waiting in its busy handler: the request answered 503 although the
+other writer was long done (tests/scale/test_processes_sqlite.py saw it on reads that write an audit row).
+Begun IMMEDIATE, a transaction waits its turn like any writer (bounded by the busy timeout, then 503), and
+then reads the newest data. Within one process nothing changes: its one connection ran its transactions one
+at a time already. Readers in WAL mode (the raw-SQL reader, a backup) never wait for the write lock.
+
+The methods overridden here are checked by name and signature in `inbox.store._compat.EXPECTED`. This module's
+name must keep "sqlite" in it: Tortoise's migration executor picks SQLite's schema editor by the name of the
+client class's module.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
+from tortoise.exceptions import TransactionManagementError
+
+
+class ImmediateSqliteTransaction(SqliteTransactionWrapper):
+    async def begin(self) -> None:
+        # As Tortoise's own begin, but IMMEDIATE: the write lock is taken (or waited for) before any read.
+        try:
+            await self._connection.commit()
+            await self._connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout: `db.unavailable` says 503
+            raise TransactionManagementError(exc) from exc
+
+
+class ImmediateSqliteClient(SqliteClient):
+    def _in_transaction(self) -> TransactionContext:
+        return SqliteTransactionContext(ImmediateSqliteTransaction(self), self._lock)
+
+
+client_class = ImmediateSqliteClient
