@@ -357,6 +357,7 @@ class _RelayHub(Hub):
         self.dropped_publish = 0  # events dropped because the queue was full
         self._warned_at: dict[str, float] = {}
         self._origin = os.urandom(8).hex()  # this process, so it skips its own access notices
+        self.malformed = 0  # messages on the channel that securemsg did not write
 
     def _warn_now(self, what: str) -> bool:
         """At most one log line per WARN_EVERY_S for each kind of trouble (an outage is not a flood)."""
@@ -373,13 +374,28 @@ class _RelayHub(Hub):
         raise NotImplementedError
 
     def _received(self, raw: str | bytes) -> None:
-        data = json.loads(raw)
-        for item in data if isinstance(data, list) else (data,):  # a packed batch, or one item
-            if "a" in item:  # an access notice (R27), not an event
-                if item.get("o") != self._origin:
-                    self.recheck_local(item["a"])
-                continue
-            self.deliver_local(item["r"], item["p"])
+        try:
+            data = json.loads(raw)
+            items = data if isinstance(data, list) else [data]  # a packed batch, or one item
+            parsed = [_relay_item(item) for item in items]
+        except (ValueError, TypeError, KeyError):
+            # Not written by securemsg (someone else publishing on the channel): skipped, counted and said
+            # once in a while. Raising here would make the Redis listener reconnect, losing the events
+            # that cross meanwhile.
+            self.malformed += 1
+            if self._warn_now("malformed"):
+                log.warning(
+                    "realtime: skipped a message on %s's channel that securemsg did not write (%d so far)",
+                    self.relay,
+                    self.malformed,
+                )
+            return
+        for kind, ids, rest in parsed:
+            if kind == "a":  # an access notice (R27), not an event
+                if rest != self._origin:
+                    self.recheck_local(ids)
+            else:
+                self.deliver_local(ids, rest)
 
     async def publish(self, recipients: Iterable[int], payload: dict[str, Any]) -> None:
         """Queue the event for the relay and return at once (see the module docstring)."""
@@ -440,6 +456,23 @@ class _RelayHub(Hub):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await super().close()
+
+
+def _relay_item(item: Any) -> tuple[str, list[int], Any]:
+    """One item of a relay message as ("a", participant ids, origin) for an access notice or ("e", recipients,
+    payload) for an event; ValueError, TypeError or KeyError when it is neither."""
+    if not isinstance(item, dict):
+        raise TypeError("not an object")
+    kind, key = ("a", "a") if "a" in item else ("e", "r")
+    ids = item[key]
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ValueError("ids")
+    if kind == "a":
+        return kind, ids, item.get("o")
+    payload = item["p"]
+    if not isinstance(payload, dict):
+        raise TypeError("payload")
+    return kind, ids, payload
 
 
 def pack(items: list[str], limit: int) -> list[str]:

@@ -155,6 +155,25 @@ async def test_events_flow_again_after_the_listen_connection_is_cut(
     assert await next_json(on_b) == {"type": "message.created", "n": 3}
 
 
+JUNK = ("not json", "[1, 2]", '{"r": "7", "p": {}}', '[{"r": [7], "p": "frame"}]', '{"a": [true]}', "null")
+
+
+async def test_a_notification_securemsg_did_not_write_is_skipped_and_the_listener_goes_on(
+    two: tuple[Process, Process], pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone else's NOTIFY on the channel: skipped with one log line, and the events after it still arrive."""
+    a, b = two
+    on_b = await b.socket(7)
+    with caplog.at_level(logging.WARNING, logger="gateway.realtime"):
+        for junk in JUNK:
+            await _pg_exec(pg_url, f"SELECT pg_notify('{realtime.PG_CHANNEL}', '{junk}')")
+        await a.hub.publish([7], {"type": "message.created", "n": 1})
+        assert await next_json(on_b) == {"type": "message.created", "n": 1}
+    assert b.hub.malformed == a.hub.malformed == len(JUNK)
+    warned = [r for r in caplog.records if "securemsg did not write" in r.getMessage()]
+    assert len(warned) == 2  # once for each process, not once per message
+
+
 class Counting(PgHub):
     """A real PgHub that counts the notifications that reach it."""
 

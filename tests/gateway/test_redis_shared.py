@@ -5,6 +5,7 @@ the other's. Every process of one deployment (same database) shares its channel 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -90,4 +91,39 @@ async def test_a_burst_of_events_crosses_redis_in_order_in_fewer_messages() -> N
         assert 1 <= other.messages < 500
     finally:
         for hub in (sender, other):
+            await hub.close()
+
+
+async def test_a_message_securemsg_did_not_write_is_skipped_without_reconnecting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone else's message on the channel (not JSON, not UTF-8, not our shape) is skipped with a log line;
+    the listener stays subscribed (it used to reconnect, losing what crossed meanwhile)."""
+    url = need("redis", redis_url())
+    database_url = "postgres://db.example/junk-" + str(id(object()))
+    a, b = Heard(url, database_url), Heard(url, database_url)
+    for hub in (a, b):
+        await hub.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gateway.realtime"):
+            for _ in range(100):  # the listeners subscribe in the background: publish until b hears
+                await a.publish([2], {"type": "ready"})
+                await asyncio.sleep(0.05)
+                if b.heard:
+                    break
+            assert b.heard
+            for junk in (b"\xff\xfe", b"not json", b'{"r": [2]}', b'[{"a": "x"}]', b"42"):
+                await a._redis.publish(a.channel, junk)
+            await a.publish([2], {"type": "after"})
+            for _ in range(100):
+                if b.heard[-1][1] == {"type": "after"}:
+                    break
+                await asyncio.sleep(0.05)
+        assert b.heard[-1] == ([2], {"type": "after"})
+        assert b.malformed == 5
+        messages = [r.getMessage() for r in caplog.records]
+        assert not any("reconnecting" in m for m in messages)
+        assert sum("securemsg did not write" in m for m in messages) == 2  # one line per process
+    finally:
+        for hub in (a, b):
             await hub.close()
