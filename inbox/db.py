@@ -172,6 +172,9 @@ def tortoise_config(database_url: str, *, timeout_s: float | None = None) -> dic
         connection["engine"] = "inbox.store.sqlite_engine"
     if url.startswith(("postgres://", "asyncpg://")):
         connection = expand_db_url(url)
+        # Tortoise's asyncpg client, whose transactions give their connection back when they fail to begin
+        # (inbox.store.asyncpg_engine says why).
+        connection["engine"] = "inbox.store.asyncpg_engine"
         connection["credentials"]["reset"] = _release_reset
         if timeout_s is not None:
             connection["credentials"] |= {"timeout": timeout_s, "command_timeout": timeout_s}

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import aiosqlite
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionContextPooled
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
 from tortoise.models import Model
 
@@ -34,6 +35,16 @@ EXPECTED: tuple[tuple[Any, str, tuple[str, ...] | None], ...] = (
     (SqliteTransactionContext, "__init__", ("self", "connection", "trxlock")),
     (SqliteTransactionWrapper, "__init__", ("self", "connection")),
     (SqliteTransactionWrapper, "begin", ("self",)),
+    (SqliteTransactionContext, "ensure_connection", ("self",)),
+    (SqliteTransactionContext, "__aenter__", ("self",)),
+    (SqliteTransactionContext, "__aexit__", ("self", "exc_type", "exc_val", "exc_tb")),
+    # inbox.store.asyncpg_engine: a transaction that fails to begin gives its pooled connection back.
+    (AsyncpgDBClient, "_in_transaction", ("self",)),
+    (TransactionContextPooled, "__init__", ("self", "client", "pool_init_lock")),
+    (TransactionContextPooled, "ensure_connection", ("self",)),
+    (TransactionContextPooled, "__aenter__", ("self",)),
+    (TransactionContextPooled, "__aexit__", ("self", "exc_type", "exc_val", "exc_tb")),
+    (TransactionWrapper, "__init__", ("self", "connection")),
 )
 
 

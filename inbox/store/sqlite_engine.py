@@ -13,14 +13,23 @@ at a time already. Readers in WAL mode (the raw-SQL reader, a backup) never wait
 The methods overridden here are checked by name and signature in `inbox.store._compat.EXPECTED`. This module's
 name must keep "sqlite" in it: Tortoise's migration executor picks SQLite's schema editor by the name of the
 client class's module.
+
+And a transaction that fails to begin gives its lock back. Tortoise's context takes the client's transaction
+lock, then begins; when BEGIN failed (locked past the busy timeout) or the task was cancelled meanwhile (a
+request whose client went away, a server stopping), `__aenter__` raised with the lock still held and no
+`__aexit__` to release it: every later transaction of the process then waited for ever (a test run's
+tear-down hung in the audit sealer's last pass; `tests/inbox/test_transaction_begin.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 
-from tortoise.backends.base.client import TransactionContext
+from tortoise.backends.base.client import TransactionalDBClient, TransactionContext
 from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
+from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
 
@@ -34,9 +43,38 @@ class ImmediateSqliteTransaction(SqliteTransactionWrapper):
             raise TransactionManagementError(exc) from exc
 
 
+class _Context(SqliteTransactionContext):
+    async def __aenter__(self) -> TransactionalDBClient:
+        await self._trxlock.acquire()
+        try:
+            return await _begin_rest(self)
+        except BaseException:
+            self._trxlock.release()
+            raise
+
+
+async def _begin_rest(context: SqliteTransactionContext) -> TransactionalDBClient:
+    """Tortoise's `SqliteTransactionContext.__aenter__` after it has the lock; on failure nothing is left
+    set, and a BEGIN that may still run in aiosqlite's thread is rolled back after it."""
+    await context.ensure_connection()
+    connections = get_connections()
+    token = connections.set(context.connection_name, context.connection)
+    try:
+        await context.connection.begin()
+    except BaseException:
+        connections.reset(token)
+        with contextlib.suppress(Exception):
+            # Queued after the BEGIN in the connection's thread: whatever it began ends here. Shielded: a
+            # cancelled caller still leaves no transaction open (holding the file's write lock).
+            await asyncio.shield(context.connection._connection.rollback())
+        raise
+    context.token = token
+    return context.connection
+
+
 class ImmediateSqliteClient(SqliteClient):
     def _in_transaction(self) -> TransactionContext:
-        return SqliteTransactionContext(ImmediateSqliteTransaction(self), self._lock)
+        return _Context(ImmediateSqliteTransaction(self), self._lock)
 
 
 client_class = ImmediateSqliteClient
