@@ -99,3 +99,19 @@ def pool_use(conn: BaseDBAsyncClient) -> tuple[int, int, int] | None:
         busy = int(lock.locked())
         return busy, 1 - busy, 1
     return None
+
+
+def transaction_pool(wrapper: Any) -> Any:
+    """The asyncpg pool behind a Tortoise transaction wrapper (`inbox.store.asyncpg_engine`): Tortoise keeps
+    it on the wrapper's parent client and offers no accessor."""
+    return wrapper._parent._pool
+
+
+def transaction_connection(wrapper: Any) -> Any:
+    """The connection a Tortoise transaction wrapper holds (asyncpg's or aiosqlite's); no public accessor."""
+    return wrapper._connection
+
+
+def hold_connection(wrapper: Any, connection: Any) -> None:
+    """Give a Tortoise transaction wrapper the pooled connection it runs on (as Tortoise's context does)."""
+    wrapper._connection = connection

@@ -20,12 +20,15 @@ from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import TransactionalDBClient, TransactionContext, TransactionContextPooled
 from tortoise.connection import get_connections
 
+from inbox.store._compat import hold_connection, transaction_pool
+
 
 class _Context(TransactionContextPooled):
     async def __aenter__(self) -> TransactionalDBClient:
         await self.ensure_connection()
-        pool = self.client._parent._pool
-        self.client._connection = await pool.acquire()
+        pool = transaction_pool(self.client)
+        connection = await pool.acquire()
+        hold_connection(self.client, connection)
         connections = get_connections()
         token = connections.set(self.connection_name, self.client)
         try:
@@ -34,7 +37,7 @@ class _Context(TransactionContextPooled):
             connections.reset(token)
             with contextlib.suppress(Exception):
                 # Shielded: a cancelled caller still gives the connection back (asyncpg resets or closes it).
-                await asyncio.shield(pool.release(self.client._connection))
+                await asyncio.shield(pool.release(connection))
             raise
         self.token = token
         return self.client

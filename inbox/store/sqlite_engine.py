@@ -32,6 +32,8 @@ from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionConte
 from tortoise.connection import get_connections
 from tortoise.exceptions import TransactionManagementError
 
+from inbox.store._compat import transaction_connection
+
 
 class ImmediateSqliteTransaction(SqliteTransactionWrapper):
     async def begin(self) -> None:
@@ -66,7 +68,7 @@ async def _begin_rest(context: SqliteTransactionContext) -> TransactionalDBClien
         with contextlib.suppress(Exception):
             # Queued after the BEGIN in the connection's thread: whatever it began ends here. Shielded: a
             # cancelled caller still leaves no transaction open (holding the file's write lock).
-            await asyncio.shield(context.connection._connection.rollback())
+            await asyncio.shield(transaction_connection(context.connection).rollback())
         raise
     context.token = token
     return context.connection
