@@ -364,22 +364,18 @@ async def metrics_listener(app: web.Application) -> AsyncIterator[None]:
     `serve --processes N` serves it on the Unix socket its supervisor named instead (app[SERVICES]
     ["metrics_socket"]), and the supervisor serves SECUREMSG_METRICS_LISTEN for all of them."""
     socket_path = app[SERVICES].get("metrics_socket")
+    listen = app[CONFIG].metrics_listen
     if socket_path is not None:
         runner = web.AppRunner(metrics_app(app), access_log=None, handle_signals=False)
         await runner.setup()
         await web.UnixSite(runner, str(socket_path)).start()
-        try:
-            yield
-        finally:
-            await runner.cleanup()
-        return
-    listen = app[CONFIG].metrics_listen
-    if listen is None:
+    elif listen is not None:
+        runner = await listen_on(metrics_app(app), listen)
+        address = runner.addresses[0]
+        app[SERVICES]["metrics_address"] = (address[0], address[1])
+    else:
         yield
         return
-    runner = await listen_on(metrics_app(app), listen)
-    address = runner.addresses[0]
-    app[SERVICES]["metrics_address"] = (address[0], address[1])
     try:
         yield
     finally:
